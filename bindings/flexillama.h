@@ -1,0 +1,3 @@
+// The C API that the Java bindings cover: upstream llama.h plus the fork's own header.
+#include "llama.h"
+#include "llama-fork.h"
