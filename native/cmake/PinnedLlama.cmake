@@ -98,8 +98,12 @@ function(pinned_llama_prepare work_dir patch_dir)
         file(READ "${stamp}" old)
     endif()
     if (NOT old STREQUAL series OR NOT EXISTS "${fork}/.git")
-        file(REMOVE_RECURSE "${fork}" "${stamp}")
+        file(REMOVE "${stamp}")
         _pinned_clone("${origin}" "${fork}")
+        # Reset in place rather than re-clone: unchanged files keep their timestamps, so only
+        # what the patches touch is recompiled.
+        _pinned_run(git -C "${fork}" reset --quiet --hard ${LLAMA_COMMIT})
+        _pinned_run(git -C "${fork}" clean --quiet -fdx)
         pinned_apply_patches("${fork}" "${patch_dir}")
         file(WRITE "${stamp}" "${series}")
     endif()

@@ -1,0 +1,104 @@
+package org.flexidepth.examples.chat;
+
+import org.flexidepth.examples.DefaultModel;
+import org.flexidepth.llama.ChatMessage;
+import org.flexidepth.llama.Conversation;
+import org.flexidepth.llama.Generation;
+import org.flexidepth.llama.GenerationStats;
+import org.flexidepth.llama.LlamaException;
+import org.flexidepth.llama.LlamaModel;
+import org.flexidepth.llama.Session;
+
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * A chat program: one-shot with {@code --prompt}, otherwise a REPL. Models with a chat template
+ * chat (multi-turn, the cache carries the history); models without one, like the default story
+ * model, continue each line as a text prompt.
+ */
+public final class Chat {
+    private final PrintStream out;
+
+    Chat(PrintStream out) {
+        this.out = out;
+    }
+
+    public static void main(String[] args) {
+        PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
+        int rc;
+        try {
+            rc = new Chat(out).run(args, new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8)));
+        } catch (IllegalArgumentException e) {
+            if (!e.getMessage().isEmpty()) {
+                System.err.println("error: " + e.getMessage());
+            }
+            System.err.print(ChatOptions.USAGE);
+            rc = 2;
+        } catch (IOException | LlamaException e) {
+            System.err.println("error: " + e.getMessage());
+            rc = 1;
+        }
+        System.exit(rc);
+    }
+
+    int run(String[] args, BufferedReader in) throws IOException {
+        ChatOptions o = ChatOptions.parse(args);
+        Path modelPath = o.model().isPresent() ? o.model().get() : DefaultModel.stories260K();
+        try (LlamaModel model = LlamaModel.load(modelPath);
+             Session session = model.newSession(o.session())) {
+            boolean chatMode = o.template().isPresent() || model.info().chatTemplate().isPresent();
+            System.err.println("model: " + modelPath + " (" + model.info().description() + ", "
+                    + (chatMode ? "chat" : "no chat template: each line is continued as a story") + ")");
+            List<ChatMessage> history = new ArrayList<>();
+            o.system().ifPresent(s -> history.add(ChatMessage.system(s)));
+            Conversation conversation = chatMode
+                    ? (o.template().isPresent() ? session.conversation(o.template().get(), history) : withHistory(session, history))
+                    : null;
+            if (o.prompt().isPresent()) {
+                reply(session, conversation, o, o.prompt().get());
+                return 0;
+            }
+            System.err.println("type a message and press enter; /exit or end of input quits");
+            while (true) {
+                out.print("> ");
+                out.flush();
+                String line = in.readLine();
+                if (line == null || line.strip().equals("/exit")) {
+                    return 0;
+                }
+                if (!line.isBlank()) {
+                    reply(session, conversation, o, line);
+                }
+            }
+        }
+    }
+
+    private static Conversation withHistory(Session session, List<ChatMessage> history) {
+        return history.isEmpty() ? session.conversation() : session.conversation(
+                session.model().info().chatTemplate().orElseThrow(), history);
+    }
+
+    private void reply(Session session, Conversation conversation, ChatOptions o, String text) {
+        try (Generation g = conversation != null ? conversation.send(text, o.generation()) : session.generate(text, o.generation())) {
+            if (conversation == null) {
+                out.print(text);
+            }
+            g.forEachRemaining(t -> {
+                out.print(t.text());
+                out.flush();
+            });
+            GenerationStats s = g.stats();
+            out.println();
+            out.printf("[%d tokens, %.1f tokens/s; prompt %d tokens (%d cached), %.1f tokens/s; %s]%n",
+                    s.generatedTokens(), s.generationTokensPerSecond(), s.promptTokens(), s.reusedTokens(),
+                    s.promptTokensPerSecond(), g.stopReason().map(Enum::name).orElse("?").toLowerCase());
+        }
+    }
+}

@@ -1,0 +1,70 @@
+package org.flexidepth.examples.chat;
+
+import org.flexidepth.llama.GenerationOptions;
+import org.flexidepth.llama.Sampling;
+import org.flexidepth.llama.SessionOptions;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Optional;
+
+/** The chat program's command line. */
+record ChatOptions(Optional<Path> model, Optional<String> prompt, Optional<String> template, Optional<String> system,
+                   SessionOptions session, GenerationOptions generation) {
+
+    static final String USAGE = """
+            usage: chat [--model FILE.gguf] [--prompt TEXT] [options]
+              --model FILE        GGUF model (default: stories260K from ../shared, converted on first run)
+              --prompt TEXT       answer once and exit (otherwise: interactive, one message per line, /exit to quit)
+              --system TEXT       system message (chat models)
+              --template NAME     llama.cpp chat template to use instead of the model's own (e.g. chatml)
+              --max-tokens N      tokens per reply (default 256)
+              --temp T            temperature, 0 = greedy (default 0.8)
+              --top-k K  --top-p P  --min-p P  --repeat-penalty R  --seed S
+              --grammar-file F    constrain replies with a GBNF grammar
+              --ctx N             context size (default: the model's)
+              --threads N         threads (default: all cores)
+            """;
+
+    static ChatOptions parse(String[] args) throws IOException {
+        Path model = null;
+        String prompt = null, template = null, system = null;
+        SessionOptions.Builder session = SessionOptions.builder();
+        GenerationOptions.Builder gen = GenerationOptions.builder();
+        Sampling.Builder sampling = Sampling.builder();
+        for (int i = 0; i < args.length; i++) {
+            String a = args[i];
+            if (a.equals("-h") || a.equals("--help")) {
+                throw new IllegalArgumentException("");
+            }
+            if (i + 1 >= args.length) {
+                throw new IllegalArgumentException("missing value for " + a);
+            }
+            String v = args[++i];
+            try {
+                switch (a) {
+                    case "--model", "-m" -> model = Path.of(v);
+                    case "--prompt", "-p" -> prompt = v;
+                    case "--system" -> system = v;
+                    case "--template" -> template = v;
+                    case "--max-tokens", "-n" -> gen.maxTokens(Integer.parseInt(v));
+                    case "--temp" -> sampling.temperature(Float.parseFloat(v));
+                    case "--top-k" -> sampling.topK(Integer.parseInt(v));
+                    case "--top-p" -> sampling.topP(Float.parseFloat(v));
+                    case "--min-p" -> sampling.minP(Float.parseFloat(v));
+                    case "--repeat-penalty" -> sampling.repeatPenalty(Float.parseFloat(v));
+                    case "--seed" -> sampling.seed(Long.parseLong(v));
+                    case "--grammar-file" -> sampling.grammar(Files.readString(Path.of(v)));
+                    case "--ctx", "-c" -> session.contextSize(Integer.parseInt(v));
+                    case "--threads", "-t" -> session.threads(Integer.parseInt(v));
+                    default -> throw new IllegalArgumentException("unknown option " + a);
+                }
+            } catch (NumberFormatException e) {
+                throw new IllegalArgumentException("not a number for " + a + ": " + v);
+            }
+        }
+        return new ChatOptions(Optional.ofNullable(model), Optional.ofNullable(prompt), Optional.ofNullable(template),
+                Optional.ofNullable(system), session.build(), gen.sampling(sampling.build()).build());
+    }
+}

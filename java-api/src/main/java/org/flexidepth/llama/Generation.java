@@ -1,0 +1,239 @@
+package org.flexidepth.llama;
+
+import org.flexidepth.llama.bindings.llama_h;
+import org.flexidepth.llama.bindings.llama_sampler_chain_params;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.List;
+import java.util.NoSuchElementException;
+import java.util.Optional;
+import java.util.Spliterator;
+import java.util.Spliterators;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.function.Consumer;
+import java.util.stream.Stream;
+import java.util.stream.StreamSupport;
+
+/**
+ * A generation in progress: an {@link Iterator} of {@link Token}s, produced one by one as it is
+ * iterated. Iterate it on the session's thread; {@link #cancel()} may be called from any thread.
+ * The prompt has already been evaluated when a Generation is returned.
+ */
+public final class Generation implements Iterator<Token>, AutoCloseable {
+    private final Session session;
+    private final LlamaModel model;
+    private final GenerationOptions options;
+    private final Consumer<GenerationResult> onFinish;
+    private final MemorySegment sampler;
+    private final AtomicBoolean cancelRequested = new AtomicBoolean();
+    private final Utf8Accumulator utf8 = new Utf8Accumulator();
+    private final StopStringMatcher stops;
+    private final StringBuilder text = new StringBuilder();
+    private final List<Token> tokens = new ArrayList<>();
+    private final int promptTokens;
+    private final int reusedTokens;
+    private final long promptNanos;
+    private final long generationStart;
+    private long generationEnd;
+    private long lastTokenAt;
+    private int undecoded = -1;
+    private Token next;
+    private StopReason stopReason;
+
+    Generation(Session session, int[] prompt, GenerationOptions options, Consumer<GenerationResult> onFinish) {
+        this.session = session;
+        this.model = session.model();
+        this.options = options;
+        this.onFinish = onFinish;
+        this.stops = new StopStringMatcher(options.stopStrings());
+        this.promptTokens = prompt.length;
+        this.sampler = newSampler(options.sampling());
+        long start = System.nanoTime();
+        try {
+            this.reusedTokens = session.evaluatePrompt(prompt, this);
+        } catch (RuntimeException e) {
+            llama_h.llama_sampler_free(sampler);
+            throw e;
+        }
+        generationStart = System.nanoTime();
+        promptNanos = generationStart - start;
+        lastTokenAt = generationStart;
+        if (cancelRequested.get()) {
+            finish(StopReason.CANCELLED);
+        }
+    }
+
+    private MemorySegment newSampler(Sampling s) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment params = llama_h.llama_sampler_chain_default_params(arena);
+            llama_sampler_chain_params.no_perf(params, true);
+            MemorySegment chain = llama_h.llama_sampler_chain_init(params);
+            if (s.grammar().isPresent()) {
+                NativeLog.clearLastError();
+                MemorySegment g = llama_h.llama_sampler_init_grammar(model.vocab(), arena.allocateFrom(s.grammar().get()), arena.allocateFrom("root"));
+                if (g.equals(MemorySegment.NULL)) {
+                    llama_h.llama_sampler_free(chain);
+                    throw new InvalidArgumentException("invalid GBNF grammar" + NativeLog.lastErrorSuffix());
+                }
+                llama_h.llama_sampler_chain_add(chain, g);
+            }
+            if (s.repeatPenalty() != 1 || s.frequencyPenalty() != 0 || s.presencePenalty() != 0) {
+                llama_h.llama_sampler_chain_add(chain, llama_h.llama_sampler_init_penalties(
+                        model.info().vocabularySize(), s.repeatLastN(), s.repeatPenalty(), s.frequencyPenalty(), s.presencePenalty()));
+            }
+            if (s.isGreedy()) {
+                llama_h.llama_sampler_chain_add(chain, llama_h.llama_sampler_init_greedy());
+            } else {
+                if (s.topK() > 0) {
+                    llama_h.llama_sampler_chain_add(chain, llama_h.llama_sampler_init_top_k(s.topK()));
+                }
+                llama_h.llama_sampler_chain_add(chain, llama_h.llama_sampler_init_top_p(s.topP(), 1));
+                llama_h.llama_sampler_chain_add(chain, llama_h.llama_sampler_init_min_p(s.minP(), 1));
+                llama_h.llama_sampler_chain_add(chain, llama_h.llama_sampler_init_temp(s.temperature()));
+                llama_h.llama_sampler_chain_add(chain, llama_h.llama_sampler_init_dist((int) s.seed()));
+            }
+            return chain;
+        }
+    }
+
+    @Override
+    public boolean hasNext() {
+        if (next == null && stopReason == null) {
+            next = session.enter(this::advance);
+        }
+        return next != null;
+    }
+
+    @Override
+    public Token next() {
+        if (!hasNext()) {
+            throw new NoSuchElementException("the generation has ended: " + stopReason);
+        }
+        Token t = next;
+        next = null;
+        return t;
+    }
+
+    /** Produces the next token, or null after finishing. Runs inside the session. */
+    private Token advance() {
+        if (cancelRequested.get()) {
+            finish(StopReason.CANCELLED);
+            return null;
+        }
+        if (undecoded >= 0) {
+            if (session.cachedLengthUnchecked() >= session.contextSize()) {
+                finish(StopReason.CONTEXT_FULL);
+                return null;
+            }
+            int t = undecoded;
+            undecoded = -1;
+            session.decode(new int[] {t}, 0, 1, true);
+        }
+        int id = llama_h.llama_sampler_sample(sampler, session.context(), -1);
+        float logProb = llama_h.llama_fork_token_logprob(session.context(), -1, id);
+        long now = System.nanoTime();
+        Duration latency = Duration.ofNanos(now - lastTokenAt);
+        lastTokenAt = now;
+        if (model.isEndOfGeneration(id)) {
+            Token t = new Token(id, stops.append(utf8.flush()) + stops.flush(), logProb, latency);
+            record(t);
+            finish(StopReason.END_OF_GENERATION);
+            return t;
+        }
+        String piece = stops.append(utf8.append(session.tokenBytes(id)));
+        undecoded = id;
+        StopReason stop = stops.stopped() ? StopReason.STOP_STRING
+                : tokens.size() + 1 >= options.maxTokens() ? StopReason.MAX_TOKENS : null;
+        if (stop == StopReason.MAX_TOKENS) {
+            piece += stops.append(utf8.flush());
+            piece += stops.stopped() ? "" : stops.flush();
+            if (stops.stopped()) {
+                stop = StopReason.STOP_STRING;
+            }
+        }
+        Token t = new Token(id, piece, logProb, latency);
+        record(t);
+        if (stop != null) {
+            finish(stop);
+        }
+        return t;
+    }
+
+    private void record(Token t) {
+        tokens.add(t);
+        text.append(t.text());
+    }
+
+    private void finish(StopReason reason) {
+        if (stopReason != null) {
+            return;
+        }
+        stopReason = reason;
+        generationEnd = System.nanoTime();
+        llama_h.llama_sampler_free(sampler);
+        session.generationFinished(this);
+        onFinish.accept(result());
+    }
+
+    /** Ends the generation if it is still running (a new generation started, or the session closes). */
+    void finishQuietly() {
+        if (stopReason == null) {
+            finish(StopReason.CANCELLED);
+        }
+    }
+
+    boolean isCancelRequested() {
+        return cancelRequested.get();
+    }
+
+    /** Asks the generation to stop before its next token. Safe from any thread. */
+    public void cancel() {
+        cancelRequested.set(true);
+    }
+
+    /** The tokens as a sequential stream; closing the stream closes the generation. */
+    public Stream<Token> stream() {
+        return StreamSupport.stream(Spliterators.spliteratorUnknownSize(this, Spliterator.ORDERED | Spliterator.NONNULL), false)
+                .onClose(this::close);
+    }
+
+    /** Why it ended, once it has. */
+    public Optional<StopReason> stopReason() {
+        return Optional.ofNullable(stopReason);
+    }
+
+    /** The text generated so far. */
+    public String text() {
+        return text.toString();
+    }
+
+    /** Counts and timings so far. */
+    public GenerationStats stats() {
+        long end = stopReason != null ? generationEnd : lastTokenAt;
+        return new GenerationStats(promptTokens, reusedTokens, tokens.size(), Duration.ofNanos(promptNanos),
+                Duration.ofNanos(end - generationStart));
+    }
+
+    /** Runs the generation to its end and returns the result. */
+    public GenerationResult result() {
+        while (hasNext()) {
+            next();
+        }
+        return new GenerationResult(text.toString(), tokens, stopReason, stats());
+    }
+
+    /** Stops the generation (as cancelled) if it is still running. */
+    @Override
+    public void close() {
+        if (stopReason == null) {
+            session.enter(() -> {
+                finishQuietly();
+                return null;
+            });
+        }
+    }
+}

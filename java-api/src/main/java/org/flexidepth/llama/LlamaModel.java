@@ -1,0 +1,342 @@
+package org.flexidepth.llama;
+
+import org.flexidepth.llama.bindings.llama_chat_message;
+import org.flexidepth.llama.bindings.llama_h;
+import org.flexidepth.llama.bindings.llama_model_params;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
+
+/**
+ * A GGUF model loaded into memory. Thread-safe: any number of threads may tokenize and open
+ * sessions at once. Closing it closes its sessions.
+ *
+ * <pre>{@code
+ * try (LlamaModel model = LlamaModel.load(Path.of("model.gguf"));
+ *      Session session = model.newSession()) {
+ *     System.out.println(session.complete("Once upon a time", GenerationOptions.DEFAULT).text());
+ * }
+ * }</pre>
+ */
+public final class LlamaModel implements AutoCloseable {
+    private final Path path;
+    private final MemorySegment model;
+    private final MemorySegment vocab;
+    private final ModelInfo info;
+    private final Set<Session> sessions = ConcurrentHashMap.newKeySet();
+    // Readers are calls that use the native model; close() takes the write lock so none is in flight.
+    private final ReentrantReadWriteLock lifecycle = new ReentrantReadWriteLock();
+    private volatile boolean closed;
+
+    private LlamaModel(Path path, MemorySegment model) {
+        this.path = path;
+        this.model = model;
+        this.vocab = llama_h.llama_model_get_vocab(model);
+        this.info = readInfo();
+    }
+
+    /** Loads a model with default options (mmap, CPU only). */
+    public static LlamaModel load(Path path) {
+        return load(path, ModelOptions.DEFAULT);
+    }
+
+    /**
+     * Loads a model.
+     *
+     * @throws ModelLoadException if the file is missing, not GGUF, corrupt or of an unsupported architecture
+     */
+    public static LlamaModel load(Path path, ModelOptions options) {
+        checkReadableGguf(path);
+        NativeLibrary.load();
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment params = llama_h.llama_model_default_params(arena);
+            llama_model_params.n_gpu_layers(params, options.gpuLayers() < 0 ? Integer.MAX_VALUE : options.gpuLayers());
+            int mode = options.mmap()
+                    ? (options.mlock() ? llama_h.LLAMA_LOAD_MODE_MMAP_MLOCK() : llama_h.LLAMA_LOAD_MODE_MMAP())
+                    : (options.mlock() ? llama_h.LLAMA_LOAD_MODE_MLOCK() : llama_h.LLAMA_LOAD_MODE_NONE());
+            llama_model_params.load_mode(params, mode);
+            llama_model_params.vocab_only(params, options.vocabOnly());
+            NativeLog.clearLastError();
+            MemorySegment m = llama_h.llama_model_load_from_file(arena.allocateFrom(path.toString()), params);
+            if (m.equals(MemorySegment.NULL)) {
+                throw new ModelLoadException("cannot load model " + path + NativeLog.lastErrorSuffix());
+            }
+            return new LlamaModel(path, m);
+        }
+    }
+
+    private static void checkReadableGguf(Path path) {
+        if (!Files.isRegularFile(path)) {
+            throw new ModelLoadException("model file not found: " + path);
+        }
+        try (InputStream in = Files.newInputStream(path)) {
+            byte[] magic = in.readNBytes(4);
+            if (!Arrays.equals(magic, "GGUF".getBytes(StandardCharsets.US_ASCII))) {
+                throw new ModelLoadException("not a GGUF file (bad magic): " + path);
+            }
+        } catch (IOException e) {
+            throw new ModelLoadException("cannot read model file " + path + ": " + e.getMessage(), e);
+        }
+    }
+
+    private ModelInfo readInfo() {
+        Map<String, String> meta = new LinkedHashMap<>();
+        int n = llama_h.llama_model_meta_count(model);
+        try (Arena arena = Arena.ofConfined()) {
+            for (int index = 0; index < n; index++) {
+                final int i = index;
+                String key = nativeString(size -> llama_h.llama_model_meta_key_by_index(model, i, size.buffer(), size.length()), arena);
+                String value = nativeString(size -> llama_h.llama_model_meta_val_str_by_index(model, i, size.buffer(), size.length()), arena);
+                meta.put(key, value);
+            }
+            String desc = nativeString(size -> llama_h.llama_model_desc(model, size.buffer(), size.length()), arena);
+            MemorySegment tmpl = llama_h.llama_model_chat_template(model, MemorySegment.NULL);
+            Optional<String> template = tmpl.equals(MemorySegment.NULL) ? Optional.empty() : Optional.of(tmpl.getString(0));
+            return new ModelInfo(meta.getOrDefault("general.architecture", "unknown"),
+                    Optional.ofNullable(meta.get("general.name")), desc,
+                    llama_h.llama_model_n_layer(model), llama_h.llama_model_n_embd(model),
+                    llama_h.llama_model_n_ctx_train(model), llama_h.llama_vocab_n_tokens(vocab),
+                    llama_h.llama_model_n_params(model), llama_h.llama_model_size(model), template, meta);
+        }
+    }
+
+    private record Buffer(MemorySegment buffer, long length) {
+    }
+
+    private interface SizedWrite {
+        int write(Buffer buffer);
+    }
+
+    /** Calls a snprintf-style native function, growing the buffer until the string fits. */
+    private static String nativeString(SizedWrite fn, Arena arena) {
+        long size = 256;
+        while (true) {
+            MemorySegment buf = arena.allocate(size);
+            int n = fn.write(new Buffer(buf, size));
+            if (n < 0) {
+                return "";
+            }
+            if (n < size) {
+                return buf.getString(0);
+            }
+            size = n + 1L;
+        }
+    }
+
+    public Path path() {
+        return path;
+    }
+
+    /** Metadata of the model. */
+    public ModelInfo info() {
+        return info;
+    }
+
+    /** Opens a session with default options. */
+    public Session newSession() {
+        return newSession(SessionOptions.DEFAULT);
+    }
+
+    /** Opens a session (a llama.cpp context): its own KV cache, confined to one thread at a time. */
+    public Session newSession(SessionOptions options) {
+        return read(() -> {
+            Session s = new Session(this, options);
+            sessions.add(s);
+            return s;
+        });
+    }
+
+    void sessionClosed(Session s) {
+        sessions.remove(s);
+    }
+
+    /** Tokens of {@code text}, with BOS if the model wants one and special tokens parsed. */
+    public int[] tokenize(String text) {
+        return tokenize(text, true, true);
+    }
+
+    /**
+     * Tokens of {@code text}.
+     *
+     * @param addSpecial   add BOS/EOS as the model's metadata asks
+     * @param parseSpecial recognise special-token text such as {@code <|im_start|>}
+     */
+    public int[] tokenize(String text, boolean addSpecial, boolean parseSpecial) {
+        byte[] utf8 = text.getBytes(StandardCharsets.UTF_8);
+        return read(() -> {
+            try (Arena arena = Arena.ofConfined()) {
+                MemorySegment src = arena.allocate(utf8.length + 1L);
+                MemorySegment.copy(utf8, 0, src, ValueLayout.JAVA_BYTE, 0, utf8.length);
+                int capacity = utf8.length + 2;
+                while (true) {
+                    MemorySegment out = arena.allocate(ValueLayout.JAVA_INT, capacity);
+                    int n = llama_h.llama_tokenize(vocab, src, utf8.length, out, capacity, addSpecial, parseSpecial);
+                    if (n == Integer.MIN_VALUE) {
+                        throw new InvalidArgumentException("the text cannot be tokenized with this vocabulary" + NativeLog.lastErrorSuffix());
+                    }
+                    if (n >= 0) {
+                        return out.asSlice(0, n * 4L).toArray(ValueLayout.JAVA_INT);
+                    }
+                    capacity = -n;
+                }
+            }
+        });
+    }
+
+    /** Text of a token sequence, as llama.cpp renders it (special tokens omitted). */
+    public String detokenize(int[] tokens) {
+        return read(() -> {
+            checkTokens(tokens);
+            try (Arena arena = Arena.ofConfined()) {
+                MemorySegment in = arena.allocateFrom(ValueLayout.JAVA_INT, tokens);
+                int capacity = tokens.length * 8 + 16;
+                while (true) {
+                    MemorySegment out = arena.allocate(capacity);
+                    int n = llama_h.llama_detokenize(vocab, in, tokens.length, out, capacity, false, false);
+                    if (n >= 0) {
+                        return new String(out.asSlice(0, n).toArray(ValueLayout.JAVA_BYTE), StandardCharsets.UTF_8);
+                    }
+                    capacity = -n;
+                }
+            }
+        });
+    }
+
+    /** The raw bytes of one token's text (may be part of a multi-byte character). */
+    public byte[] tokenBytes(int token) {
+        return read(() -> {
+            checkTokens(new int[] {token});
+            try (Arena arena = Arena.ofConfined()) {
+                int capacity = 64;
+                while (true) {
+                    MemorySegment out = arena.allocate(capacity);
+                    int n = llama_h.llama_token_to_piece(vocab, token, out, capacity, 0, false);
+                    if (n >= 0) {
+                        return out.asSlice(0, n).toArray(ValueLayout.JAVA_BYTE);
+                    }
+                    capacity = -n;
+                }
+            }
+        });
+    }
+
+    /** Whether a token ends generation (EOS, EOT and the like). */
+    public boolean isEndOfGeneration(int token) {
+        return read(() -> llama_h.llama_vocab_is_eog(vocab, token));
+    }
+
+    /** The beginning-of-sequence token, if the vocabulary has one. */
+    public Optional<Integer> bosToken() {
+        int t = read(() -> llama_h.llama_vocab_bos(vocab));
+        return t < 0 ? Optional.empty() : Optional.of(t);
+    }
+
+    void checkTokens(int[] tokens) {
+        int n = info.vocabularySize();
+        for (int t : tokens) {
+            if (t < 0 || t >= n) {
+                throw new InvalidArgumentException("token id " + t + " is outside the vocabulary [0, " + n + ")");
+            }
+        }
+    }
+
+    /**
+     * Renders messages with the model's own chat template (llama.cpp's built-in templates), or
+     * with {@code templateName} (e.g. "chatml", "llama3") when given.
+     *
+     * @param addAssistantPrefix end with the text that opens the assistant's reply
+     * @throws InvalidArgumentException if the model has no template and none is named, or the template is unknown
+     */
+    public String applyChatTemplate(List<ChatMessage> messages, boolean addAssistantPrefix, Optional<String> templateName) {
+        String tmpl = templateName.or(info::chatTemplate).orElseThrow(() -> new InvalidArgumentException(
+                "model " + path.getFileName() + " has no chat template; name one (e.g. \"chatml\")"));
+        return read(() -> {
+            try (Arena arena = Arena.ofConfined()) {
+                MemorySegment msgs = llama_chat_message.allocateArray(messages.size(), arena);
+                int chars = 0;
+                for (int i = 0; i < messages.size(); i++) {
+                    MemorySegment m = llama_chat_message.asSlice(msgs, i);
+                    llama_chat_message.role(m, arena.allocateFrom(messages.get(i).role()));
+                    llama_chat_message.content(m, arena.allocateFrom(messages.get(i).content()));
+                    chars += messages.get(i).content().length() + messages.get(i).role().length();
+                }
+                MemorySegment t = arena.allocateFrom(tmpl);
+                int capacity = 2 * chars + 256;
+                while (true) {
+                    MemorySegment buf = arena.allocate(capacity);
+                    int n = llama_h.llama_chat_apply_template(t, msgs, messages.size(), addAssistantPrefix, buf, capacity);
+                    if (n < 0) {
+                        throw new InvalidArgumentException("chat template not supported by llama.cpp: "
+                                + (tmpl.length() > 60 ? tmpl.substring(0, 60) + "..." : tmpl));
+                    }
+                    if (n <= capacity) {
+                        return new String(buf.asSlice(0, n).toArray(ValueLayout.JAVA_BYTE), StandardCharsets.UTF_8);
+                    }
+                    capacity = n;
+                }
+            }
+        });
+    }
+
+    MemorySegment handle() {
+        return model;
+    }
+
+    MemorySegment vocab() {
+        return vocab;
+    }
+
+    /** Runs a native call under the read lock, refusing it once the model is closed. */
+    <T> T read(java.util.function.Supplier<T> call) {
+        lifecycle.readLock().lock();
+        try {
+            if (closed) {
+                throw new ResourceClosedException("model " + path.getFileName() + " is closed");
+            }
+            return call.get();
+        } finally {
+            lifecycle.readLock().unlock();
+        }
+    }
+
+    /** Closes every open session, then frees the model. Idempotent. */
+    @Override
+    public void close() {
+        for (Session s : List.copyOf(sessions)) {
+            s.close();
+        }
+        lifecycle.writeLock().lock();
+        try {
+            if (closed) {
+                return;
+            }
+            closed = true;
+            llama_h.llama_model_free(model);
+        } finally {
+            lifecycle.writeLock().unlock();
+        }
+    }
+
+    public boolean isClosed() {
+        return closed;
+    }
+
+    @Override
+    public String toString() {
+        return "LlamaModel[" + path + ", " + info.description() + (closed ? ", closed" : "") + "]";
+    }
+}

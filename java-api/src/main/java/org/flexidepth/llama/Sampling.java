@@ -1,0 +1,103 @@
+package org.flexidepth.llama;
+
+import java.util.Optional;
+
+/**
+ * How the next token is chosen. Immutable; {@link #greedy()} or {@link #builder()}.
+ * Stages run in llama.cpp's usual order: grammar, repetition penalties, top-k, top-p, min-p,
+ * temperature, then a seeded random draw (or argmax when temperature is 0).
+ *
+ * @param temperature      0 for greedy (argmax), otherwise the softmax temperature
+ * @param topK             keep the k most likely tokens, 0 to disable
+ * @param topP             keep the smallest set with this cumulative probability, 1 to disable
+ * @param minP             drop tokens below this fraction of the top probability, 0 to disable
+ * @param repeatPenalty    divide logits of recently seen tokens by this, 1 to disable
+ * @param repeatLastN      how many recent tokens the penalties look at
+ * @param frequencyPenalty subtract this times the count of a recent token, 0 to disable
+ * @param presencePenalty  subtract this once for any recent token, 0 to disable
+ * @param seed             seed of the random draw
+ * @param grammar          a GBNF grammar that the output must follow (root rule {@code root})
+ */
+public record Sampling(float temperature, int topK, float topP, float minP, float repeatPenalty, int repeatLastN,
+                       float frequencyPenalty, float presencePenalty, long seed, Optional<String> grammar) {
+
+    public Sampling {
+        if (!(temperature >= 0) || !Float.isFinite(temperature)) {
+            throw new InvalidArgumentException("temperature must be finite and >= 0, was " + temperature);
+        }
+        if (topK < 0) {
+            throw new InvalidArgumentException("topK must be >= 0, was " + topK);
+        }
+        if (!(topP > 0 && topP <= 1)) {
+            throw new InvalidArgumentException("topP must be in (0, 1], was " + topP);
+        }
+        if (!(minP >= 0 && minP < 1)) {
+            throw new InvalidArgumentException("minP must be in [0, 1), was " + minP);
+        }
+        if (!(repeatPenalty > 0) || !Float.isFinite(repeatPenalty)) {
+            throw new InvalidArgumentException("repeatPenalty must be finite and > 0, was " + repeatPenalty);
+        }
+        if (repeatLastN < 0) {
+            throw new InvalidArgumentException("repeatLastN must be >= 0, was " + repeatLastN);
+        }
+        if (!Float.isFinite(frequencyPenalty) || !Float.isFinite(presencePenalty)) {
+            throw new InvalidArgumentException("penalties must be finite");
+        }
+        if (seed < 0 || seed > 0xFFFFFFFFL) {
+            throw new InvalidArgumentException("seed must fit in 32 unsigned bits, was " + seed);
+        }
+        grammar = grammar == null ? Optional.empty() : grammar;
+    }
+
+    /** Always the most likely token: deterministic. */
+    public static Sampling greedy() {
+        return builder().temperature(0).build();
+    }
+
+    public static Builder builder() {
+        return new Builder();
+    }
+
+    public boolean isGreedy() {
+        return temperature == 0;
+    }
+
+    public Builder toBuilder() {
+        Builder b = new Builder().temperature(temperature).topK(topK).topP(topP).minP(minP).repeatPenalty(repeatPenalty)
+                .repeatLastN(repeatLastN).frequencyPenalty(frequencyPenalty).presencePenalty(presencePenalty).seed(seed);
+        grammar.ifPresent(b::grammar);
+        return b;
+    }
+
+    public static final class Builder {
+        private float temperature = 0.8f;
+        private int topK = 40;
+        private float topP = 0.95f;
+        private float minP = 0.05f;
+        private float repeatPenalty = 1.0f;
+        private int repeatLastN = 64;
+        private float frequencyPenalty = 0;
+        private float presencePenalty = 0;
+        private long seed = 42;
+        private String grammar;
+
+        private Builder() {
+        }
+
+        public Builder temperature(float v) { temperature = v; return this; }
+        public Builder topK(int v) { topK = v; return this; }
+        public Builder topP(float v) { topP = v; return this; }
+        public Builder minP(float v) { minP = v; return this; }
+        public Builder repeatPenalty(float v) { repeatPenalty = v; return this; }
+        public Builder repeatLastN(int v) { repeatLastN = v; return this; }
+        public Builder frequencyPenalty(float v) { frequencyPenalty = v; return this; }
+        public Builder presencePenalty(float v) { presencePenalty = v; return this; }
+        public Builder seed(long v) { seed = v; return this; }
+        public Builder grammar(String gbnf) { grammar = gbnf; return this; }
+
+        public Sampling build() {
+            return new Sampling(temperature, topK, topP, minP, repeatPenalty, repeatLastN, frequencyPenalty,
+                    presencePenalty, seed, Optional.ofNullable(grammar));
+        }
+    }
+}
