@@ -73,11 +73,11 @@ public final class Generation implements Iterator<Token>, AutoCloseable {
             llama_sampler_chain_params.no_perf(params, true);
             MemorySegment chain = llama_h.llama_sampler_chain_init(params);
             if (s.grammar().isPresent()) {
-                NativeLog.clearLastError();
+                NativeLog.clearNativeError();
                 MemorySegment g = llama_h.llama_sampler_init_grammar(model.vocab(), arena.allocateFrom(s.grammar().get()), arena.allocateFrom("root"));
                 if (g.equals(MemorySegment.NULL)) {
                     llama_h.llama_sampler_free(chain);
-                    throw new InvalidArgumentException("invalid GBNF grammar" + NativeLog.lastErrorSuffix());
+                    throw new InvalidArgumentException("invalid GBNF grammar" + NativeLog.nativeErrorSuffix());
                 }
                 llama_h.llama_sampler_chain_add(chain, g);
             }

@@ -70,10 +70,10 @@ public final class LlamaModel implements AutoCloseable {
                     : (options.mlock() ? llama_h.LLAMA_LOAD_MODE_MLOCK() : llama_h.LLAMA_LOAD_MODE_NONE());
             llama_model_params.load_mode(params, mode);
             llama_model_params.vocab_only(params, options.vocabOnly());
-            NativeLog.clearLastError();
+            NativeLog.clearNativeError();
             MemorySegment m = llama_h.llama_model_load_from_file(arena.allocateFrom(path.toString()), params);
             if (m.equals(MemorySegment.NULL)) {
-                throw new ModelLoadException("cannot load model " + path + NativeLog.lastErrorSuffix());
+                throw new ModelLoadException("cannot load model " + path + NativeLog.nativeErrorSuffix());
             }
             return new LlamaModel(path, m);
         }
@@ -186,7 +186,7 @@ public final class LlamaModel implements AutoCloseable {
                     MemorySegment out = arena.allocate(ValueLayout.JAVA_INT, capacity);
                     int n = llama_h.llama_tokenize(vocab, src, utf8.length, out, capacity, addSpecial, parseSpecial);
                     if (n == Integer.MIN_VALUE) {
-                        throw new InvalidArgumentException("the text cannot be tokenized with this vocabulary" + NativeLog.lastErrorSuffix());
+                        throw new InvalidArgumentException("the text cannot be tokenized with this vocabulary" + NativeLog.nativeErrorSuffix());
                     }
                     if (n >= 0) {
                         return out.asSlice(0, n * 4L).toArray(ValueLayout.JAVA_INT);

@@ -16,7 +16,7 @@ import java.lang.foreign.MemorySegment;
 final class NativeLog {
     private static final Logger LOG = LoggerFactory.getLogger("org.flexidepth.llama.native");
     private static final ThreadLocal<StringBuilder> PENDING = ThreadLocal.withInitial(StringBuilder::new);
-    private static final ThreadLocal<String> LAST_ERROR = new ThreadLocal<>();
+    private static final ThreadLocal<String> FIRST_ERROR = new ThreadLocal<>();
     private static final ThreadLocal<int[]> LAST_LEVEL = ThreadLocal.withInitial(() -> new int[] {llama_h.GGML_LOG_LEVEL_INFO()});
 
     private NativeLog() {
@@ -49,13 +49,14 @@ final class NativeLog {
     }
 
     /** Forgets this thread's last native error, before a call whose failure we want to explain. */
-    static void clearLastError() {
-        LAST_ERROR.remove();
+    static void clearNativeError() {
+        FIRST_ERROR.remove();
     }
 
-    /** ": <last native error line>" for an exception message, or "" if native code logged none. */
-    static String lastErrorSuffix() {
-        String e = LAST_ERROR.get();
+    /** ": <first native error line since the clear>" for an exception message (the root cause; later lines
+     *  are consequences), or "" if native code logged none. */
+    static String nativeErrorSuffix() {
+        String e = FIRST_ERROR.get();
         return e == null ? "" : ": " + e.strip();
     }
 
@@ -64,7 +65,9 @@ final class NativeLog {
             return;
         }
         if (level == llama_h.GGML_LOG_LEVEL_ERROR()) {
-            LAST_ERROR.set(line);
+            if (FIRST_ERROR.get() == null) {
+                FIRST_ERROR.set(line);
+            }
             LOG.error(line);
         } else if (level == llama_h.GGML_LOG_LEVEL_WARN()) {
             LOG.warn(line);

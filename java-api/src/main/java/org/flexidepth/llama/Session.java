@@ -47,11 +47,11 @@ public final class Session implements AutoCloseable {
         llama_context_params.n_seq_max(params, 1);
         llama_context_params.n_threads(params, options.effectiveThreads());
         llama_context_params.n_threads_batch(params, options.effectiveThreadsBatch());
-        NativeLog.clearLastError();
+        NativeLog.clearNativeError();
         MemorySegment c = llama_h.llama_init_from_model(model.handle(), params);
         if (c.equals(MemorySegment.NULL)) {
             arena.close();
-            throw new LlamaException("cannot create a session with " + options + NativeLog.lastErrorSuffix());
+            throw new LlamaException("cannot create a session with " + options + NativeLog.nativeErrorSuffix());
         }
         ctx = c;
         contextSize = llama_h.llama_n_ctx(ctx);
@@ -178,11 +178,11 @@ public final class Session implements AutoCloseable {
             }
             try (Arena tmp = Arena.ofConfined()) {
                 MemorySegment buf = tmp.allocateFrom(ValueLayout.JAVA_BYTE, data);
-                NativeLog.clearLastError();
+                NativeLog.clearNativeError();
                 long read = llama_h.llama_state_set_data(ctx, buf, data.length);
                 if (read == 0) {
                     cachedLength = 0;
-                    throw new InvalidArgumentException("the state does not fit this session" + NativeLog.lastErrorSuffix());
+                    throw new InvalidArgumentException("the state does not fit this session" + NativeLog.nativeErrorSuffix());
                 }
             }
             setCached(state.tokensView(), state.tokensView().length);
@@ -196,9 +196,9 @@ public final class Session implements AutoCloseable {
             endActive();
             try (Arena tmp = Arena.ofConfined()) {
                 MemorySegment toks = tmp.allocateFrom(ValueLayout.JAVA_INT, Arrays.copyOf(cached, cachedLength));
-                NativeLog.clearLastError();
+                NativeLog.clearNativeError();
                 if (!llama_h.llama_state_save_file(ctx, tmp.allocateFrom(file.toString()), toks, cachedLength)) {
-                    throw new LlamaException("cannot write session state to " + file + NativeLog.lastErrorSuffix());
+                    throw new LlamaException("cannot write session state to " + file + NativeLog.nativeErrorSuffix());
                 }
             }
             return null;
@@ -215,11 +215,11 @@ public final class Session implements AutoCloseable {
             try (Arena tmp = Arena.ofConfined()) {
                 MemorySegment toks = tmp.allocate(ValueLayout.JAVA_INT, contextSize);
                 MemorySegment count = tmp.allocate(ValueLayout.JAVA_LONG);
-                NativeLog.clearLastError();
+                NativeLog.clearNativeError();
                 if (!llama_h.llama_state_load_file(ctx, tmp.allocateFrom(file.toString()), toks, contextSize, count)) {
                     llama_h.llama_memory_clear(llama_h.llama_get_memory(ctx), true);
                     cachedLength = 0;
-                    throw new InvalidArgumentException("cannot restore session state from " + file + NativeLog.lastErrorSuffix());
+                    throw new InvalidArgumentException("cannot restore session state from " + file + NativeLog.nativeErrorSuffix());
                 }
                 int n = (int) count.get(ValueLayout.JAVA_LONG, 0);
                 setCached(toks.asSlice(0, 4L * n).toArray(ValueLayout.JAVA_INT), n);
@@ -277,7 +277,7 @@ public final class Session implements AutoCloseable {
             throw new ContextFullException("no room in the KV cache for " + n + " more tokens");
         }
         if (rc != 0) {
-            throw new DecodeException(rc, "evaluating " + n + " tokens failed" + NativeLog.lastErrorSuffix());
+            throw new DecodeException(rc, "evaluating " + n + " tokens failed" + NativeLog.nativeErrorSuffix());
         }
         if (cachedLength + n > cached.length) {
             cached = Arrays.copyOf(cached, Math.max(cached.length * 2, cachedLength + n));

@@ -52,6 +52,16 @@ final class Clang implements AutoCloseable {
     private static final int VISIT_RECURSE = 2, VISIT_CONTINUE = 1;
 
     private static final Linker LINKER = Linker.nativeLinker();
+    private static SymbolLookup loaded;
+
+    // libclang is loaded once per JVM: LLVM's global state does not survive being unloaded and reloaded.
+    private static synchronized SymbolLookup library(Path libclang) {
+        if (loaded == null) {
+            loaded = SymbolLookup.libraryLookup(libclang, Arena.global());
+        }
+        return loaded;
+    }
+
     private final SymbolLookup lib;
     private final Arena arena = Arena.ofConfined();
     private final MemorySegment index;
@@ -61,8 +71,11 @@ final class Clang implements AutoCloseable {
         if (!Files.exists(libclang)) {
             throw new IllegalStateException("libclang not found at " + libclang + " (install Debian's libclang-14-dev or set -Dbindgen.libclang)");
         }
-        lib = SymbolLookup.libraryLookup(libclang, arena);
+        lib = library(libclang);
         index = (MemorySegment) call("clang_createIndex", FunctionDescriptor.of(ADDRESS, JAVA_INT, JAVA_INT), 0, 0);
+        // libclang's crash recovery installs its own SIGSEGV handlers, which break the JVM's
+        // (the JVM uses SIGSEGV internally); turn it off right after the index installs them.
+        call("clang_toggleCrashRecovery", FunctionDescriptor.ofVoid(JAVA_INT), 0);
     }
 
     private final java.util.Map<String, MethodHandle> handles = new java.util.HashMap<>();

@@ -1,0 +1,67 @@
+package org.flexidepth.llama;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Bad model files give a ModelLoadException naming the problem, and the JVM lives on. */
+class ModelLoadErrorsTest {
+    @TempDir
+    Path dir;
+
+    private static final ModelOptions VOCAB = ModelOptions.builder().vocabOnly(true).build();
+
+    @Test
+    void missingFile() {
+        Path missing = dir.resolve("nope.gguf");
+        var e = assertThrows(ModelLoadException.class, () -> LlamaModel.load(missing));
+        assertTrue(e.getMessage().contains("not found") && e.getMessage().contains("nope.gguf"), e.getMessage());
+    }
+
+    @Test
+    void directoryInsteadOfFile() {
+        var e = assertThrows(ModelLoadException.class, () -> LlamaModel.load(dir));
+        assertTrue(e.getMessage().contains("not found"), e.getMessage());
+    }
+
+    @Test
+    void notAGgufFile() throws IOException {
+        Path text = Files.writeString(dir.resolve("model.gguf"), "this is not a model");
+        var e = assertThrows(ModelLoadException.class, () -> LlamaModel.load(text));
+        assertTrue(e.getMessage().contains("not a GGUF"), e.getMessage());
+    }
+
+    @Test
+    void truncatedFile() throws IOException {
+        byte[] whole = Files.readAllBytes(TestPaths.upstreamModels().resolve("ggml-vocab-llama-spm.gguf"));
+        for (int keep : new int[] {8, 100, whole.length / 2, whole.length - 1}) {
+            Path cut = Files.write(dir.resolve("cut" + keep + ".gguf"), Arrays.copyOf(whole, keep));
+            var e = assertThrows(ModelLoadException.class, () -> LlamaModel.load(cut, VOCAB), "kept " + keep + " bytes");
+            assertTrue(e.getMessage().contains("cannot load model"), e.getMessage());
+        }
+    }
+
+    @Test
+    void corruptHeaderCounts() throws IOException {
+        byte[] whole = Files.readAllBytes(TestPaths.upstreamModels().resolve("ggml-vocab-llama-spm.gguf"));
+        // Bytes 8..23 are the tensor and key-value counts: claim absurd numbers.
+        Arrays.fill(whole, 8, 24, (byte) 0x7F);
+        Path bad = Files.write(dir.resolve("counts.gguf"), whole);
+        assertThrows(ModelLoadException.class, () -> LlamaModel.load(bad, VOCAB));
+    }
+
+    @Test
+    void aGoodFileStillLoadsAfterFailures() {
+        assertThrows(ModelLoadException.class, () -> LlamaModel.load(dir.resolve("missing.gguf")));
+        try (LlamaModel m = LlamaModel.load(TestPaths.upstreamModels().resolve("ggml-vocab-llama-spm.gguf"), VOCAB)) {
+            assertTrue(m.info().vocabularySize() > 0);
+        }
+    }
+}
