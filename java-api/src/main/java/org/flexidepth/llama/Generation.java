@@ -20,11 +20,13 @@ import java.util.stream.StreamSupport;
 
 /**
  * A generation in progress: an {@link Iterator} of {@link Token}s, produced one by one as it is
- * iterated. Iterate it on the session's thread; {@link #cancel()} may be called from any thread.
+ * iterated. Until it ends, the session belongs to the thread that started it: only that thread
+ * may iterate it or use the session; {@link #cancel()} may be called from any thread.
  * The prompt has already been evaluated when a Generation is returned.
  */
 public final class Generation implements Iterator<Token>, AutoCloseable {
     private final Session session;
+    private final Thread owner = Thread.currentThread();
     private final LlamaModel model;
     private final GenerationOptions options;
     private final Consumer<GenerationResult> onFinish;
@@ -184,6 +186,11 @@ public final class Generation implements Iterator<Token>, AutoCloseable {
         if (stopReason == null) {
             finish(StopReason.CANCELLED);
         }
+    }
+
+    /** The thread that started the generation: until it ends, only it may use the session. */
+    Thread owner() {
+        return owner;
     }
 
     boolean isCancelRequested() {

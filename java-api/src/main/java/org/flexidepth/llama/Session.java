@@ -336,6 +336,10 @@ public final class Session implements AutoCloseable {
             if (closed) {
                 throw new ResourceClosedException("the session is closed");
             }
+            if (active != null && active.owner() != Thread.currentThread()) {
+                throw new ConcurrentUseException("the session is generating on thread \"" + active.owner().getName()
+                        + "\"; a session must be used by one thread at a time (Generation.cancel() is the exception)");
+            }
             if (lock.getHoldCount() == 1) {
                 user = Thread.currentThread();
             }

@@ -1,0 +1,44 @@
+package org.flexidepth.examples.api;
+
+import org.flexidepth.llama.GenerationOptions;
+import org.flexidepth.llama.GenerationResult;
+import org.flexidepth.llama.LlamaModel;
+import org.flexidepth.llama.Session;
+import org.flexidepth.llama.StopReason;
+import org.flexidepth.llama.Token;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+/** Greedy generation through the Java API equals the pristine upstream library's, token for token. */
+class GoldenGenerationTest {
+    static final int N = 48;
+
+    @ParameterizedTest
+    @ValueSource(strings = {"Once upon a time", "The little dog was sad because", "Lily and Tom went to the park. They"})
+    void stories260KMatchesPristineUpstream(String prompt) throws Exception {
+        check(RealModels.stories260K(), prompt);
+    }
+
+    static void check(Path model, String prompt) throws Exception {
+        int[] expected = RealModels.referenceGreedy(model, N, prompt);
+        try (LlamaModel m = LlamaModel.load(model); Session s = m.newSession()) {
+            GenerationResult r = s.complete(prompt, GenerationOptions.builder().maxTokens(N).build());
+            List<Token> tokens = r.tokens();
+            if (r.stopReason() == StopReason.END_OF_GENERATION) {
+                tokens = tokens.subList(0, tokens.size() - 1); // the reference does not print the end token
+            }
+            assertEquals(Arrays.stream(expected).boxed().toList(), RealModels.ids(tokens), "prompt: " + prompt);
+            java.io.ByteArrayOutputStream bytes = new java.io.ByteArrayOutputStream();
+            for (int t : expected) {
+                bytes.writeBytes(m.tokenBytes(t));
+            }
+            assertEquals(bytes.toString(java.nio.charset.StandardCharsets.UTF_8), r.text(), "text of the same tokens");
+        }
+    }
+}
