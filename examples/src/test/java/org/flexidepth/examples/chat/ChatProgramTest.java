@@ -1,0 +1,98 @@
+package org.flexidepth.examples.chat;
+
+import org.flexidepth.llama.GenerationOptions;
+import org.flexidepth.llama.LlamaModel;
+import org.flexidepth.llama.Session;
+import org.flexidepth.examples.DefaultModel;
+import org.flexidepth.examples.ProjectPaths;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The chat program as a user runs it: a separate JVM that loads the native libraries from the
+ * jar resources (no library path given), with stdout holding only the model's text.
+ */
+class ChatProgramTest {
+    @TempDir
+    Path cache;
+
+    record Run(int exit, String out, String err) {
+    }
+
+    private Run chat(String stdin, List<String> props, String... args) throws IOException, InterruptedException {
+        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"),
+                "-Dflexillama.cache.dir=" + cache));
+        cmd.addAll(props);
+        cmd.add(Chat.class.getName());
+        cmd.addAll(List.of(args));
+        Process p = new ProcessBuilder(cmd).start();
+        p.getOutputStream().write(stdin.getBytes(StandardCharsets.UTF_8));
+        p.getOutputStream().close();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        String err = new String(p.getErrorStream().readAllBytes(), StandardCharsets.UTF_8);
+        return new Run(p.waitFor(), out, err);
+    }
+
+    private static List<String> sharedProps() {
+        return List.of("-Dflexillama.build.dir=" + ProjectPaths.nativeBuild(),
+                "-Dflexillama.shared.dir=" + ProjectPaths.shared().map(Path::toString).orElse("/nonexistent"));
+    }
+
+    private static String expectedGreedy(String prompt, int n) throws IOException {
+        try (LlamaModel m = LlamaModel.load(DefaultModel.stories260K()); Session s = m.newSession()) {
+            return s.complete(prompt, GenerationOptions.builder().maxTokens(n).build()).text();
+        }
+    }
+
+    @Test
+    void oneShotPromptOnTheDefaultModel() throws Exception {
+        Assumptions.assumeTrue(ProjectPaths.shared().isPresent(), "../shared is absent");
+        Run r = chat("", sharedProps(), "--prompt", "Once upon a time", "--temp", "0", "--max-tokens", "24");
+        assertEquals(0, r.exit(), r.err());
+        String[] lines = r.out().split("\n");
+        assertEquals("Once upon a time" + expectedGreedy("Once upon a time", 24), String.join("\n", List.of(lines).subList(0, lines.length - 1)));
+        assertTrue(lines[lines.length - 1].matches("\\[24 tokens, [0-9.]+ tokens/s; prompt \\d+ tokens \\(0 cached\\), [0-9.]+ tokens/s; max_tokens]"),
+                lines[lines.length - 1]);
+        assertTrue(r.err().contains("stories260K.gguf"), r.err());
+    }
+
+    @Test
+    void interactiveModeReadsLinesUntilExit() throws Exception {
+        Assumptions.assumeTrue(ProjectPaths.shared().isPresent(), "../shared is absent");
+        Run r = chat("The little dog\n\nLily and Tom\n/exit\n", sharedProps(), "--temp", "0", "-n", "12");
+        assertEquals(0, r.exit(), r.err());
+        assertTrue(r.out().contains("> The little dog" + expectedGreedy("The little dog", 12)), r.out());
+        assertTrue(r.out().contains("Lily and Tom" + expectedGreedy("Lily and Tom", 12)), r.out());
+        assertEquals(2, r.out().lines().filter(l -> l.startsWith("[12 tokens")).count(), r.out());
+    }
+
+    @Test
+    void withoutSharedItAsksForAModel(@TempDir Path emptyBuild) throws Exception {
+        Run r = chat("", List.of("-Dflexillama.build.dir=" + emptyBuild.resolve("native"), "-Dflexillama.shared.dir=/nonexistent"),
+                "--prompt", "hi");
+        assertEquals(1, r.exit());
+        assertTrue(r.err().contains("../shared is not present") && r.err().contains("--model"), r.err());
+        assertEquals("", r.out());
+    }
+
+    @Test
+    void badArgumentsPrintUsage() throws Exception {
+        Run r = chat("", List.of(), "--temp", "hot");
+        assertEquals(2, r.exit());
+        assertTrue(r.err().contains("not a number for --temp") && r.err().contains("usage:"), r.err());
+        Run missing = chat("", List.of(), "--model", cache.resolve("none.gguf").toString(), "--prompt", "x");
+        assertEquals(1, missing.exit());
+        assertTrue(missing.err().contains("model file not found"), missing.err());
+    }
+}
