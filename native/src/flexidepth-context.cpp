@@ -1,0 +1,159 @@
+// The C API that binds plug-ins to contexts and reads back their routing decisions.
+
+#include "flexidepth-graph.h"
+
+#include "llama-context.h"
+
+#include <cmath>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+
+namespace {
+
+std::mutex registry_mutex;
+// The binding of every context with an attached plug-in. Owned here so that upstream's
+// llama_context needs only a pointer.
+std::unordered_map<llama_context *, std::unique_ptr<llama_flexidepth_binding>> registry;
+
+bool valid_tau(float tau) {
+    return std::isfinite(tau) && tau >= 0.0f && tau <= 1.0f;
+}
+
+llama_flexidepth_binding * binding_of(const llama_context * ctx) {
+    auto it = registry.find(const_cast<llama_context *>(ctx));
+    return it == registry.end() ? nullptr : it->second.get();
+}
+
+} // namespace
+
+void llama_context::set_flexidepth(llama_flexidepth_binding * binding, uint64_t plugin_id) {
+    synchronize();
+    cparams.flexidepth    = binding;
+    cparams.flexidepth_id = plugin_id;
+    sched_need_reserve = true; // the graph changes shape: re-reserve compute buffers
+}
+
+void flexidepth_context_destroyed(const llama_context * ctx) {
+    std::lock_guard<std::mutex> lock(registry_mutex);
+    registry.erase(const_cast<llama_context *>(ctx));
+}
+
+int32_t llama_flexidepth_attach(struct llama_context * ctx, struct llama_flexidepth * fd, float tau) {
+    if (ctx == nullptr || fd == nullptr) {
+        return flexidepth_fail(LLAMA_FLEXIDEPTH_ERR_INVALID_ARG, "context and plug-in must not be NULL");
+    }
+    if (!valid_tau(tau)) {
+        return flexidepth_fail(LLAMA_FLEXIDEPTH_ERR_INVALID_ARG, "threshold must be in [0, 1], was " + std::to_string(tau));
+    }
+    if (fd->model != &ctx->get_model()) {
+        return flexidepth_fail(LLAMA_FLEXIDEPTH_ERR_WRONG_BASE, "the plug-in was loaded for another model than the context's");
+    }
+    std::lock_guard<std::mutex> lock(registry_mutex);
+    auto binding = std::make_unique<llama_flexidepth_binding>();
+    binding->fd = fd;
+    binding->tau = tau;
+    ctx->set_flexidepth(binding.get(), fd->id);
+    registry[ctx] = std::move(binding); // frees a previous binding, whose graphs can no longer be reused
+    return LLAMA_FLEXIDEPTH_OK;
+}
+
+void llama_flexidepth_detach(struct llama_context * ctx) {
+    if (ctx == nullptr) {
+        return;
+    }
+    std::lock_guard<std::mutex> lock(registry_mutex);
+    if (registry.count(ctx)) {
+        ctx->set_flexidepth(nullptr, 0);
+        registry.erase(ctx);
+    }
+}
+
+void llama_flexidepth_free(struct llama_flexidepth * fd) {
+    if (fd == nullptr) {
+        return;
+    }
+    {
+        // Freeing an attached plug-in detaches it rather than leaving contexts with dangling tensors.
+        std::lock_guard<std::mutex> lock(registry_mutex);
+        for (auto it = registry.begin(); it != registry.end();) {
+            if (it->second->fd == fd) {
+                it->first->set_flexidepth(nullptr, 0);
+                it = registry.erase(it);
+            } else {
+                ++it;
+            }
+        }
+    }
+    delete fd;
+}
+
+int32_t llama_flexidepth_set_threshold(struct llama_context * ctx, float tau) {
+    if (!valid_tau(tau)) {
+        return flexidepth_fail(LLAMA_FLEXIDEPTH_ERR_INVALID_ARG, "threshold must be in [0, 1], was " + std::to_string(tau));
+    }
+    std::lock_guard<std::mutex> lock(registry_mutex);
+    llama_flexidepth_binding * b = binding_of(ctx);
+    if (b == nullptr) {
+        return flexidepth_fail(LLAMA_FLEXIDEPTH_ERR_INVALID_ARG, "no plug-in is attached to this context");
+    }
+    b->tau = tau;
+    return LLAMA_FLEXIDEPTH_OK;
+}
+
+int32_t llama_flexidepth_set_collect(struct llama_context * ctx, bool collect) {
+    std::lock_guard<std::mutex> lock(registry_mutex);
+    llama_flexidepth_binding * b = binding_of(ctx);
+    if (b == nullptr) {
+        return flexidepth_fail(LLAMA_FLEXIDEPTH_ERR_INVALID_ARG, "no plug-in is attached to this context");
+    }
+    b->collect = collect;
+    if (!collect) {
+        b->n_recorded = 0;
+    }
+    return LLAMA_FLEXIDEPTH_OK;
+}
+
+int32_t llama_flexidepth_n_recorded(const struct llama_context * ctx) {
+    std::lock_guard<std::mutex> lock(registry_mutex);
+    const llama_flexidepth_binding * b = binding_of(ctx);
+    return b && b->collect ? b->n_recorded : 0;
+}
+
+int32_t llama_flexidepth_get_routing(const struct llama_context * ctx, float * gates, uint8_t * run,
+                                     llama_pos * pos, llama_seq_id * seq_id, int32_t capacity) {
+    if (ctx == nullptr || capacity < 0) {
+        return flexidepth_fail(LLAMA_FLEXIDEPTH_ERR_INVALID_ARG, "invalid context or capacity");
+    }
+    // the gates were copied asynchronously by the last decode
+    const_cast<llama_context *>(ctx)->synchronize();
+    std::lock_guard<std::mutex> lock(registry_mutex);
+    const llama_flexidepth_binding * b = binding_of(ctx);
+    if (b == nullptr || !b->collect) {
+        return 0;
+    }
+    const int32_t n = b->n_recorded;
+    if (capacity < n) {
+        return flexidepth_fail(LLAMA_FLEXIDEPTH_ERR_INVALID_ARG, "buffers hold " + std::to_string(capacity)
+                               + " tokens; the last decode recorded " + std::to_string(n));
+    }
+    const size_t n_routed = b->fd->layers.size();
+    for (int32_t t = 0; t < n; ++t) {
+        for (size_t r = 0; r < n_routed; ++r) {
+            const float g = b->gates[r * b->capacity + t];
+            if (gates) {
+                gates[t * n_routed + r] = g;
+            }
+            if (run) {
+                run[t * n_routed + r] = g > b->tau_recorded ? 1 : 0;
+            }
+        }
+        if (pos) {
+            pos[t] = b->pos[t];
+        }
+        if (seq_id) {
+            seq_id[t] = b->seq[t];
+        }
+    }
+    return n;
+}

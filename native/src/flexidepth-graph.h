@@ -1,0 +1,78 @@
+#pragma once
+
+// FlexiDepth inside llama.cpp's graphs: the per-context binding of a plug-in, the graph input
+// that carries tau and collects gates, and the three hooks that a model's layer loop calls
+// (after the pre-attention norm, on the attention output, on the FFN output).
+// Used by the patched src/models/{llama,qwen2,qwen3}.cpp and src/llama-context.cpp.
+
+#include "flexidepth-plugin.h"
+
+#include "llama-graph.h"
+
+#include <cstdint>
+#include <vector>
+
+struct llama_context;
+
+// A plug-in attached to one context, with its threshold and the routing of the last decode.
+struct llama_flexidepth_binding {
+    llama_flexidepth * fd = nullptr;
+    float tau = 0.5f;
+    bool collect = true;
+
+    // routing of the last decode, layer-major: gates[r * capacity + t]
+    int32_t capacity = 0;
+    int32_t n_recorded = 0;
+    float tau_recorded = 0.5f;
+    std::vector<float> gates;
+    std::vector<llama_pos> pos;
+    std::vector<llama_seq_id> seq;
+};
+
+// Graph nodes one routed layer adds, for the graph size budget.
+uint32_t flexidepth_graph_nodes(const llama_flexidepth_binding * binding);
+
+// Called by llama_context: before a batch's first ubatch, after each ubatch's compute, on free.
+void flexidepth_begin_batch(llama_flexidepth_binding * binding, int32_t n_tokens);
+void flexidepth_collect(llama_flexidepth_binding * binding, ggml_backend_sched_t sched,
+                        const llm_graph_result * res, const llama_ubatch & ubatch, int64_t token_offset);
+void flexidepth_context_destroyed(const llama_context * ctx);
+
+class llm_graph_input_flexidepth : public llm_graph_input_i {
+public:
+    explicit llm_graph_input_flexidepth(llama_flexidepth_binding * binding) : binding(binding) {}
+
+    void set_input(const llama_ubatch * ubatch) override;
+
+    // tau is data, not topology: a graph built for this binding serves every threshold
+    bool can_reuse(const llm_graph_params & params) override {
+        return params.cparams.flexidepth == binding;
+    }
+
+    llama_flexidepth_binding * binding;
+    ggml_tensor * tau = nullptr;          // F32 [1]
+    std::vector<ggml_tensor *> gates;     // per routed layer: F32 [1, n_tokens], graph outputs
+};
+
+// Builds the routed parts of layers. Without an attached plug-in, or for an unrouted layer, every
+// hook returns its input unchanged and adds no node: the graph is then exactly upstream's.
+class llm_flexidepth_graph {
+public:
+    explicit llm_flexidepth_graph(const llm_graph_context & g);
+
+    // z: the layer's pre-attention RMSNorm output for every row. Computes g and run = g > tau.
+    void route(int il, ggml_tensor * z);
+
+    // Attention output times run (skipped rows add nothing). out_ids: the rows kept at the last layer.
+    ggml_tensor * mask_attention(int il, ggml_tensor * attn_out, ggml_tensor * out_ids);
+
+    // run * g * FFN(u) + (1 - run) * (1 - g) * Adapter(u); u: the post-attention RMSNorm output.
+    ggml_tensor * mix_ffn(int il, ggml_tensor * ffn_out, ggml_tensor * u);
+
+private:
+    const llm_graph_context & g;
+    const llama_flexidepth * fd = nullptr;
+    llm_graph_input_flexidepth * inp = nullptr;
+    ggml_tensor * gate = nullptr; // of the layer being built
+    ggml_tensor * run  = nullptr;
+};

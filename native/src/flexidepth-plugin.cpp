@@ -1,0 +1,295 @@
+#include "flexidepth-plugin.h"
+
+#include "llama-impl.h"
+#include "llama-model.h"
+
+#include "ggml-backend.h"
+#include "gguf.h"
+
+#include <atomic>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <set>
+
+namespace {
+
+thread_local std::string last_error;
+std::atomic<uint64_t> next_id{1};
+
+const std::set<std::string> SUPPORTED_ARCHS = {"llama", "qwen2", "qwen3"};
+
+struct load_error {
+    int32_t status;
+    std::string message;
+};
+
+[[noreturn]] void fail(int32_t status, std::string message) {
+    throw load_error{status, std::move(message)};
+}
+
+std::string shape_str(const int64_t * ne) {
+    return "[" + std::to_string(ne[0]) + ", " + std::to_string(ne[1]) + "]";
+}
+
+struct file_closer {
+    void operator()(FILE * f) const { fclose(f); }
+};
+
+std::string get_str(const gguf_context * g, const char * key) {
+    const int64_t k = gguf_find_key(g, key);
+    if (k < 0 || gguf_get_kv_type(g, k) != GGUF_TYPE_STRING) {
+        return "";
+    }
+    return gguf_get_val_str(g, k);
+}
+
+int64_t get_uint(const gguf_context * g, const char * key) {
+    const int64_t k = gguf_find_key(g, key);
+    if (k < 0) {
+        fail(LLAMA_FLEXIDEPTH_ERR_FORMAT, std::string("missing key ") + key);
+    }
+    switch (gguf_get_kv_type(g, k)) {
+        case GGUF_TYPE_UINT32: return gguf_get_val_u32(g, k);
+        case GGUF_TYPE_INT32:  return gguf_get_val_i32(g, k);
+        case GGUF_TYPE_UINT64: return (int64_t) gguf_get_val_u64(g, k);
+        case GGUF_TYPE_INT64:  return gguf_get_val_i64(g, k);
+        default: fail(LLAMA_FLEXIDEPTH_ERR_FORMAT, std::string("key ") + key + " is not an integer");
+    }
+}
+
+// Checks one plug-in tensor's presence, shape and type against what the base model needs.
+ggml_tensor * expect_tensor(ggml_context * meta, int il, const char * name, int64_t ne0, int64_t ne1, bool router) {
+    const std::string full = "blk." + std::to_string(il) + "." + name + ".weight";
+    ggml_tensor * t = ggml_get_tensor(meta, full.c_str());
+    if (t == nullptr) {
+        fail(LLAMA_FLEXIDEPTH_ERR_TENSOR, "missing tensor " + full);
+    }
+    const int64_t want[2] = {ne0, ne1};
+    if (t->ne[0] != ne0 || t->ne[1] != ne1 || t->ne[2] != 1 || t->ne[3] != 1) {
+        fail(LLAMA_FLEXIDEPTH_ERR_TENSOR, "tensor " + full + " has shape " + shape_str(t->ne) + ", expected " + shape_str(want));
+    }
+    // Routing decisions flip under low-bit quantization of the router (SPEC 3): keep it F32/F16.
+    if (router && t->type != GGML_TYPE_F32 && t->type != GGML_TYPE_F16) {
+        fail(LLAMA_FLEXIDEPTH_ERR_TENSOR, "router tensor " + full + " is " + ggml_type_name(t->type) + "; routers must be F32 or F16");
+    }
+    return t;
+}
+
+void load(llama_flexidepth & fd, const llama_model & model, const char * path) {
+    std::unique_ptr<FILE, file_closer> file(fopen(path, "rb"));
+    if (!file) {
+        fail(LLAMA_FLEXIDEPTH_ERR_IO, std::string("cannot open ") + path + ": " + strerror(errno));
+    }
+    char magic[4] = {0};
+    if (fread(magic, 1, 4, file.get()) != 4 || memcmp(magic, "GGUF", 4) != 0) {
+        fail(LLAMA_FLEXIDEPTH_ERR_FORMAT, std::string(path) + " is not a GGUF file");
+    }
+
+    ggml_context * meta_raw = nullptr;
+    gguf_init_params params = { /*.no_alloc =*/ true, /*.ctx =*/ &meta_raw };
+    gguf_context_ptr gguf { gguf_init_from_file(path, params) };
+    if (!gguf) {
+        fail(LLAMA_FLEXIDEPTH_ERR_FORMAT, std::string(path) + " is truncated or corrupt (GGUF header)");
+    }
+    ggml_context_ptr meta { meta_raw };
+    const gguf_context * g = gguf.get();
+
+    using namespace flexidepth_format;
+    if (get_str(g, KEY_GENERAL_TYPE) != "adapter" || get_str(g, KEY_ADAPTER_TYPE) != "flexidepth") {
+        fail(LLAMA_FLEXIDEPTH_ERR_FORMAT, std::string(path) + " is not a FlexiDepth plug-in (general.type = '"
+             + get_str(g, KEY_GENERAL_TYPE) + "', adapter.type = '" + get_str(g, KEY_ADAPTER_TYPE) + "')");
+    }
+
+    fd.arch = get_str(g, KEY_ARCH);
+    if (SUPPORTED_ARCHS.count(fd.arch) == 0) {
+        fail(LLAMA_FLEXIDEPTH_ERR_ARCHITECTURE, "FlexiDepth supports llama, qwen2 and qwen3; the plug-in is for '" + fd.arch + "'");
+    }
+    char model_arch[64] = {0};
+    llama_model_meta_val_str(&model, "general.architecture", model_arch, sizeof(model_arch));
+    if (fd.arch != model_arch) {
+        fail(LLAMA_FLEXIDEPTH_ERR_WRONG_BASE, "the plug-in is for a '" + fd.arch + "' model, the base model is '" + model_arch + "'");
+    }
+    if (model.hparams.n_expert > 0) {
+        fail(LLAMA_FLEXIDEPTH_ERR_ARCHITECTURE, "FlexiDepth needs a dense FFN; this model is a mixture of experts");
+    }
+    fd.n_embd  = (int32_t) get_uint(g, KEY_EMBD);
+    fd.n_layer = (int32_t) get_uint(g, KEY_BLOCK_COUNT);
+    if (fd.n_embd != llama_model_n_embd(&model) || fd.n_layer != llama_model_n_layer(&model)) {
+        fail(LLAMA_FLEXIDEPTH_ERR_WRONG_BASE, "the plug-in is for a model with hidden size " + std::to_string(fd.n_embd) + " and "
+             + std::to_string(fd.n_layer) + " layers; the base model has " + std::to_string(llama_model_n_embd(&model))
+             + " and " + std::to_string(llama_model_n_layer(&model)));
+    }
+    fd.router_size  = (int32_t) get_uint(g, KEY_ROUTER_SIZE);
+    fd.adapter_size = (int32_t) get_uint(g, KEY_ADAPTER_SIZE);
+    if (fd.router_size <= 0 || fd.adapter_size <= 0) {
+        fail(LLAMA_FLEXIDEPTH_ERR_FORMAT, "router and adapter sizes must be positive");
+    }
+    {
+        const int64_t k = gguf_find_key(g, KEY_THRESHOLD);
+        if (k >= 0) {
+            if (gguf_get_kv_type(g, k) != GGUF_TYPE_FLOAT32) {
+                fail(LLAMA_FLEXIDEPTH_ERR_FORMAT, std::string(KEY_THRESHOLD) + " must be a float32");
+            }
+            fd.threshold = gguf_get_val_f32(g, k);
+        }
+        if (!(fd.threshold >= 0.0f && fd.threshold <= 1.0f)) {
+            fail(LLAMA_FLEXIDEPTH_ERR_FORMAT, "threshold must be in [0, 1]");
+        }
+    }
+
+    const int64_t kl = gguf_find_key(g, KEY_ROUTED_LAYERS);
+    if (kl < 0 || gguf_get_kv_type(g, kl) != GGUF_TYPE_ARRAY ||
+        (gguf_get_arr_type(g, kl) != GGUF_TYPE_INT32 && gguf_get_arr_type(g, kl) != GGUF_TYPE_UINT32)) {
+        fail(LLAMA_FLEXIDEPTH_ERR_FORMAT, std::string(KEY_ROUTED_LAYERS) + " must be an array of int32");
+    }
+    const size_t n_routed = gguf_get_arr_n(g, kl);
+    const int32_t * routed = (const int32_t *) gguf_get_arr_data(g, kl);
+    fd.slot.assign(fd.n_layer, -1);
+    for (size_t i = 0; i < n_routed; ++i) {
+        const int32_t il = routed[i];
+        if (il < 0 || il >= fd.n_layer || (i > 0 && il <= routed[i - 1])) {
+            fail(LLAMA_FLEXIDEPTH_ERR_FORMAT, "routed layers must be ascending, distinct and in [0, " + std::to_string(fd.n_layer) + ")");
+        }
+    }
+    if (n_routed == 0) {
+        fail(LLAMA_FLEXIDEPTH_ERR_FORMAT, "the plug-in routes no layer");
+    }
+
+    const int64_t d = fd.n_embd, dr = fd.router_size, da = fd.adapter_size;
+    std::vector<llama_flexidepth_layer> metas;
+    for (size_t i = 0; i < n_routed; ++i) {
+        const int il = routed[i];
+        metas.push_back({il,
+            expect_tensor(meta.get(), il, "fd_router_down",  d,  dr, true),
+            expect_tensor(meta.get(), il, "fd_router_norm",  dr, 1,  true),
+            expect_tensor(meta.get(), il, "fd_router_up",    dr, d,  true),
+            expect_tensor(meta.get(), il, "fd_router_head",  d,  1,  true),
+            expect_tensor(meta.get(), il, "fd_adapter_gate", d,  da, false),
+            expect_tensor(meta.get(), il, "fd_adapter_up",   d,  da, false),
+            expect_tensor(meta.get(), il, "fd_adapter_down", da, d,  false),
+        });
+        if (metas.back().router_norm->type != GGML_TYPE_F32) {
+            fail(LLAMA_FLEXIDEPTH_ERR_TENSOR, "fd_router_norm of layer " + std::to_string(il) + " must be F32");
+        }
+    }
+
+    // Each layer's plug-in tensors live on the device of that base layer.
+    std::map<ggml_backend_buffer_type_t, ggml_context *> ctx_for;
+    auto ctx_of = [&](int il) {
+        ggml_backend_buffer_type_t buft = ggml_backend_dev_buffer_type(model.dev_layer(il));
+        auto it = ctx_for.find(buft);
+        if (it != ctx_for.end()) {
+            return it->second;
+        }
+        ggml_init_params ip = { /*.mem_size =*/ 8 * ggml_tensor_overhead() * (n_routed + 1), /*.mem_buffer =*/ nullptr, /*.no_alloc =*/ true };
+        ggml_context * c = ggml_init(ip);
+        if (!c) {
+            fail(LLAMA_FLEXIDEPTH_ERR_ALLOC, "cannot create a ggml context");
+        }
+        fd.ctxs.emplace_back(c);
+        ctx_for[buft] = c;
+        return c;
+    };
+    std::vector<std::pair<ggml_tensor *, ggml_tensor *>> copies; // (meta, allocated)
+    auto dup = [&](ggml_context * c, ggml_tensor * m) {
+        ggml_tensor * t = ggml_dup_tensor(c, m);
+        ggml_set_name(t, m->name);
+        copies.emplace_back(m, t);
+        return t;
+    };
+    for (const auto & m : metas) {
+        ggml_context * c = ctx_of(m.il);
+        fd.slot[m.il] = (int32_t) fd.layers.size();
+        fd.layers.push_back({m.il, dup(c, m.router_down), dup(c, m.router_norm), dup(c, m.router_up), dup(c, m.router_head),
+                             dup(c, m.adapter_gate), dup(c, m.adapter_up), dup(c, m.adapter_down)});
+    }
+    for (auto & [buft, c] : ctx_for) {
+        ggml_backend_buffer_t buf = ggml_backend_alloc_ctx_tensors_from_buft(c, buft);
+        if (!buf) {
+            fail(LLAMA_FLEXIDEPTH_ERR_ALLOC, std::string("cannot allocate the plug-in's tensors in ") + ggml_backend_buft_name(buft));
+        }
+        ggml_backend_buffer_set_usage(buf, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
+        fd.bufs.emplace_back(buf);
+    }
+
+    // Read the data; a truncated file fails here rather than computing with garbage.
+    const size_t data_offset = gguf_get_data_offset(g);
+    std::vector<uint8_t> staging;
+    for (auto & [m, t] : copies) {
+        const int64_t idx = gguf_find_tensor(g, m->name);
+        const size_t nbytes = ggml_nbytes(t);
+        staging.resize(nbytes);
+        if (fseek(file.get(), (long) (data_offset + gguf_get_tensor_offset(g, idx)), SEEK_SET) != 0 ||
+            fread(staging.data(), 1, nbytes, file.get()) != nbytes) {
+            fail(LLAMA_FLEXIDEPTH_ERR_FORMAT, std::string(path) + " is truncated: tensor " + m->name + " is incomplete");
+        }
+        ggml_backend_tensor_set(t, staging.data(), 0, nbytes);
+    }
+}
+
+} // namespace
+
+int32_t flexidepth_fail(int32_t status, const std::string & message) {
+    last_error = message;
+    LLAMA_LOG_ERROR("flexidepth: %s\n", message.c_str());
+    return status;
+}
+
+const char * llama_flexidepth_last_error(void) {
+    return last_error.c_str();
+}
+
+struct llama_flexidepth * llama_flexidepth_load(const struct llama_model * model, const char * path, int32_t * status) {
+    int32_t rc = LLAMA_FLEXIDEPTH_OK;
+    last_error.clear();
+    if (model == nullptr || path == nullptr) {
+        rc = flexidepth_fail(LLAMA_FLEXIDEPTH_ERR_INVALID_ARG, "model and path must not be NULL");
+    } else {
+        auto fd = std::make_unique<llama_flexidepth>();
+        try {
+            load(*fd, *model, path);
+            fd->model = model;
+            fd->id = next_id++;
+            LLAMA_LOG_INFO("flexidepth: loaded %s: %zu routed layers, router %d, adapter %d, tau %.3f\n",
+                           path, fd->layers.size(), fd->router_size, fd->adapter_size, fd->threshold);
+            if (status) {
+                *status = LLAMA_FLEXIDEPTH_OK;
+            }
+            return fd.release();
+        } catch (const load_error & e) {
+            rc = flexidepth_fail(e.status, e.message);
+        } catch (const std::exception & e) {
+            rc = flexidepth_fail(LLAMA_FLEXIDEPTH_ERR_FORMAT, std::string("cannot load plug-in: ") + e.what());
+        }
+    }
+    if (status) {
+        *status = rc;
+    }
+    return nullptr;
+}
+
+int32_t llama_flexidepth_n_routed(const struct llama_flexidepth * fd) {
+    return fd ? (int32_t) fd->layers.size() : 0;
+}
+
+int32_t llama_flexidepth_routed_layer(const struct llama_flexidepth * fd, int32_t i) {
+    return fd && i >= 0 && i < (int32_t) fd->layers.size() ? fd->layers[i].il : -1;
+}
+
+int32_t llama_flexidepth_router_size(const struct llama_flexidepth * fd) {
+    return fd ? fd->router_size : 0;
+}
+
+int32_t llama_flexidepth_adapter_size(const struct llama_flexidepth * fd) {
+    return fd ? fd->adapter_size : 0;
+}
+
+float llama_flexidepth_default_threshold(const struct llama_flexidepth * fd) {
+    return fd ? fd->threshold : 0.5f;
+}
+
+const char * llama_flexidepth_architecture(const struct llama_flexidepth * fd) {
+    return fd ? fd->arch.c_str() : "";
+}
