@@ -1,3 +1,4 @@
 // The C API that the Java bindings cover: upstream llama.h plus the fork's own header.
 #include "llama.h"
 #include "llama-fork.h"
+#include "llama-flexidepth.h"

@@ -42,6 +42,9 @@ void llm_flexidepth_graph::route(int il, ggml_tensor * z) {
     r = ggml_tanh(ctx0, r);
     r = ggml_mul_mat(ctx0, L->router_up, r);                                 // [d, n]
     r = ggml_mul_mat(ctx0, L->router_head, r);                               // [1, n]
+    if (L->router_bias != nullptr) {
+        r = ggml_add(ctx0, r, L->router_bias);
+    }
     gate = ggml_sigmoid(ctx0, r);
     g.cb(gate, "fd_gate", il);
     ggml_set_output(gate); // read back after compute: must not share memory with later nodes

@@ -77,6 +77,17 @@ ggml_tensor * expect_tensor(ggml_context * meta, int il, const char * name, int6
     return t;
 }
 
+// The checkpoint's router has no bias; plug-ins we make may add one to the logit, e.g. a large
+// positive bias so that a fresh plug-in starts out running every layer with g ~ 1.
+ggml_tensor * optional_bias(ggml_context * meta, int il) {
+    const std::string full = "blk." + std::to_string(il) + ".fd_router_head.bias";
+    ggml_tensor * t = ggml_get_tensor(meta, full.c_str());
+    if (t != nullptr && (t->type != GGML_TYPE_F32 || ggml_nelements(t) != 1)) {
+        fail(LLAMA_FLEXIDEPTH_ERR_TENSOR, "tensor " + full + " must be a single F32 value");
+    }
+    return t;
+}
+
 void load(llama_flexidepth & fd, const llama_model & model, const char * path) {
     std::unique_ptr<FILE, file_closer> file(fopen(path, "rb"));
     if (!file) {
@@ -166,6 +177,7 @@ void load(llama_flexidepth & fd, const llama_model & model, const char * path) {
             expect_tensor(meta.get(), il, "fd_router_norm",  dr, 1,  true),
             expect_tensor(meta.get(), il, "fd_router_up",    dr, d,  true),
             expect_tensor(meta.get(), il, "fd_router_head",  d,  1,  true),
+            optional_bias(meta.get(), il),
             expect_tensor(meta.get(), il, "fd_adapter_gate", d,  da, false),
             expect_tensor(meta.get(), il, "fd_adapter_up",   d,  da, false),
             expect_tensor(meta.get(), il, "fd_adapter_down", da, d,  false),
@@ -203,6 +215,7 @@ void load(llama_flexidepth & fd, const llama_model & model, const char * path) {
         ggml_context * c = ctx_of(m.il);
         fd.slot[m.il] = (int32_t) fd.layers.size();
         fd.layers.push_back({m.il, dup(c, m.router_down), dup(c, m.router_norm), dup(c, m.router_up), dup(c, m.router_head),
+                             m.router_bias ? dup(c, m.router_bias) : nullptr,
                              dup(c, m.adapter_gate), dup(c, m.adapter_up), dup(c, m.adapter_down)});
     }
     for (auto & [buft, c] : ctx_for) {

@@ -17,6 +17,7 @@ struct llama_flexidepth_layer {
     ggml_tensor * router_norm;   // [d_r]     RMSNorm weight
     ggml_tensor * router_up;     // [d_r, d]  W_up
     ggml_tensor * router_head;   // [d, 1]    W_head
+    ggml_tensor * router_bias;   // [1]       optional logit bias (nullptr in converted checkpoints)
     ggml_tensor * adapter_gate;  // [d, d_a]  silu branch
     ggml_tensor * adapter_up;    // [d, d_a]  input projection
     ggml_tensor * adapter_down;  // [d_a, d]  output projection

@@ -1,5 +1,8 @@
 package org.flexidepth.examples;
 
+import org.flexidepth.examples.convert.HfToGguf;
+import org.flexidepth.examples.convert.OutputType;
+
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -22,6 +25,19 @@ public final class DefaultModel {
     /** The 12-layer FlexiDepth demo base model (llama2.c format). */
     public static Path flexiDemo12L() throws IOException {
         return llama2c("flexi-demo-12L.gguf", "models/flexi-demo-12L/model.bin", "models/flexi-demo-12L/tokenizer.bin");
+    }
+
+    /** TinyStories-656K (Hugging Face safetensors), converted with the Java converter to F32. */
+    public static Path tinyStories656K() throws IOException {
+        Path out = ProjectPaths.modelCache().resolve("tinystories656k-f32.gguf");
+        if (!Files.isRegularFile(out)) {
+            Path shared = ProjectPaths.shared().orElseThrow(() -> new IOException(
+                    "../shared is not present, so TinyStories-656K cannot be converted"));
+            Files.createDirectories(out.getParent());
+            HfToGguf.convert(shared.resolve("models/tinystories656k"), out, OutputType.F32,
+                    new java.io.PrintStream(java.io.OutputStream.nullOutputStream()));
+        }
+        return out;
     }
 
     private static Path llama2c(String name, String weights, String vocab) throws IOException {

@@ -36,13 +36,13 @@ public final class Generation implements Iterator<Token>, AutoCloseable {
     private final StopStringMatcher stops;
     private final StringBuilder text = new StringBuilder();
     private final List<Token> tokens = new ArrayList<>();
+    private final List<LayerUsage> promptUsage = new ArrayList<>();
     private final int promptTokens;
     private final int reusedTokens;
     private final long promptNanos;
     private final long generationStart;
     private long generationEnd;
     private long lastTokenAt;
-    private int undecoded = -1;
     private Token next;
     private StopReason stopReason;
 
@@ -56,7 +56,7 @@ public final class Generation implements Iterator<Token>, AutoCloseable {
         this.sampler = newSampler(options.sampling());
         long start = System.nanoTime();
         try {
-            this.reusedTokens = session.evaluatePrompt(prompt, this);
+            this.reusedTokens = session.evaluatePrompt(prompt, this, promptUsage);
         } catch (RuntimeException e) {
             llama_h.llama_sampler_free(sampler);
             throw e;
@@ -126,43 +126,50 @@ public final class Generation implements Iterator<Token>, AutoCloseable {
             finish(StopReason.CANCELLED);
             return null;
         }
-        if (undecoded >= 0) {
-            if (session.cachedLengthUnchecked() >= session.contextSize()) {
-                finish(StopReason.CONTEXT_FULL);
-                return null;
-            }
-            int t = undecoded;
-            undecoded = -1;
-            session.decode(new int[] {t}, 0, 1, true);
-        }
         int id = llama_h.llama_sampler_sample(sampler, session.context(), -1);
         float logProb = llama_h.llama_fork_token_logprob(session.context(), -1, id);
-        long now = System.nanoTime();
-        Duration latency = Duration.ofNanos(now - lastTokenAt);
-        lastTokenAt = now;
         if (model.isEndOfGeneration(id)) {
-            Token t = new Token(id, stops.append(utf8.flush()) + stops.flush(), logProb, latency);
+            Token t = new Token(id, stops.append(utf8.flush()) + stops.flush(), logProb, sinceLastToken(), Optional.empty());
             record(t);
             finish(StopReason.END_OF_GENERATION);
             return t;
         }
         String piece = stops.append(utf8.append(session.tokenBytes(id)));
-        undecoded = id;
         StopReason stop = stops.stopped() ? StopReason.STOP_STRING
                 : tokens.size() + 1 >= options.maxTokens() ? StopReason.MAX_TOKENS : null;
-        if (stop == StopReason.MAX_TOKENS) {
-            piece += stops.append(utf8.flush());
-            piece += stops.stopped() ? "" : stops.flush();
-            if (stops.stopped()) {
-                stop = StopReason.STOP_STRING;
+        boolean routed = session.attachedPlugin().isPresent();
+        Optional<LayerUsage> usage = Optional.empty();
+        // The token is read back right away: its logits drive the next token, and with a plug-in
+        // its routing is this token's layer usage. A final token is read only for its usage.
+        if (stop == null || routed) {
+            if (session.cachedLengthUnchecked() >= session.contextSize()) {
+                stop = stop == null ? StopReason.CONTEXT_FULL : stop;
+            } else {
+                List<LayerUsage> u = session.decode(new int[] {id}, 0, 1, true);
+                usage = u.isEmpty() ? Optional.empty() : Optional.of(u.get(0));
             }
         }
-        Token t = new Token(id, piece, logProb, latency);
+        if (stop == StopReason.MAX_TOKENS || stop == StopReason.CONTEXT_FULL) {
+            piece += stops.append(utf8.flush());
+            if (stops.stopped()) {
+                stop = StopReason.STOP_STRING;
+            } else {
+                piece += stops.flush();
+            }
+        }
+        Token t = new Token(id, piece, logProb, sinceLastToken(), usage);
         record(t);
         if (stop != null) {
             finish(stop);
         }
         return t;
+    }
+
+    private Duration sinceLastToken() {
+        long now = System.nanoTime();
+        Duration d = Duration.ofNanos(now - lastTokenAt);
+        lastTokenAt = now;
+        return d;
     }
 
     private void record(Token t) {
@@ -213,6 +220,11 @@ public final class Generation implements Iterator<Token>, AutoCloseable {
         return Optional.ofNullable(stopReason);
     }
 
+    /** Layer usage of the prompt tokens this generation evaluated (reused tokens excluded), in order. */
+    public List<LayerUsage> promptLayerUsage() {
+        return List.copyOf(promptUsage);
+    }
+
     /** The text generated so far. */
     public String text() {
         return text.toString();
@@ -221,8 +233,10 @@ public final class Generation implements Iterator<Token>, AutoCloseable {
     /** Counts and timings so far. */
     public GenerationStats stats() {
         long end = stopReason != null ? generationEnd : lastTokenAt;
+        Optional<LayerStats> layers = session.attachedPlugin().map(p -> LayerStats.of(
+                tokens.stream().flatMap(t -> t.layers().stream()).toList(), p.routedLayers()));
         return new GenerationStats(promptTokens, reusedTokens, tokens.size(), Duration.ofNanos(promptNanos),
-                Duration.ofNanos(end - generationStart));
+                Duration.ofNanos(end - generationStart), layers);
     }
 
     /** Runs the generation to its end and returns the result. */

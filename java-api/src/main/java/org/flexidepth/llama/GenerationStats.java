@@ -1,6 +1,7 @@
 package org.flexidepth.llama;
 
 import java.time.Duration;
+import java.util.Optional;
 
 /**
  * Counts and timings of one generation.
@@ -10,9 +11,10 @@ import java.time.Duration;
  * @param generatedTokens  tokens generated
  * @param promptTime       time spent evaluating the prompt tokens that were not reused
  * @param generationTime   time spent generating
+ * @param layers           with a FlexiDepth plug-in attached: layers per generated token and run rates
  */
 public record GenerationStats(int promptTokens, int reusedTokens, int generatedTokens, Duration promptTime,
-                              Duration generationTime) {
+                              Duration generationTime, Optional<LayerStats> layers) {
 
     /** Prompt tokens evaluated per second (reused tokens excluded). */
     public double promptTokensPerSecond() {
@@ -31,6 +33,7 @@ public record GenerationStats(int promptTokens, int reusedTokens, int generatedT
     @Override
     public String toString() {
         return String.format("prompt %d tokens (%d reused) at %.1f tok/s, generated %d tokens at %.1f tok/s",
-                promptTokens, reusedTokens, promptTokensPerSecond(), generatedTokens, generationTokensPerSecond());
+                promptTokens, reusedTokens, promptTokensPerSecond(), generatedTokens, generationTokensPerSecond())
+                + layers.map(l -> String.format(", %.1f layers/token (%d-%d)", l.meanLayers(), l.minLayers(), l.maxLayers())).orElse("");
     }
 }

@@ -146,6 +146,16 @@ public final class LlamaModel implements AutoCloseable {
         return info;
     }
 
+    /**
+     * Loads a FlexiDepth plug-in made for this model; attach it to sessions with
+     * {@link Session#attach(FlexiDepthPlugin, float)}.
+     *
+     * @throws FlexiDepthException if the file is missing, corrupt or made for another model
+     */
+    public FlexiDepthPlugin loadFlexiDepth(Path plugin) {
+        return FlexiDepthPlugin.load(this, plugin);
+    }
+
     /** Opens a session with default options. */
     public Session newSession() {
         return newSession(SessionOptions.DEFAULT);

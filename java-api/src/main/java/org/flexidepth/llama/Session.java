@@ -36,6 +36,10 @@ public final class Session implements AutoCloseable {
     private int[] cached = new int[64];
     private int cachedLength;
     private Generation active;
+    // FlexiDepth: the attached plug-in and reused buffers for the routing of one decode
+    private FlexiDepthPlugin plugin;
+    private float threshold;
+    private MemorySegment routingGates, routingRun;
 
     Session(LlamaModel model, SessionOptions options) {
         this.model = model;
@@ -145,6 +149,72 @@ public final class Session implements AutoCloseable {
         return new Conversation(this, Optional.of(templateName), history);
     }
 
+    /**
+     * Attaches a FlexiDepth plug-in with threshold {@code tau}: from the next evaluated token on,
+     * every token is routed and carries its {@link LayerUsage}. Replaces a plug-in attached before.
+     * The cache is kept; tokens already in it were computed without (or with the previous) plug-in.
+     */
+    public void attach(FlexiDepthPlugin plugin, float tau) {
+        if (plugin.model() != model) {
+            throw new InvalidArgumentException("the plug-in was loaded for " + plugin.model().path().getFileName()
+                    + ", not for this session's model " + model.path().getFileName());
+        }
+        checkThreshold(tau);
+        enter(() -> {
+            int rc = llama_h.llama_flexidepth_attach(ctx, plugin.handle(), tau);
+            if (rc != 0) {
+                throw new FlexiDepthException(FlexiDepthException.Reason.of(rc), llama_h.llama_flexidepth_last_error().getString(0));
+            }
+            int n = plugin.routedLayers().size();
+            if (routingGates == null || routingGates.byteSize() < 4L * n * batchSize) {
+                routingGates = arena.allocate(ValueLayout.JAVA_FLOAT, (long) n * batchSize);
+                routingRun = arena.allocate(ValueLayout.JAVA_BYTE, (long) n * batchSize);
+            }
+            this.plugin = plugin;
+            this.threshold = tau;
+            return null;
+        });
+    }
+
+    /** Changes the threshold of the attached plug-in; takes effect at the next token, no graph rebuild. */
+    public void setThreshold(float tau) {
+        checkThreshold(tau);
+        enter(() -> {
+            if (attachedPlugin().isEmpty()) {
+                throw new InvalidArgumentException("no FlexiDepth plug-in is attached to this session");
+            }
+            llama_h.llama_flexidepth_set_threshold(ctx, tau);
+            threshold = tau;
+            return null;
+        });
+    }
+
+    /** Detaches the plug-in: the session computes the base model again. */
+    public void detach() {
+        enter(() -> {
+            llama_h.llama_flexidepth_detach(ctx);
+            plugin = null;
+            return null;
+        });
+    }
+
+    /** The attached plug-in, if any (a closed plug-in is detached). */
+    public Optional<FlexiDepthPlugin> attachedPlugin() {
+        FlexiDepthPlugin p = plugin;
+        return p == null || p.isClosed() ? Optional.empty() : Optional.of(p);
+    }
+
+    /** The attached plug-in's threshold tau. */
+    public Optional<Float> threshold() {
+        return attachedPlugin().map(p -> threshold);
+    }
+
+    private static void checkThreshold(float tau) {
+        if (!(tau >= 0 && tau <= 1)) {
+            throw new InvalidArgumentException("the FlexiDepth threshold must be in [0, 1], was " + tau);
+        }
+    }
+
     /** Empties the cache. */
     public void clear() {
         enter(() -> {
@@ -230,8 +300,11 @@ public final class Session implements AutoCloseable {
 
     // ---- used by Generation, always inside enter() ----
 
-    /** Evaluates the prompt after the longest prefix the cache already holds; returns how many were reused. */
-    int evaluatePrompt(int[] prompt, Generation g) {
+    /**
+     * Evaluates the prompt after the longest prefix the cache already holds; returns how many were
+     * reused. The layer usage of the evaluated tokens goes to {@code usage}.
+     */
+    int evaluatePrompt(int[] prompt, Generation g, List<LayerUsage> usage) {
         if (prompt.length >= contextSize) {
             throw new ContextFullException("the prompt has " + prompt.length + " tokens; this session's context holds "
                     + contextSize + " (including at least one generated token)");
@@ -256,13 +329,16 @@ public final class Session implements AutoCloseable {
                 break;
             }
             int n = Math.min(batchSize, prompt.length - at);
-            decode(prompt, at, n, at + n == prompt.length);
+            usage.addAll(decode(prompt, at, n, at + n == prompt.length));
         }
         return reuse;
     }
 
-    /** Evaluates tokens[off, off+n) at the end of the cache; logits only for the last if asked. */
-    void decode(int[] tokens, int off, int n, boolean logitsForLast) {
+    /**
+     * Evaluates tokens[off, off+n) at the end of the cache; logits only for the last if asked.
+     * Returns the tokens' layer usage when a plug-in is attached, else an empty list.
+     */
+    List<LayerUsage> decode(int[] tokens, int off, int n, boolean logitsForLast) {
         if (cachedLength + n > contextSize) {
             throw new ContextFullException("the context of " + contextSize + " tokens is full");
         }
@@ -284,6 +360,32 @@ public final class Session implements AutoCloseable {
         }
         System.arraycopy(tokens, off, cached, cachedLength, n);
         cachedLength += n;
+        return routing(n);
+    }
+
+    /** Reads the routing of the last decode into the reused native buffers. */
+    private List<LayerUsage> routing(int n) {
+        Optional<FlexiDepthPlugin> p = attachedPlugin();
+        if (p.isEmpty()) {
+            return List.of();
+        }
+        int got = llama_h.llama_flexidepth_get_routing(ctx, routingGates, routingRun, MemorySegment.NULL, MemorySegment.NULL, batchSize);
+        if (got != n) {
+            throw new DecodeException(got, "expected the routing of " + n + " tokens");
+        }
+        List<Integer> routed = p.get().routedLayers();
+        int r = routed.size();
+        List<LayerUsage> out = new java.util.ArrayList<>(n);
+        for (int t = 0; t < n; t++) {
+            boolean[] ran = new boolean[r];
+            float[] gates = new float[r];
+            for (int i = 0; i < r; i++) {
+                gates[i] = routingGates.getAtIndex(ValueLayout.JAVA_FLOAT, (long) t * r + i);
+                ran[i] = routingRun.get(ValueLayout.JAVA_BYTE, (long) t * r + i) != 0;
+            }
+            out.add(new LayerUsage(model.info().layers(), routed, ran, gates));
+        }
+        return out;
     }
 
     /** Reads one token's text bytes into the reused native buffer. */

@@ -1,6 +1,7 @@
 package org.flexidepth.llama;
 
 import java.time.Duration;
+import java.util.Optional;
 
 /**
  * One generated token.
@@ -11,6 +12,8 @@ import java.time.Duration;
  *                       held back from earlier tokens
  * @param logProbability natural log of the token's probability under the model's raw distribution
  * @param latency        time from the previous token (or from the end of the prompt) to this one
+ * @param layers         with a FlexiDepth plug-in attached, the layers this token went through
+ *                       when the model read it (absent for the end token, which is never read)
  */
-public record Token(int id, String text, float logProbability, Duration latency) {
+public record Token(int id, String text, float logProbability, Duration latency, Optional<LayerUsage> layers) {
 }

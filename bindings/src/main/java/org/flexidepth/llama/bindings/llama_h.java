@@ -168,6 +168,54 @@ public class llama_h {
         return LLAMA_LOAD_MODE_MMAP_MLOCK;
     }
 
+    private static final int LLAMA_FLEXIDEPTH_OK = 0;
+
+    public static int LLAMA_FLEXIDEPTH_OK() {
+        return LLAMA_FLEXIDEPTH_OK;
+    }
+
+    private static final int LLAMA_FLEXIDEPTH_ERR_IO = -1;
+
+    public static int LLAMA_FLEXIDEPTH_ERR_IO() {
+        return LLAMA_FLEXIDEPTH_ERR_IO;
+    }
+
+    private static final int LLAMA_FLEXIDEPTH_ERR_FORMAT = -2;
+
+    public static int LLAMA_FLEXIDEPTH_ERR_FORMAT() {
+        return LLAMA_FLEXIDEPTH_ERR_FORMAT;
+    }
+
+    private static final int LLAMA_FLEXIDEPTH_ERR_ARCHITECTURE = -3;
+
+    public static int LLAMA_FLEXIDEPTH_ERR_ARCHITECTURE() {
+        return LLAMA_FLEXIDEPTH_ERR_ARCHITECTURE;
+    }
+
+    private static final int LLAMA_FLEXIDEPTH_ERR_WRONG_BASE = -4;
+
+    public static int LLAMA_FLEXIDEPTH_ERR_WRONG_BASE() {
+        return LLAMA_FLEXIDEPTH_ERR_WRONG_BASE;
+    }
+
+    private static final int LLAMA_FLEXIDEPTH_ERR_TENSOR = -5;
+
+    public static int LLAMA_FLEXIDEPTH_ERR_TENSOR() {
+        return LLAMA_FLEXIDEPTH_ERR_TENSOR;
+    }
+
+    private static final int LLAMA_FLEXIDEPTH_ERR_INVALID_ARG = -6;
+
+    public static int LLAMA_FLEXIDEPTH_ERR_INVALID_ARG() {
+        return LLAMA_FLEXIDEPTH_ERR_INVALID_ARG;
+    }
+
+    private static final int LLAMA_FLEXIDEPTH_ERR_ALLOC = -7;
+
+    public static int LLAMA_FLEXIDEPTH_ERR_ALLOC() {
+        return LLAMA_FLEXIDEPTH_ERR_ALLOC;
+    }
+
     public static final ValueLayout.OfInt llama_pos = llama_h.C_INT;
 
     public static final ValueLayout.OfInt llama_token = llama_h.C_INT;
@@ -2878,6 +2926,495 @@ public class llama_h {
         var mh$ = llama_fork_token_logprob.HANDLE;
         try {
             return (float) mh$.invokeExact(ctx, idx, token);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class llama_flexidepth_load {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                llama_h.C_POINTER,
+                llama_h.C_POINTER,
+                llama_h.C_POINTER,
+                llama_h.C_POINTER
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_flexidepth_load");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_flexidepth_load$descriptor() {
+        return llama_flexidepth_load.DESC;
+    }
+
+    public static MethodHandle llama_flexidepth_load$handle() {
+        return llama_flexidepth_load.HANDLE;
+    }
+
+    public static MemorySegment llama_flexidepth_load$address() {
+        return llama_flexidepth_load.ADDR;
+    }
+
+    public static MemorySegment llama_flexidepth_load(MemorySegment model, MemorySegment path, MemorySegment status) {
+        var mh$ = llama_flexidepth_load.HANDLE;
+        try {
+            return (MemorySegment) mh$.invokeExact(model, path, status);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class llama_flexidepth_last_error {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                llama_h.C_POINTER
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_flexidepth_last_error");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_flexidepth_last_error$descriptor() {
+        return llama_flexidepth_last_error.DESC;
+    }
+
+    public static MethodHandle llama_flexidepth_last_error$handle() {
+        return llama_flexidepth_last_error.HANDLE;
+    }
+
+    public static MemorySegment llama_flexidepth_last_error$address() {
+        return llama_flexidepth_last_error.ADDR;
+    }
+
+    public static MemorySegment llama_flexidepth_last_error() {
+        var mh$ = llama_flexidepth_last_error.HANDLE;
+        try {
+            return (MemorySegment) mh$.invokeExact();
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class llama_flexidepth_free {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.ofVoid(
+                llama_h.C_POINTER
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_flexidepth_free");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_flexidepth_free$descriptor() {
+        return llama_flexidepth_free.DESC;
+    }
+
+    public static MethodHandle llama_flexidepth_free$handle() {
+        return llama_flexidepth_free.HANDLE;
+    }
+
+    public static MemorySegment llama_flexidepth_free$address() {
+        return llama_flexidepth_free.ADDR;
+    }
+
+    public static void llama_flexidepth_free(MemorySegment fd) {
+        var mh$ = llama_flexidepth_free.HANDLE;
+        try {
+            mh$.invokeExact(fd);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class llama_flexidepth_n_routed {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                llama_h.C_INT,
+                llama_h.C_POINTER
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_flexidepth_n_routed");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_flexidepth_n_routed$descriptor() {
+        return llama_flexidepth_n_routed.DESC;
+    }
+
+    public static MethodHandle llama_flexidepth_n_routed$handle() {
+        return llama_flexidepth_n_routed.HANDLE;
+    }
+
+    public static MemorySegment llama_flexidepth_n_routed$address() {
+        return llama_flexidepth_n_routed.ADDR;
+    }
+
+    public static int llama_flexidepth_n_routed(MemorySegment fd) {
+        var mh$ = llama_flexidepth_n_routed.HANDLE;
+        try {
+            return (int) mh$.invokeExact(fd);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class llama_flexidepth_routed_layer {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                llama_h.C_INT,
+                llama_h.C_POINTER,
+                llama_h.C_INT
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_flexidepth_routed_layer");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_flexidepth_routed_layer$descriptor() {
+        return llama_flexidepth_routed_layer.DESC;
+    }
+
+    public static MethodHandle llama_flexidepth_routed_layer$handle() {
+        return llama_flexidepth_routed_layer.HANDLE;
+    }
+
+    public static MemorySegment llama_flexidepth_routed_layer$address() {
+        return llama_flexidepth_routed_layer.ADDR;
+    }
+
+    public static int llama_flexidepth_routed_layer(MemorySegment fd, int i) {
+        var mh$ = llama_flexidepth_routed_layer.HANDLE;
+        try {
+            return (int) mh$.invokeExact(fd, i);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class llama_flexidepth_router_size {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                llama_h.C_INT,
+                llama_h.C_POINTER
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_flexidepth_router_size");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_flexidepth_router_size$descriptor() {
+        return llama_flexidepth_router_size.DESC;
+    }
+
+    public static MethodHandle llama_flexidepth_router_size$handle() {
+        return llama_flexidepth_router_size.HANDLE;
+    }
+
+    public static MemorySegment llama_flexidepth_router_size$address() {
+        return llama_flexidepth_router_size.ADDR;
+    }
+
+    public static int llama_flexidepth_router_size(MemorySegment fd) {
+        var mh$ = llama_flexidepth_router_size.HANDLE;
+        try {
+            return (int) mh$.invokeExact(fd);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class llama_flexidepth_adapter_size {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                llama_h.C_INT,
+                llama_h.C_POINTER
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_flexidepth_adapter_size");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_flexidepth_adapter_size$descriptor() {
+        return llama_flexidepth_adapter_size.DESC;
+    }
+
+    public static MethodHandle llama_flexidepth_adapter_size$handle() {
+        return llama_flexidepth_adapter_size.HANDLE;
+    }
+
+    public static MemorySegment llama_flexidepth_adapter_size$address() {
+        return llama_flexidepth_adapter_size.ADDR;
+    }
+
+    public static int llama_flexidepth_adapter_size(MemorySegment fd) {
+        var mh$ = llama_flexidepth_adapter_size.HANDLE;
+        try {
+            return (int) mh$.invokeExact(fd);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class llama_flexidepth_default_threshold {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                llama_h.C_FLOAT,
+                llama_h.C_POINTER
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_flexidepth_default_threshold");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_flexidepth_default_threshold$descriptor() {
+        return llama_flexidepth_default_threshold.DESC;
+    }
+
+    public static MethodHandle llama_flexidepth_default_threshold$handle() {
+        return llama_flexidepth_default_threshold.HANDLE;
+    }
+
+    public static MemorySegment llama_flexidepth_default_threshold$address() {
+        return llama_flexidepth_default_threshold.ADDR;
+    }
+
+    public static float llama_flexidepth_default_threshold(MemorySegment fd) {
+        var mh$ = llama_flexidepth_default_threshold.HANDLE;
+        try {
+            return (float) mh$.invokeExact(fd);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class llama_flexidepth_architecture {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                llama_h.C_POINTER,
+                llama_h.C_POINTER
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_flexidepth_architecture");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_flexidepth_architecture$descriptor() {
+        return llama_flexidepth_architecture.DESC;
+    }
+
+    public static MethodHandle llama_flexidepth_architecture$handle() {
+        return llama_flexidepth_architecture.HANDLE;
+    }
+
+    public static MemorySegment llama_flexidepth_architecture$address() {
+        return llama_flexidepth_architecture.ADDR;
+    }
+
+    public static MemorySegment llama_flexidepth_architecture(MemorySegment fd) {
+        var mh$ = llama_flexidepth_architecture.HANDLE;
+        try {
+            return (MemorySegment) mh$.invokeExact(fd);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class llama_flexidepth_attach {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                llama_h.C_INT,
+                llama_h.C_POINTER,
+                llama_h.C_POINTER,
+                llama_h.C_FLOAT
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_flexidepth_attach");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_flexidepth_attach$descriptor() {
+        return llama_flexidepth_attach.DESC;
+    }
+
+    public static MethodHandle llama_flexidepth_attach$handle() {
+        return llama_flexidepth_attach.HANDLE;
+    }
+
+    public static MemorySegment llama_flexidepth_attach$address() {
+        return llama_flexidepth_attach.ADDR;
+    }
+
+    public static int llama_flexidepth_attach(MemorySegment ctx, MemorySegment fd, float tau) {
+        var mh$ = llama_flexidepth_attach.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, fd, tau);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class llama_flexidepth_detach {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.ofVoid(
+                llama_h.C_POINTER
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_flexidepth_detach");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_flexidepth_detach$descriptor() {
+        return llama_flexidepth_detach.DESC;
+    }
+
+    public static MethodHandle llama_flexidepth_detach$handle() {
+        return llama_flexidepth_detach.HANDLE;
+    }
+
+    public static MemorySegment llama_flexidepth_detach$address() {
+        return llama_flexidepth_detach.ADDR;
+    }
+
+    public static void llama_flexidepth_detach(MemorySegment ctx) {
+        var mh$ = llama_flexidepth_detach.HANDLE;
+        try {
+            mh$.invokeExact(ctx);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class llama_flexidepth_set_threshold {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                llama_h.C_INT,
+                llama_h.C_POINTER,
+                llama_h.C_FLOAT
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_flexidepth_set_threshold");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_flexidepth_set_threshold$descriptor() {
+        return llama_flexidepth_set_threshold.DESC;
+    }
+
+    public static MethodHandle llama_flexidepth_set_threshold$handle() {
+        return llama_flexidepth_set_threshold.HANDLE;
+    }
+
+    public static MemorySegment llama_flexidepth_set_threshold$address() {
+        return llama_flexidepth_set_threshold.ADDR;
+    }
+
+    public static int llama_flexidepth_set_threshold(MemorySegment ctx, float tau) {
+        var mh$ = llama_flexidepth_set_threshold.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, tau);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class llama_flexidepth_set_collect {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                llama_h.C_INT,
+                llama_h.C_POINTER,
+                llama_h.C_BOOL
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_flexidepth_set_collect");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_flexidepth_set_collect$descriptor() {
+        return llama_flexidepth_set_collect.DESC;
+    }
+
+    public static MethodHandle llama_flexidepth_set_collect$handle() {
+        return llama_flexidepth_set_collect.HANDLE;
+    }
+
+    public static MemorySegment llama_flexidepth_set_collect$address() {
+        return llama_flexidepth_set_collect.ADDR;
+    }
+
+    public static int llama_flexidepth_set_collect(MemorySegment ctx, boolean collect) {
+        var mh$ = llama_flexidepth_set_collect.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, collect);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class llama_flexidepth_n_recorded {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                llama_h.C_INT,
+                llama_h.C_POINTER
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_flexidepth_n_recorded");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_flexidepth_n_recorded$descriptor() {
+        return llama_flexidepth_n_recorded.DESC;
+    }
+
+    public static MethodHandle llama_flexidepth_n_recorded$handle() {
+        return llama_flexidepth_n_recorded.HANDLE;
+    }
+
+    public static MemorySegment llama_flexidepth_n_recorded$address() {
+        return llama_flexidepth_n_recorded.ADDR;
+    }
+
+    public static int llama_flexidepth_n_recorded(MemorySegment ctx) {
+        var mh$ = llama_flexidepth_n_recorded.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class llama_flexidepth_get_routing {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                llama_h.C_INT,
+                llama_h.C_POINTER,
+                llama_h.C_POINTER,
+                llama_h.C_POINTER,
+                llama_h.C_POINTER,
+                llama_h.C_POINTER,
+                llama_h.C_INT
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_flexidepth_get_routing");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_flexidepth_get_routing$descriptor() {
+        return llama_flexidepth_get_routing.DESC;
+    }
+
+    public static MethodHandle llama_flexidepth_get_routing$handle() {
+        return llama_flexidepth_get_routing.HANDLE;
+    }
+
+    public static MemorySegment llama_flexidepth_get_routing$address() {
+        return llama_flexidepth_get_routing.ADDR;
+    }
+
+    public static int llama_flexidepth_get_routing(MemorySegment ctx, MemorySegment gates, MemorySegment run, MemorySegment pos, MemorySegment seq_id, int capacity) {
+        var mh$ = llama_flexidepth_get_routing.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, gates, run, pos, seq_id, capacity);
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }

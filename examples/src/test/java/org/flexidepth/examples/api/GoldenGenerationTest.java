@@ -25,6 +25,12 @@ class GoldenGenerationTest {
         check(RealModels.stories260K(), prompt);
     }
 
+    @ParameterizedTest
+    @ValueSource(strings = {"Once upon a time", "Tom had a red ball", "The sun was hot and the birds"})
+    void tinyStories656KMatchesPristineUpstream(String prompt) throws Exception {
+        check(RealModels.tinyStories656K(), prompt);
+    }
+
     static void check(Path model, String prompt) throws Exception {
         int[] expected = RealModels.referenceGreedy(model, N, prompt);
         try (LlamaModel m = LlamaModel.load(model); Session s = m.newSession()) {

@@ -35,6 +35,15 @@ final class RealModels {
         }
     }
 
+    static Path tinyStories656K() {
+        assumeShared();
+        try {
+            return DefaultModel.tinyStories656K();
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
     /** Greedy token ids from the pristine upstream library (native/tests/reference-greedy.c). */
     static int[] referenceGreedy(Path model, int nPredict, String prompt) throws IOException, InterruptedException {
         Path exe = ProjectPaths.nativeBuild().resolve("pristine-tools/reference-greedy");

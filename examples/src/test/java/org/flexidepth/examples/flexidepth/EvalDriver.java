@@ -1,0 +1,57 @@
+package org.flexidepth.examples.flexidepth;
+
+import org.flexidepth.examples.ProjectPaths;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Runs the fork's native driver (native/tests/flexidepth-eval.cpp) on a script and reads its output. */
+final class EvalDriver {
+    /** One token's output from the fork. */
+    record Output(int seq, int pos, float[] logits, float[] gates, boolean[] ran) {
+    }
+
+    private EvalDriver() {
+    }
+
+    static List<Output> run(Path model, Path plugin, float tau, List<String> script, Path dir) throws IOException, InterruptedException {
+        Path exe = ProjectPaths.nativeBuild().resolve("bin/flexidepth-eval");
+        assertTrue(Files.isExecutable(exe), exe + " missing: build the native tree");
+        Path scriptFile = Files.write(Files.createTempFile(dir, "script", ".txt"), script);
+        Path out = Files.createTempFile(dir, "out", ".bin");
+        Process p = new ProcessBuilder(exe.toString(), model.toString(), plugin == null ? "-" : plugin.toString(),
+                Float.toString(tau), scriptFile.toString(), out.toString()).redirectErrorStream(true).start();
+        String log = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertEquals(0, p.waitFor(), "flexidepth-eval failed: " + log);
+        ByteBuffer b = ByteBuffer.wrap(Files.readAllBytes(out)).order(ByteOrder.LITTLE_ENDIAN);
+        int nVocab = b.getInt(), nRouted = b.getInt();
+        List<Output> outputs = new ArrayList<>();
+        while (b.hasRemaining()) {
+            int n = b.getInt();
+            for (int i = 0; i < n; i++) {
+                int seq = b.getInt(), pos = b.getInt();
+                float[] logits = new float[nVocab];
+                b.asFloatBuffer().get(logits);
+                b.position(b.position() + 4 * nVocab);
+                float[] gates = new float[nRouted];
+                b.asFloatBuffer().get(gates);
+                b.position(b.position() + 4 * nRouted);
+                boolean[] ran = new boolean[nRouted];
+                for (int r = 0; r < nRouted; r++) {
+                    ran[r] = b.get() != 0;
+                }
+                outputs.add(new Output(seq, pos, logits, gates, ran));
+            }
+        }
+        return outputs;
+    }
+}

@@ -1,0 +1,233 @@
+package org.flexidepth.examples.flexidepth;
+
+import org.flexidepth.gguf.GgmlType;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+import java.util.stream.Stream;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The fork's FlexiDepth layers against the independent reference forward pass (ReferenceModel),
+ * on random-weight models of several shapes with random plug-ins whose decisions are mixed: prefill,
+ * token-by-token decode, two sequences in one batch, and decode after a state save/restore.
+ *
+ * <p>Borderline margin: where the reference's gate is within {@value #BORDERLINE} of tau, float32
+ * (fork) and float64 (reference) may legitimately decide differently; there the reference follows
+ * the fork's decision, so that one flip does not cascade into every later comparison. Every other
+ * decision must be equal.
+ */
+class FlexiDepthReferenceTest {
+    static final double BORDERLINE = 1e-4;
+    static final double GATE_TOLERANCE = 1e-5;
+    static final double LOGIT_TOLERANCE = 1e-4;
+    static final float TAU = 0.5f;
+
+    @TempDir
+    Path dir;
+
+    /** A model shape and the seed of a random plug-in whose decisions on the standard script are mixed. */
+    record Case(RandomFixtures.Shape shape, long pluginSeed) {
+    }
+
+    static Stream<Case> cases() {
+        return Stream.of(
+                new Case(new RandomFixtures.Shape(4, 64, 4, 2, 128, 320, 512), 17),    // GQA 2:1
+                new Case(new RandomFixtures.Shape(6, 96, 6, 2, 160, 300, 512), 13),    // GQA 3:1, more layers
+                new Case(new RandomFixtures.Shape(3, 128, 8, 8, 256, 400, 512), 15));  // plain multi-head
+    }
+
+    static RandomFixtures.Shape small() {
+        return cases().findFirst().orElseThrow().shape();
+    }
+
+    /** A script for the native driver, with the token each output position was fed. */
+    record Script(List<String> lines, List<int[]> fed) {
+        static Script standard(int vocab, long seed) {
+            SplittableRandom r = new SplittableRandom(seed);
+            List<String> lines = new ArrayList<>();
+            List<int[]> fed = new ArrayList<>();
+            java.util.function.IntSupplier tok = () -> 259 + r.nextInt(vocab - 259);
+            StringBuilder prompt = new StringBuilder("batch 0:1");
+            fed.add(new int[] {0, 1});
+            for (int i = 0; i < 9; i++) {
+                int t = tok.getAsInt();
+                prompt.append(',').append(t);
+                fed.add(new int[] {0, t});
+            }
+            lines.add(prompt.toString());                                  // prefill of sequence 0
+            for (int i = 0; i < 5; i++) {                                   // token-by-token decode
+                int t = tok.getAsInt();
+                lines.add("batch 0:" + t);
+                fed.add(new int[] {0, t});
+            }
+            StringBuilder both = new StringBuilder();                       // two sequences in one batch
+            int t0 = tok.getAsInt();
+            both.append("batch 0:").append(t0).append(" 1:1");
+            fed.add(new int[] {0, t0});
+            fed.add(new int[] {1, 1});
+            for (int i = 0; i < 6; i++) {
+                int t = tok.getAsInt();
+                both.append(',').append(t);
+                fed.add(new int[] {1, t});
+            }
+            lines.add(both.toString());
+            for (int step = 0; step < 4; step++) {
+                if (step == 2) {
+                    lines.add("save");
+                    lines.add("restore");                                   // decode goes on from the restored state
+                }
+                int a = tok.getAsInt(), b = tok.getAsInt();
+                lines.add("batch 0:" + a + " 1:" + b);
+                fed.add(new int[] {0, a});
+                fed.add(new int[] {1, b});
+            }
+            return new Script(lines, fed);
+        }
+    }
+
+    record Comparison(double maxLogitError, double maxGateError, int decisions, int borderline, int[] skipsPerLayer, int tokens) {
+    }
+
+    /** Runs the reference on the fork's script, following the fork only on borderline gates. */
+    static Comparison compare(ReferenceModel ref, List<EvalDriver.Output> fork, Script script, boolean dropSkippedKv) {
+        assertEquals(script.fed().size(), fork.size(), "outputs");
+        Map<String, Boolean> forkRan = new HashMap<>();
+        Map<Integer, Integer> routedIndex = new HashMap<>();
+        int k = 0;
+        for (int l = 0; l < ref.layers; l++) {
+            if (ref.rDown[l] != null) {
+                routedIndex.put(l, k++);
+            }
+        }
+        for (EvalDriver.Output o : fork) {
+            for (int r = 0; r < o.ran().length; r++) {
+                forkRan.put(o.seq() + "/" + o.pos() + "/" + r, o.ran()[r]);
+            }
+        }
+        int[] borderline = {0};
+        ReferenceModel.DecisionOverride follow = (seq, pos, layer, g) -> {
+            if (Math.abs(g - TAU) < BORDERLINE) {
+                borderline[0]++;
+                return forkRan.get(seq + "/" + pos + "/" + routedIndex.get(layer));
+            }
+            return null;
+        };
+        Map<Integer, ReferenceModel.Sequence> seqs = new HashMap<>();
+        double maxLogit = 0, maxGate = 0;
+        int decisions = 0;
+        int[] skips = new int[routedIndex.size()];
+        for (int i = 0; i < fork.size(); i++) {
+            EvalDriver.Output o = fork.get(i);
+            int[] fed = script.fed().get(i);
+            assertEquals(fed[0], o.seq(), "sequence of output " + i);
+            ReferenceModel.Sequence s = seqs.computeIfAbsent(o.seq(), id -> ref.sequence(id, TAU, dropSkippedKv, follow));
+            assertEquals(s.pos, o.pos(), "position of output " + i);
+            ReferenceModel.Step step = s.step(fed[1]);
+            for (int v = 0; v < ref.vocab; v++) {
+                maxLogit = Math.max(maxLogit, Math.abs(step.logits()[v] - o.logits()[v]));
+            }
+            for (int r = 0; r < o.gates().length; r++) {
+                maxGate = Math.max(maxGate, Math.abs(step.gates().get(r) - o.gates()[r]));
+                if (!dropSkippedKv) {
+                    assertEquals(step.ran().get(r), o.ran()[r], "decision of seq " + o.seq() + " pos " + o.pos() + " routed layer " + r
+                            + " (fork g " + o.gates()[r] + ", reference g " + step.gates().get(r) + ")");
+                }
+                decisions++;
+                skips[r] += o.ran()[r] ? 0 : 1;
+            }
+        }
+        return new Comparison(maxLogit, maxGate, decisions, borderline[0], skips, fork.size());
+    }
+
+    @ParameterizedTest
+    @MethodSource("cases")
+    void forkMatchesReferenceOnMixedDecisions(Case testCase) throws Exception {
+        RandomFixtures.Shape shape = testCase.shape();
+        Path model = dir.resolve("model.gguf"), plugin = dir.resolve("plugin.gguf");
+        RandomFixtures.writeModel(model, shape, 11, GgmlType.F32);
+        List<Integer> routed = java.util.stream.IntStream.range(shape.layers() / 2, shape.layers()).boxed().toList();
+        RandomFixtures.writePlugin(plugin, shape, testCase.pluginSeed(), routed, shape.embd() / 8, shape.ff() / 8, TAU, null, GgmlType.F32);
+        Script script = Script.standard(shape.vocab(), 13);
+        List<EvalDriver.Output> fork = EvalDriver.run(model, plugin, TAU, script.lines(), dir);
+        Comparison c = compare(new ReferenceModel(model, plugin), fork, script, false);
+        System.out.printf("%s: max |logit diff| %.2e, max |gate diff| %.2e, %d decisions (%d borderline), skips per layer %s of %d%n",
+                shape, c.maxLogitError(), c.maxGateError(), c.decisions(), c.borderline(), java.util.Arrays.toString(c.skipsPerLayer()), c.tokens());
+        assertTrue(c.maxLogitError() < LOGIT_TOLERANCE, "logits differ by " + c.maxLogitError());
+        assertTrue(c.maxGateError() < GATE_TOLERANCE, "gates differ by " + c.maxGateError());
+        for (int s : c.skipsPerLayer()) {
+            // decisions must be mixed (a third to two thirds skip) for the comparison to mean anything
+            assertTrue(s >= 0.3 * c.tokens() && s <= 0.7 * c.tokens(), "skips per layer " + java.util.Arrays.toString(c.skipsPerLayer()));
+        }
+    }
+
+    @Test
+    void routersThatAlwaysPassWithGateOneReproduceTheBaseModelExactly() throws Exception {
+        RandomFixtures.Shape shape = small();
+        Path model = dir.resolve("model.gguf"), plugin = dir.resolve("pass.gguf");
+        RandomFixtures.writeModel(model, shape, 21, GgmlType.F32);
+        RandomFixtures.writePlugin(plugin, shape, 22, List.of(1, 2, 3), 8, 16, TAU, 1e4f, GgmlType.F32);
+        Script script = Script.standard(shape.vocab(), 23);
+        List<EvalDriver.Output> with = EvalDriver.run(model, plugin, TAU, script.lines(), dir);
+        List<EvalDriver.Output> base = EvalDriver.run(model, null, TAU, script.lines(), dir);
+        for (int i = 0; i < base.size(); i++) {
+            assertArrayEquals(base.get(i).logits(), with.get(i).logits(), "output " + i);
+            for (int r = 0; r < 3; r++) {
+                assertEquals(1.0f, with.get(i).gates()[r]);
+                assertTrue(with.get(i).ran()[r]);
+            }
+        }
+    }
+
+    @Test
+    void routersThatAlwaysSkipWriteKvSkipAttentionAndFfnAndApplyTheAdapter() throws Exception {
+        RandomFixtures.Shape shape = small();
+        Path model = dir.resolve("model.gguf"), plugin = dir.resolve("skip.gguf");
+        RandomFixtures.writeModel(model, shape, 31, GgmlType.F32);
+        RandomFixtures.writePlugin(plugin, shape, 32, List.of(1, 2, 3), 8, 16, TAU, -1e4f, GgmlType.F32);
+        Script script = Script.standard(shape.vocab(), 33);
+        List<EvalDriver.Output> fork = EvalDriver.run(model, plugin, TAU, script.lines(), dir);
+        Comparison c = compare(new ReferenceModel(model, plugin), fork, script, false);
+        assertTrue(c.maxLogitError() < LOGIT_TOLERANCE, "logits differ by " + c.maxLogitError());
+        assertArrayEquals(new int[] {c.tokens(), c.tokens(), c.tokens()}, c.skipsPerLayer());
+        List<EvalDriver.Output> base = EvalDriver.run(model, null, TAU, script.lines(), dir);
+        assertTrue(maxDiff(base, fork) > 0.1, "skipping three layers must change the logits");
+    }
+
+    @Test
+    void skippedTokensKeysAndValuesAreAttendedByLaterTokens() throws Exception {
+        RandomFixtures.Shape shape = small();
+        Path model = dir.resolve("model.gguf"), plugin = dir.resolve("plugin.gguf");
+        RandomFixtures.writeModel(model, shape, 11, GgmlType.F32);
+        RandomFixtures.writePlugin(plugin, shape, 12, List.of(2, 3), shape.embd() / 8, shape.ff() / 8, TAU, null, GgmlType.F32);
+        Script script = Script.standard(shape.vocab(), 13);
+        List<EvalDriver.Output> fork = EvalDriver.run(model, plugin, TAU, script.lines(), dir);
+        ReferenceModel ref = new ReferenceModel(model, plugin);
+        Comparison keep = compare(ref, fork, script, false);
+        Comparison drop = compare(ref, fork, script, true);
+        assertTrue(keep.maxLogitError() < LOGIT_TOLERANCE, "the fork agrees with the reference that keeps skipped K/V");
+        assertTrue(drop.maxLogitError() > 100 * LOGIT_TOLERANCE,
+                "dropping skipped tokens' K/V changes later outputs (max diff " + drop.maxLogitError() + ")");
+    }
+
+    static double maxDiff(List<EvalDriver.Output> a, List<EvalDriver.Output> b) {
+        double m = 0;
+        for (int i = 0; i < a.size(); i++) {
+            for (int v = 0; v < a.get(i).logits().length; v++) {
+                m = Math.max(m, Math.abs(a.get(i).logits()[v] - b.get(i).logits()[v]));
+            }
+        }
+        return m;
+    }
+}

@@ -1,0 +1,270 @@
+package org.flexidepth.examples.flexidepth;
+
+import org.flexidepth.gguf.GgufFile;
+import org.flexidepth.gguf.GgufReader;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * An independent forward pass of a Llama model with a FlexiDepth plug-in, written from SPEC.md
+ * section 2 with plain loops in double precision: no ggml, no llama.cpp. It keeps one KV cache per
+ * sequence; every position writes K and V in every layer, skipped or not (unless the ablation
+ * {@code dropSkippedKv} is asked for, which leaves skipped tokens out of later attention).
+ */
+final class ReferenceModel {
+    final int layers, d, heads, kvHeads, headDim, ff, vocab;
+    final float eps, ropeBase;
+    final float[] tokEmbd, outNorm, output;
+    final float[][] attnNorm, wq, wk, wv, wo, ffnNorm, wGate, wUp, wDown;
+    // plug-in, indexed by model layer (null = unrouted)
+    final float[][] rDown, rNorm, rUp, rHead, aGate, aUp, aDown;
+    final float[] rBias;
+    final int routerSize, adapterSize;
+
+    /** A decision the caller imposes where the reference's own gate is too close to tau to trust. */
+    interface DecisionOverride {
+        Boolean decide(int seq, int pos, int layer, double gate);
+    }
+
+    ReferenceModel(Path model, Path plugin) throws IOException {
+        try (GgufReader r = GgufReader.open(model)) {
+            GgufFile f = r.file();
+            layers = f.require("llama.block_count").asInt();
+            d = f.require("llama.embedding_length").asInt();
+            heads = f.require("llama.attention.head_count").asInt();
+            kvHeads = f.require("llama.attention.head_count_kv").asInt();
+            ff = f.require("llama.feed_forward_length").asInt();
+            eps = (float) f.require("llama.attention.layer_norm_rms_epsilon").asDouble();
+            ropeBase = (float) f.require("llama.rope.freq_base").asDouble();
+            headDim = d / heads;
+            tokEmbd = r.readFloats("token_embd.weight");
+            vocab = tokEmbd.length / d;
+            outNorm = r.readFloats("output_norm.weight");
+            output = r.readFloats("output.weight");
+            attnNorm = new float[layers][]; wq = new float[layers][]; wk = new float[layers][]; wv = new float[layers][];
+            wo = new float[layers][]; ffnNorm = new float[layers][]; wGate = new float[layers][]; wUp = new float[layers][];
+            wDown = new float[layers][];
+            for (int l = 0; l < layers; l++) {
+                String p = "blk." + l + ".";
+                attnNorm[l] = r.readFloats(p + "attn_norm.weight");
+                wq[l] = r.readFloats(p + "attn_q.weight");
+                wk[l] = r.readFloats(p + "attn_k.weight");
+                wv[l] = r.readFloats(p + "attn_v.weight");
+                wo[l] = r.readFloats(p + "attn_output.weight");
+                ffnNorm[l] = r.readFloats(p + "ffn_norm.weight");
+                wGate[l] = r.readFloats(p + "ffn_gate.weight");
+                wUp[l] = r.readFloats(p + "ffn_up.weight");
+                wDown[l] = r.readFloats(p + "ffn_down.weight");
+            }
+        }
+        rDown = new float[layers][]; rNorm = new float[layers][]; rUp = new float[layers][]; rHead = new float[layers][];
+        aGate = new float[layers][]; aUp = new float[layers][]; aDown = new float[layers][];
+        rBias = new float[layers];
+        if (plugin == null) {
+            routerSize = adapterSize = 0;
+            return;
+        }
+        try (GgufReader r = GgufReader.open(plugin)) {
+            GgufFile f = r.file();
+            routerSize = f.require("flexidepth.router_size").asInt();
+            adapterSize = f.require("flexidepth.adapter_size").asInt();
+            for (int l : f.require("flexidepth.routed_layers").asIntArray()) {
+                rDown[l] = r.readFloats(PluginFormat.tensorName(l, PluginFormat.ROUTER_DOWN));
+                rNorm[l] = r.readFloats(PluginFormat.tensorName(l, PluginFormat.ROUTER_NORM));
+                rUp[l] = r.readFloats(PluginFormat.tensorName(l, PluginFormat.ROUTER_UP));
+                rHead[l] = r.readFloats(PluginFormat.tensorName(l, PluginFormat.ROUTER_HEAD));
+                String bias = "blk." + l + "." + PluginFormat.ROUTER_HEAD + ".bias";
+                rBias[l] = f.tensor(bias).isPresent() ? r.readFloats(bias)[0] : 0f;
+                aGate[l] = r.readFloats(PluginFormat.tensorName(l, PluginFormat.ADAPTER_GATE));
+                aUp[l] = r.readFloats(PluginFormat.tensorName(l, PluginFormat.ADAPTER_UP));
+                aDown[l] = r.readFloats(PluginFormat.tensorName(l, PluginFormat.ADAPTER_DOWN));
+            }
+        }
+    }
+
+    /** Output of one position. gates/ran are per routed layer, ascending. */
+    record Step(double[] logits, List<Double> gates, List<Boolean> ran) {
+    }
+
+    /** One sequence's KV cache and options. */
+    final class Sequence {
+        final int id;
+        final float tau;
+        final boolean dropSkippedKv;
+        final DecisionOverride override;
+        final List<double[]>[] keys, values;
+        final List<Boolean>[] visible;
+        int pos;
+
+        @SuppressWarnings("unchecked")
+        Sequence(int id, float tau, boolean dropSkippedKv, DecisionOverride override) {
+            this.id = id;
+            this.tau = tau;
+            this.dropSkippedKv = dropSkippedKv;
+            this.override = override;
+            keys = new List[layers];
+            values = new List[layers];
+            visible = new List[layers];
+            for (int l = 0; l < layers; l++) {
+                keys[l] = new ArrayList<>();
+                values[l] = new ArrayList<>();
+                visible[l] = new ArrayList<>();
+            }
+        }
+
+        /** Feeds one token at the next position and returns its logits and routing. */
+        Step step(int token) {
+            double[] x = new double[d];
+            for (int i = 0; i < d; i++) {
+                x[i] = tokEmbd[token * d + i];
+            }
+            List<Double> gates = new ArrayList<>();
+            List<Boolean> ran = new ArrayList<>();
+            for (int l = 0; l < layers; l++) {
+                double[] z = rmsNorm(x, attnNorm[l]);
+                boolean run = true;
+                double g = 1;
+                if (rDown[l] != null) {
+                    double[] r = rmsNorm(matVec(rDown[l], z, d, routerSize), rNorm[l]);
+                    for (int i = 0; i < r.length; i++) {
+                        r[i] = Math.tanh(r[i]);
+                    }
+                    double logit = dot(rHead[l], matVec(rUp[l], r, routerSize, d), 0, d) + rBias[l];
+                    g = 1 / (1 + Math.exp(-logit));
+                    Boolean imposed = override == null ? null : override.decide(id, pos, l, g);
+                    run = imposed != null ? imposed : g > tau;
+                    gates.add(g);
+                    ran.add(run);
+                }
+                // K and V for every position, run or not
+                double[] k = rope(matVec(wk[l], z, d, kvHeads * headDim), kvHeads, pos);
+                double[] v = matVec(wv[l], z, d, kvHeads * headDim);
+                keys[l].add(k);
+                values[l].add(v);
+                visible[l].add(run || !dropSkippedKv);
+                double[] h = x.clone();
+                if (run) {
+                    double[] q = rope(matVec(wq[l], z, d, d), heads, pos);
+                    double[] attn = attention(l, q);
+                    double[] o = matVec(wo[l], attn, d, d);
+                    for (int i = 0; i < d; i++) {
+                        h[i] += o[i];
+                    }
+                }
+                double[] u = rmsNorm(h, ffnNorm[l]);
+                double[] y = h.clone();
+                if (run) {
+                    double[] f = swiglu(u, wGate[l], wUp[l], wDown[l], ff);
+                    for (int i = 0; i < d; i++) {
+                        y[i] += g * f[i];
+                    }
+                } else {
+                    double[] a = swiglu(u, aGate[l], aUp[l], aDown[l], adapterSize);
+                    for (int i = 0; i < d; i++) {
+                        y[i] += (1 - g) * a[i];
+                    }
+                }
+                x = y;
+            }
+            pos++;
+            double[] n = rmsNorm(x, outNorm);
+            return new Step(matVec(output, n, d, vocab), gates, ran);
+        }
+
+        private double[] attention(int l, double[] q) {
+            double[] out = new double[d];
+            int group = heads / kvHeads;
+            int n = keys[l].size();
+            for (int h = 0; h < heads; h++) {
+                int kh = h / group;
+                double[] scores = new double[n];
+                double max = Double.NEGATIVE_INFINITY;
+                for (int t = 0; t < n; t++) {
+                    if (!visible[l].get(t) && t != n - 1) {
+                        scores[t] = Double.NEGATIVE_INFINITY;
+                        continue;
+                    }
+                    double s = 0;
+                    for (int i = 0; i < headDim; i++) {
+                        s += q[h * headDim + i] * keys[l].get(t)[kh * headDim + i];
+                    }
+                    scores[t] = s / Math.sqrt(headDim);
+                    max = Math.max(max, scores[t]);
+                }
+                double sum = 0;
+                for (int t = 0; t < n; t++) {
+                    scores[t] = Math.exp(scores[t] - max);
+                    sum += scores[t];
+                }
+                for (int t = 0; t < n; t++) {
+                    double w = scores[t] / sum;
+                    for (int i = 0; i < headDim; i++) {
+                        out[h * headDim + i] += w * values[l].get(t)[kh * headDim + i];
+                    }
+                }
+            }
+            return out;
+        }
+    }
+
+    Sequence sequence(int id, float tau, boolean dropSkippedKv, DecisionOverride override) {
+        return new Sequence(id, tau, dropSkippedKv, override);
+    }
+
+    double[] rmsNorm(double[] x, float[] w) {
+        double ss = 0;
+        for (double v : x) {
+            ss += v * v;
+        }
+        double scale = 1 / Math.sqrt(ss / x.length + eps);
+        double[] out = new double[x.length];
+        for (int i = 0; i < x.length; i++) {
+            out[i] = x[i] * scale * w[i];
+        }
+        return out;
+    }
+
+    /** ggml weight [in, out] (PyTorch [out, in] row-major) times x. */
+    static double[] matVec(float[] w, double[] x, int in, int out) {
+        double[] y = new double[out];
+        for (int o = 0; o < out; o++) {
+            y[o] = dot(w, x, o * in, in);
+        }
+        return y;
+    }
+
+    static double dot(float[] w, double[] x, int off, int n) {
+        double s = 0;
+        for (int i = 0; i < n; i++) {
+            s += w[off + i] * x[i];
+        }
+        return s;
+    }
+
+    static double[] swiglu(double[] u, float[] gate, float[] up, float[] down, int hidden) {
+        int dim = u.length;
+        double[] a = matVec(gate, u, dim, hidden), b = matVec(up, u, dim, hidden);
+        for (int i = 0; i < hidden; i++) {
+            a[i] = a[i] / (1 + Math.exp(-a[i])) * b[i];
+        }
+        return matVec(down, a, hidden, dim);
+    }
+
+    /** Llama's RoPE: adjacent pairs (2i, 2i+1) rotated by pos * base^(-2i/headDim). */
+    double[] rope(double[] x, int nHeads, int pos) {
+        double[] out = x.clone();
+        for (int h = 0; h < nHeads; h++) {
+            for (int i = 0; i < headDim; i += 2) {
+                double theta = pos * Math.pow(ropeBase, -(double) i / headDim);
+                double c = Math.cos(theta), s = Math.sin(theta);
+                double a = x[h * headDim + i], b = x[h * headDim + i + 1];
+                out[h * headDim + i] = a * c - b * s;
+                out[h * headDim + i + 1] = a * s + b * c;
+            }
+        }
+        return out;
+    }
+}

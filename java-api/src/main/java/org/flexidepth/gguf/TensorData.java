@@ -1,0 +1,34 @@
+package org.flexidepth.gguf;
+
+import java.io.IOException;
+
+/**
+ * A tensor's elements as floats, produced on demand while a {@link GgufWriter} writes the file, so
+ * that only a chunk of a large tensor need be in memory at a time.
+ *
+ * <p>The elements go in ggml order ({@code ne0} fastest, i.e. row-major for a PyTorch
+ * {@code [rows, cols]} matrix) in any number of chunks; the writer converts them to the tensor's
+ * type and checks that exactly the declared number arrived. {@link #writeTo} is called once per
+ * write.
+ */
+@FunctionalInterface
+public interface TensorData {
+
+    /** Passes all the tensor's elements to {@code sink}, in order. */
+    void writeTo(Sink sink) throws IOException;
+
+    /** Receives elements; the writer owns it, the array may be reused once {@code accept} returns. */
+    @FunctionalInterface
+    interface Sink {
+        void accept(float[] values, int offset, int length) throws IOException;
+
+        default void accept(float[] values) throws IOException {
+            accept(values, 0, values.length);
+        }
+    }
+
+    /** Data already in memory. */
+    static TensorData of(float[] values) {
+        return sink -> sink.accept(values);
+    }
+}

@@ -1,0 +1,130 @@
+package org.flexidepth.gguf;
+
+import java.io.IOException;
+import java.util.Objects;
+
+/**
+ * Converts a stream of floats to one of the ggml types that can be produced without a search for
+ * the best quantisation (F32, F16, BF16, Q8_0) and writes the bytes.
+ */
+abstract sealed class TensorEncoder implements TensorData.Sink {
+    /** The types {@link #create} accepts. */
+    static boolean canEncode(GgmlType type) {
+        return switch (type) {
+            case F32, F16, BF16, Q8_0 -> true;
+            default -> false;
+        };
+    }
+
+    static TensorEncoder create(GgmlType type, GgufOutput out) {
+        return switch (type) {
+            case F32 -> new F32(out);
+            case F16 -> new F16(out);
+            case BF16 -> new BF16(out);
+            case Q8_0 -> new Q8_0(out);
+            default -> throw new IllegalArgumentException("cannot encode floats as " + type
+                    + "; supply the bytes with GgufWriter.addRawTensor");
+        };
+    }
+
+    final GgufOutput out;
+    private long count;
+
+    TensorEncoder(GgufOutput out) {
+        this.out = out;
+    }
+
+    /** Elements accepted so far. */
+    long count() {
+        return count;
+    }
+
+    @Override
+    public final void accept(float[] values, int offset, int length) throws IOException {
+        Objects.checkFromIndexSize(offset, length, values.length);
+        for (int i = offset; i < offset + length; i++) {
+            put(values[i]);
+        }
+        count += length;
+    }
+
+    abstract void put(float v) throws IOException;
+
+    /** Called after the last element; the element count is a whole number of blocks by then. */
+    void finish() throws IOException {
+    }
+
+    private static final class F32 extends TensorEncoder {
+        F32(GgufOutput out) {
+            super(out);
+        }
+
+        @Override
+        void put(float v) throws IOException {
+            out.f32(v);
+        }
+    }
+
+    private static final class F16 extends TensorEncoder {
+        F16(GgufOutput out) {
+            super(out);
+        }
+
+        @Override
+        void put(float v) throws IOException {
+            out.u16(HalfFloats.floatToF16(v));
+        }
+    }
+
+    private static final class BF16 extends TensorEncoder {
+        BF16(GgufOutput out) {
+            super(out);
+        }
+
+        @Override
+        void put(float v) throws IOException {
+            out.u16(HalfFloats.floatToBf16(v));
+        }
+    }
+
+    /** ggml's {@code quantize_row_q8_0_ref}: per 32 values an fp16 scale {@code amax/127}, then 32 int8. */
+    private static final class Q8_0 extends TensorEncoder {
+        private final float[] block = new float[GgmlType.Q8_0.blockSize()];
+        private int filled;
+
+        Q8_0(GgufOutput out) {
+            super(out);
+        }
+
+        @Override
+        void put(float v) throws IOException {
+            block[filled++] = v;
+            if (filled == block.length) {
+                writeBlock();
+                filled = 0;
+            }
+        }
+
+        private void writeBlock() throws IOException {
+            float amax = 0;
+            for (float v : block) {
+                amax = Math.max(amax, Math.abs(v));
+            }
+            float d = amax / 127;
+            float id = d != 0 ? 1.0f / d : 0.0f;
+            out.u16(HalfFloats.floatToF16(d));
+            for (float v : block) {
+                float x = v * id;
+                // C's roundf rounds halves away from zero; Math.round alone would round -2.5 to -2
+                out.u8((int) Math.copySign(Math.round(Math.abs(x)), x));
+            }
+        }
+
+        @Override
+        void finish() {
+            if (filled != 0) {
+                throw new IllegalStateException("Q8_0 data ended inside a block");
+            }
+        }
+    }
+}

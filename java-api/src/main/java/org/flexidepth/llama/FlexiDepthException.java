@@ -1,0 +1,47 @@
+package org.flexidepth.llama;
+
+/** A FlexiDepth plug-in could not be loaded or attached; {@link #reason()} says why. */
+public class FlexiDepthException extends LlamaException {
+    private static final long serialVersionUID = 1L;
+
+    /** The native status codes of {@code llama-flexidepth.h}. */
+    public enum Reason {
+        /** The file is missing or unreadable. */
+        IO,
+        /** Not GGUF, truncated, or not a FlexiDepth plug-in. */
+        FORMAT,
+        /** The base architecture is not supported (llama, qwen2 and qwen3 are). */
+        ARCHITECTURE,
+        /** The plug-in was built for another base model. */
+        WRONG_BASE,
+        /** A tensor is missing, misshapen or of a forbidden type. */
+        TENSOR,
+        /** An argument was out of range. */
+        INVALID_ARGUMENT,
+        /** Backend memory could not be allocated. */
+        ALLOCATION;
+
+        static Reason of(int status) {
+            return switch (status) {
+                case -1 -> IO;
+                case -2 -> FORMAT;
+                case -3 -> ARCHITECTURE;
+                case -4 -> WRONG_BASE;
+                case -5 -> TENSOR;
+                case -7 -> ALLOCATION;
+                default -> INVALID_ARGUMENT;
+            };
+        }
+    }
+
+    private final Reason reason;
+
+    public FlexiDepthException(Reason reason, String message) {
+        super(message);
+        this.reason = reason;
+    }
+
+    public Reason reason() {
+        return reason;
+    }
+}

@@ -1,0 +1,164 @@
+// Runs the fork on a scripted sequence of batches and dumps logits and routing, for the Java
+// tests that compare the fork with an independent reference forward pass.
+//
+// usage: flexidepth-eval MODEL.gguf PLUGIN.gguf|- TAU SCRIPT OUT.bin
+// SCRIPT lines:
+//   batch S:T,T,T [S:T,...]   one llama_decode; tokens of sequence S continue that sequence;
+//                             every token outputs logits
+//   save                      keep the context state in memory
+//   restore                   restore it into a brand-new context (plug-in attached again)
+// OUT.bin, little-endian, per token of every batch:
+//   int32 seq, int32 pos, float logits[n_vocab], float gates[n_routed], uint8 run[n_routed]
+// preceded per batch by int32 n_tokens, and at the start by int32 n_vocab, int32 n_routed.
+#include "llama.h"
+#include "llama-flexidepth.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+static void quiet(enum ggml_log_level level, const char * text, void *) {
+    if (level == GGML_LOG_LEVEL_ERROR) {
+        fputs(text, stderr);
+    }
+}
+
+static llama_context * new_context(llama_model * model, llama_flexidepth * fd, float tau) {
+    llama_context_params cp = llama_context_default_params();
+    cp.n_ctx = 512;
+    cp.n_batch = 512;
+    cp.n_ubatch = 512;
+    cp.n_seq_max = 4;
+    cp.kv_unified = true;
+    cp.n_threads = 2;
+    cp.n_threads_batch = 2;
+    // an F32 cache and no flash attention (whose CPU kernel rounds Q to F16), so that the comparison
+    // with the f64 reference is limited by f32 arithmetic only
+    cp.type_k = GGML_TYPE_F32;
+    cp.type_v = GGML_TYPE_F32;
+    cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
+    llama_context * ctx = llama_init_from_model(model, cp);
+    if (!ctx) {
+        fprintf(stderr, "cannot create context\n");
+        exit(1);
+    }
+    if (fd && llama_flexidepth_attach(ctx, fd, tau) != 0) {
+        fprintf(stderr, "attach failed: %s\n", llama_flexidepth_last_error());
+        exit(1);
+    }
+    return ctx;
+}
+
+int main(int argc, char ** argv) {
+    if (argc != 6) {
+        fprintf(stderr, "usage: %s MODEL PLUGIN|- TAU SCRIPT OUT\n", argv[0]);
+        return 2;
+    }
+    llama_log_set(quiet, nullptr);
+    llama_backend_init();
+    llama_model * model = llama_model_load_from_file(argv[1], llama_model_default_params());
+    if (!model) {
+        fprintf(stderr, "cannot load %s\n", argv[1]);
+        return 1;
+    }
+    llama_flexidepth * fd = nullptr;
+    if (std::string(argv[2]) != "-") {
+        int32_t status = 0;
+        fd = llama_flexidepth_load(model, argv[2], &status);
+        if (!fd) {
+            fprintf(stderr, "plug-in: %s (%d)\n", llama_flexidepth_last_error(), status);
+            return 1;
+        }
+    }
+    const float tau = (float) atof(argv[3]);
+    const int n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(model));
+    const int n_routed = llama_flexidepth_n_routed(fd);
+
+    FILE * out = fopen(argv[5], "wb");
+    fwrite(&n_vocab, 4, 1, out);
+    fwrite(&n_routed, 4, 1, out);
+
+    llama_context * ctx = new_context(model, fd, tau);
+    std::map<int, int> next_pos;
+    std::vector<uint8_t> saved;
+    std::map<int, int> saved_pos;
+
+    std::ifstream script(argv[4]);
+    std::string line;
+    while (std::getline(script, line)) {
+        std::istringstream words(line);
+        std::string cmd;
+        words >> cmd;
+        if (cmd == "save") {
+            saved.resize(llama_state_get_size(ctx));
+            saved.resize(llama_state_get_data(ctx, saved.data(), saved.size()));
+            saved_pos = next_pos;
+        } else if (cmd == "restore") {
+            llama_free(ctx);
+            ctx = new_context(model, fd, tau);
+            if (llama_state_set_data(ctx, saved.data(), saved.size()) == 0) {
+                fprintf(stderr, "restore failed\n");
+                return 1;
+            }
+            next_pos = saved_pos;
+        } else if (cmd == "batch") {
+            std::vector<std::pair<int, int>> items; // (seq, token)
+            std::string group;
+            while (words >> group) {
+                const int seq = atoi(group.substr(0, group.find(':')).c_str());
+                std::stringstream toks(group.substr(group.find(':') + 1));
+                std::string t;
+                while (std::getline(toks, t, ',')) {
+                    items.emplace_back(seq, atoi(t.c_str()));
+                }
+            }
+            llama_batch batch = llama_batch_init((int) items.size(), 0, 1);
+            for (size_t i = 0; i < items.size(); ++i) {
+                batch.token[i] = items[i].second;
+                batch.pos[i] = next_pos[items[i].first]++;
+                batch.n_seq_id[i] = 1;
+                batch.seq_id[i][0] = items[i].first;
+                batch.logits[i] = 1;
+            }
+            batch.n_tokens = (int) items.size();
+            if (llama_decode(ctx, batch) != 0) {
+                fprintf(stderr, "decode failed\n");
+                return 1;
+            }
+            const int n = batch.n_tokens;
+            std::vector<float> gates((size_t) n * n_routed);
+            std::vector<uint8_t> run((size_t) n * n_routed);
+            std::vector<llama_pos> pos(n);
+            std::vector<llama_seq_id> seq(n);
+            if (fd && llama_flexidepth_get_routing(ctx, gates.data(), run.data(), pos.data(), seq.data(), n) != n) {
+                fprintf(stderr, "routing not recorded\n");
+                return 1;
+            }
+            fwrite(&n, 4, 1, out);
+            for (int i = 0; i < n; ++i) {
+                if (fd && (pos[i] != batch.pos[i] || seq[i] != batch.seq_id[i][0])) {
+                    fprintf(stderr, "routing order differs from batch order at %d\n", i);
+                    return 1;
+                }
+                fwrite(&batch.seq_id[i][0], 4, 1, out);
+                fwrite(&batch.pos[i], 4, 1, out);
+                fwrite(llama_get_logits_ith(ctx, i), 4, n_vocab, out);
+                fwrite(gates.data() + (size_t) i * n_routed, 4, n_routed, out);
+                fwrite(run.data() + (size_t) i * n_routed, 1, n_routed, out);
+            }
+            llama_batch_free(batch);
+        } else if (!cmd.empty()) {
+            fprintf(stderr, "unknown script command %s\n", cmd.c_str());
+            return 2;
+        }
+    }
+    fclose(out);
+    llama_free(ctx);
+    llama_flexidepth_free(fd);
+    llama_model_free(model);
+    return 0;
+}
