@@ -3,6 +3,7 @@ package org.flexidepth.examples.chat;
 import org.flexidepth.examples.DefaultModel;
 import org.flexidepth.llama.ChatMessage;
 import org.flexidepth.llama.Conversation;
+import org.flexidepth.llama.FlexiDepthPlugin;
 import org.flexidepth.llama.Generation;
 import org.flexidepth.llama.GenerationStats;
 import org.flexidepth.llama.LlamaException;
@@ -25,16 +26,19 @@ import java.util.List;
  */
 public final class Chat {
     private final PrintStream out;
+    private final boolean colour;
 
-    Chat(PrintStream out) {
+    Chat(PrintStream out, boolean colour) {
         this.out = out;
+        this.colour = colour;
     }
 
     public static void main(String[] args) {
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
         int rc;
         try {
-            rc = new Chat(out).run(args, new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8)));
+            java.io.Console console = System.console();
+            rc = new Chat(out, console != null && console.isTerminal()).run(args, new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8)));
         } catch (IllegalArgumentException e) {
             if (!e.getMessage().isEmpty()) {
                 System.err.println("error: " + e.getMessage());
@@ -52,17 +56,25 @@ public final class Chat {
         ChatOptions o = ChatOptions.parse(args);
         Path modelPath = o.model().isPresent() ? o.model().get() : DefaultModel.stories260K();
         try (LlamaModel model = LlamaModel.load(modelPath);
+             FlexiDepthPlugin plugin = o.flexidepth().map(model::loadFlexiDepth).orElse(null);
              Session session = model.newSession(o.session())) {
             boolean chatMode = o.template().isPresent() || model.info().chatTemplate().isPresent();
             System.err.println("model: " + modelPath + " (" + model.info().description() + ", "
                     + (chatMode ? "chat" : "no chat template: each line is continued as a story") + ")");
+            LayerDisplay display = new LayerDisplay(out, colour);
+            if (plugin != null) {
+                float tau = o.tau().orElse(plugin.defaultThreshold());
+                session.attach(plugin, tau);
+                System.err.println("FlexiDepth: " + plugin.path().getFileName() + ", routed layers " + plugin.routedLayers() + ", tau " + tau);
+                display.legend(model.info().layers() - plugin.routedLayers().size(), model.info().layers());
+            }
             List<ChatMessage> history = new ArrayList<>();
             o.system().ifPresent(s -> history.add(ChatMessage.system(s)));
             Conversation conversation = chatMode
                     ? (o.template().isPresent() ? session.conversation(o.template().get(), history) : withHistory(session, history))
                     : null;
             if (o.prompt().isPresent()) {
-                reply(session, conversation, o, o.prompt().get());
+                reply(session, conversation, o, o.prompt().get(), display);
                 return 0;
             }
             System.err.println("type a message and press enter; /exit or end of input quits");
@@ -74,7 +86,7 @@ public final class Chat {
                     return 0;
                 }
                 if (!line.isBlank()) {
-                    reply(session, conversation, o, line);
+                    reply(session, conversation, o, line, display);
                 }
             }
         }
@@ -85,20 +97,22 @@ public final class Chat {
                 session.model().info().chatTemplate().orElseThrow(), history);
     }
 
-    private void reply(Session session, Conversation conversation, ChatOptions o, String text) {
+    private void reply(Session session, Conversation conversation, ChatOptions o, String text, LayerDisplay display) {
         try (Generation g = conversation != null ? conversation.send(text, o.generation()) : session.generate(text, o.generation())) {
             if (conversation == null) {
                 out.print(text);
             }
             g.forEachRemaining(t -> {
-                out.print(t.text());
+                display.token(t);
                 out.flush();
             });
+            display.endOfReply();
             GenerationStats s = g.stats();
             out.println();
-            out.printf("[%d tokens, %.1f tokens/s; prompt %d tokens (%d cached), %.1f tokens/s; %s]%n",
+            out.printf("[%d tokens, %.1f tokens/s; prompt %d tokens (%d cached), %.1f tokens/s; %s%s]%n",
                     s.generatedTokens(), s.generationTokensPerSecond(), s.promptTokens(), s.reusedTokens(),
-                    s.promptTokensPerSecond(), g.stopReason().map(Enum::name).orElse("?").toLowerCase());
+                    s.promptTokensPerSecond(), g.stopReason().map(Enum::name).orElse("?").toLowerCase(),
+                    s.layers().map(l -> String.format("; %.1f layers/token (min %d, max %d)", l.meanLayers(), l.minLayers(), l.maxLayers())).orElse(""));
         }
     }
 }

@@ -11,7 +11,7 @@ import java.util.Optional;
 
 /** The chat program's command line. */
 record ChatOptions(Optional<Path> model, Optional<String> prompt, Optional<String> template, Optional<String> system,
-                   SessionOptions session, GenerationOptions generation) {
+                   Optional<Path> flexidepth, Optional<Float> tau, SessionOptions session, GenerationOptions generation) {
 
     static final String USAGE = """
             usage: chat [--model FILE.gguf] [--prompt TEXT] [options]
@@ -25,10 +25,13 @@ record ChatOptions(Optional<Path> model, Optional<String> prompt, Optional<Strin
               --grammar-file F    constrain replies with a GBNF grammar
               --ctx N             context size (default: the model's)
               --threads N         threads (default: all cores)
+              --flexidepth FILE   attach a FlexiDepth plug-in; shows the layers each token used
+              --tau T             FlexiDepth threshold (default: the plug-in's, usually 0.5)
             """;
 
     static ChatOptions parse(String[] args) throws IOException {
-        Path model = null;
+        Path model = null, flexidepth = null;
+        Float tau = null;
         String prompt = null, template = null, system = null;
         SessionOptions.Builder session = SessionOptions.builder();
         GenerationOptions.Builder gen = GenerationOptions.builder();
@@ -58,13 +61,19 @@ record ChatOptions(Optional<Path> model, Optional<String> prompt, Optional<Strin
                     case "--grammar-file" -> sampling.grammar(Files.readString(Path.of(v)));
                     case "--ctx", "-c" -> session.contextSize(Integer.parseInt(v));
                     case "--threads", "-t" -> session.threads(Integer.parseInt(v));
+                    case "--flexidepth" -> flexidepth = Path.of(v);
+                    case "--tau" -> tau = Float.parseFloat(v);
                     default -> throw new IllegalArgumentException("unknown option " + a);
                 }
             } catch (NumberFormatException e) {
                 throw new IllegalArgumentException("not a number for " + a + ": " + v);
             }
         }
+        if (tau != null && flexidepth == null) {
+            throw new IllegalArgumentException("--tau needs --flexidepth");
+        }
         return new ChatOptions(Optional.ofNullable(model), Optional.ofNullable(prompt), Optional.ofNullable(template),
-                Optional.ofNullable(system), session.build(), gen.sampling(sampling.build()).build());
+                Optional.ofNullable(system), Optional.ofNullable(flexidepth), Optional.ofNullable(tau), session.build(),
+                gen.sampling(sampling.build()).build());
     }
 }

@@ -5,6 +5,8 @@ import org.flexidepth.llama.LlamaModel;
 import org.flexidepth.llama.Session;
 import org.flexidepth.examples.DefaultModel;
 import org.flexidepth.examples.ProjectPaths;
+import org.flexidepth.examples.flexidepth.RandomFixtures;
+import org.flexidepth.gguf.GgmlType;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -75,6 +77,27 @@ class ChatProgramTest {
         assertTrue(r.out().contains("> The little dog" + expectedGreedy("The little dog", 12)), r.out());
         assertTrue(r.out().contains("Lily and Tom" + expectedGreedy("Lily and Tom", 12)), r.out());
         assertEquals(2, r.out().lines().filter(l -> l.startsWith("[12 tokens")).count(), r.out());
+    }
+
+    @Test
+    void flexiDepthShowsLayersPerTokenAsNumbersWhenNotATerminal() throws Exception {
+        Path model = cache.resolve("model.gguf"), plugin = cache.resolve("plugin.gguf");
+        RandomFixtures.Shape shape = new RandomFixtures.Shape(4, 64, 4, 2, 128, 320, 512);
+        RandomFixtures.writeModel(model, shape, 11, GgmlType.F32);
+        RandomFixtures.writePlugin(plugin, shape, 17, List.of(2, 3), 8, 16, 0.5f, null, GgmlType.F32);
+        Run r = chat("", List.of(), "--model", model.toString(), "--flexidepth", plugin.toString(), "--tau", "0.5",
+                "--prompt", "hello", "--temp", "0", "-n", "12");
+        assertEquals(0, r.exit(), r.err());
+        String numbers = r.out().lines().filter(l -> l.startsWith("layers per token: ")).findFirst().orElseThrow(() -> new AssertionError(r.out()));
+        List<Integer> layers = java.util.Arrays.stream(numbers.substring(18).split(" ")).map(Integer::parseInt).toList();
+        assertEquals(12, layers.size(), numbers);
+        assertTrue(layers.stream().allMatch(l -> l >= 2 && l <= 4), numbers);
+        assertTrue(r.out().contains("layers/token (min "), r.out());
+        assertTrue(r.err().contains("routed layers [2, 3], tau 0.5"), r.err());
+        assertEquals(-1, r.out().indexOf('\033'), "no colour codes outside a terminal");
+        Run bad = chat("", List.of(), "--model", model.toString(), "--tau", "0.5", "--prompt", "x");
+        assertEquals(2, bad.exit());
+        assertTrue(bad.err().contains("--tau needs --flexidepth"), bad.err());
     }
 
     @Test

@@ -1,0 +1,61 @@
+package org.flexidepth.examples.chat;
+
+import org.flexidepth.llama.LayerUsage;
+import org.flexidepth.llama.Token;
+
+import java.io.PrintStream;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.stream.Collectors;
+
+/**
+ * Shows how many layers each generated token used: in a terminal, each token's background goes
+ * from light blue (fewest layers) to dark blue (all layers); otherwise the text stays plain and a
+ * line of numbers follows the reply.
+ */
+final class LayerDisplay {
+    private final PrintStream out;
+    private final boolean colour;
+    private final List<Integer> layers = new ArrayList<>();
+
+    LayerDisplay(PrintStream out, boolean colour) {
+        this.out = out;
+        this.colour = colour;
+    }
+
+    void legend(int minLayers, int maxLayers) {
+        if (colour) {
+            out.print("layers per token: ");
+            for (int l = minLayers; l <= maxLayers; l++) {
+                out.print(paint(" " + l + " ", l, minLayers, maxLayers));
+            }
+            out.println();
+        }
+    }
+
+    void token(Token t) {
+        if (t.layers().isEmpty()) {
+            out.print(t.text());
+            return;
+        }
+        LayerUsage u = t.layers().get();
+        layers.add(u.layersUsed());
+        out.print(colour ? paint(t.text(), u.layersUsed(), u.totalLayers() - u.routedLayers().size(), u.totalLayers()) : t.text());
+    }
+
+    /** After a reply: the numbers, when colour could not show them. */
+    void endOfReply() {
+        if (!colour && !layers.isEmpty()) {
+            out.println();
+            out.print("layers per token: " + layers.stream().map(String::valueOf).collect(Collectors.joining(" ")));
+        }
+        layers.clear();
+    }
+
+    static String paint(String text, int used, int min, int max) {
+        double f = max == min ? 1 : (used - min) / (double) (max - min);
+        int r = (int) Math.round(222 - f * (222 - 8)), g = (int) Math.round(235 - f * (235 - 48)), b = (int) Math.round(247 - f * (247 - 107));
+        String fg = f > 0.5 ? "97" : "30";
+        return "\033[48;2;" + r + ";" + g + ";" + b + "m\033[" + fg + "m" + text + "\033[0m";
+    }
+}
