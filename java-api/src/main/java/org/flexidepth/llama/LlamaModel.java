@@ -244,6 +244,20 @@ public final class LlamaModel implements AutoCloseable {
         });
     }
 
+    /**
+     * The text of each token of a sequence, for showing tokens one by one: a character spread over
+     * several tokens (byte tokens) belongs to the token that completes it, so no piece is broken.
+     */
+    public List<String> tokenPieces(int[] tokens) {
+        Utf8Accumulator utf8 = new Utf8Accumulator();
+        List<String> pieces = new java.util.ArrayList<>(tokens.length);
+        for (int i = 0; i < tokens.length; i++) {
+            String piece = utf8.append(tokenBytes(tokens[i]));
+            pieces.add(i == tokens.length - 1 ? piece + utf8.flush() : piece);
+        }
+        return pieces;
+    }
+
     /** Whether a token ends generation (EOS, EOT and the like). */
     public boolean isEndOfGeneration(int token) {
         return read(() -> llama_h.llama_vocab_is_eog(vocab, token));
