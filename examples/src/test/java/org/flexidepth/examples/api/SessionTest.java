@@ -75,6 +75,10 @@ class SessionTest {
         assertTrue(tokens.length > 3);
         assertEquals(text, model.detokenize(tokens).strip());
         assertThrows(InvalidArgumentException.class, () -> model.detokenize(new int[] {512}));
+        // characters spelled with byte tokens belong to the token that completes them
+        List<String> pieces = model.tokenPieces(model.tokenize("café 🦙", false, false));
+        assertEquals(" café 🦙", String.join("", pieces));
+        assertTrue(pieces.stream().noneMatch(p -> p.contains("\uFFFD")), pieces.toString());
         assertThrows(InvalidArgumentException.class, () -> model.tokenBytes(-1));
     }
 
