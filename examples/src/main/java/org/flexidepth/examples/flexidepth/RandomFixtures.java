@@ -16,7 +16,7 @@ import java.util.SplittableRandom;
  * so weights do not depend on the order of writing and large tensors stream in chunks.
  *
  * <pre>
- * RandomFixtures model  OUT.gguf  [--layers 4 --embd 64 --heads 4 --kv-heads 2 --ff 128 --vocab 320 --ctx 512 --seed 1 --type f32]
+ * RandomFixtures model  OUT.gguf  [--layers 4 --embd 64 --heads 4 --kv-heads 2 --ff 128 --vocab 320 --ctx 512 --seed 1 --type f32 --arch llama]
  * RandomFixtures plugin OUT.gguf  [same shape options] [--routed 2,3 --router 16 --adapter 32 --tau 0.5 --bias B]
  * </pre>
  */
@@ -74,8 +74,22 @@ public final class RandomFixtures {
         return Math.sqrt(-2 * Math.log(1 - u1)) * Math.cos(2 * Math.PI * u2);
     }
 
+    /** The architectures FlexiDepth supports, as random fixtures. */
+    public static final List<String> ARCHITECTURES = List.of("llama", "qwen2", "qwen3");
+
     /** Writes a random Llama model with a small SentencePiece vocabulary (specials, bytes, words). */
     public static void writeModel(Path out, Shape s, long seed, GgmlType type) throws IOException {
+        writeModel(out, "llama", s, seed, type);
+    }
+
+    /**
+     * Writes a random model of architecture {@code arch}: "llama", "qwen2" (adds Q/K/V biases,
+     * NeoX RoPE) or "qwen3" (adds per-head Q/K RMSNorm, NeoX RoPE).
+     */
+    public static void writeModel(Path out, String arch, Shape s, long seed, GgmlType type) throws IOException {
+        if (!ARCHITECTURES.contains(arch)) {
+            throw new IllegalArgumentException("architecture must be one of " + ARCHITECTURES);
+        }
         List<String> tokens = new ArrayList<>(List.of("<unk>", "<s>", "</s>"));
         List<Integer> types = new ArrayList<>(List.of(2, 3, 3));
         for (int b = 0; b < 256; b++) {
@@ -90,20 +104,21 @@ public final class RandomFixtures {
         for (int i = 0; i < scores.length; i++) {
             scores[i] = -i;
         }
+        String a = arch + ".";
         GgufWriter w = new GgufWriter()
-                .putString("general.architecture", "llama")
-                .putString("general.name", "random-llama-" + s.layers() + "L-" + s.embd() + "d-seed" + seed)
+                .putString("general.architecture", arch)
+                .putString("general.name", "random-" + arch + "-" + s.layers() + "L-" + s.embd() + "d-seed" + seed)
                 .putUInt32("general.file_type", type == GgmlType.F32 ? 0 : type == GgmlType.F16 ? 1 : 7)
-                .putUInt32("llama.context_length", s.ctx())
-                .putUInt32("llama.embedding_length", s.embd())
-                .putUInt32("llama.block_count", s.layers())
-                .putUInt32("llama.feed_forward_length", s.ff())
-                .putUInt32("llama.attention.head_count", s.heads())
-                .putUInt32("llama.attention.head_count_kv", s.kvHeads())
-                .putUInt32("llama.rope.dimension_count", s.headDim())
-                .putFloat32("llama.rope.freq_base", ROPE_BASE)
-                .putFloat32("llama.attention.layer_norm_rms_epsilon", RMS_EPS)
-                .putUInt32("llama.vocab_size", s.vocab())
+                .putUInt32(a + "context_length", s.ctx())
+                .putUInt32(a + "embedding_length", s.embd())
+                .putUInt32(a + "block_count", s.layers())
+                .putUInt32(a + "feed_forward_length", s.ff())
+                .putUInt32(a + "attention.head_count", s.heads())
+                .putUInt32(a + "attention.head_count_kv", s.kvHeads())
+                .putUInt32(a + "rope.dimension_count", s.headDim())
+                .putFloat32(a + "rope.freq_base", ROPE_BASE)
+                .putFloat32(a + "attention.layer_norm_rms_epsilon", RMS_EPS)
+                .putUInt32(a + "vocab_size", s.vocab())
                 .putString("tokenizer.ggml.model", "llama")
                 .putStringArray("tokenizer.ggml.tokens", tokens)
                 .putFloat32Array("tokenizer.ggml.scores", scores)
@@ -123,6 +138,15 @@ public final class RandomFixtures {
             w.addTensor(p + "attn_k.weight", type, new long[] {d, s.kvDim()}, gaussian(seed, p + "k", d * s.kvDim(), 0, 1 / Math.sqrt(d)));
             w.addTensor(p + "attn_v.weight", type, new long[] {d, s.kvDim()}, gaussian(seed, p + "v", d * s.kvDim(), 0, 1 / Math.sqrt(d)));
             w.addTensor(p + "attn_output.weight", type, new long[] {d, d}, gaussian(seed, p + "o", d * d, 0, 1 / Math.sqrt(d)));
+            if (arch.equals("qwen2")) {
+                w.addTensor(p + "attn_q.bias", GgmlType.F32, new long[] {d}, gaussian(seed, p + "qb", d, 0, 0.1));
+                w.addTensor(p + "attn_k.bias", GgmlType.F32, new long[] {s.kvDim()}, gaussian(seed, p + "kb", s.kvDim(), 0, 0.1));
+                w.addTensor(p + "attn_v.bias", GgmlType.F32, new long[] {s.kvDim()}, gaussian(seed, p + "vb", s.kvDim(), 0, 0.1));
+            }
+            if (arch.equals("qwen3")) {
+                w.addTensor(p + "attn_q_norm.weight", GgmlType.F32, new long[] {s.headDim()}, gaussian(seed, p + "qn", s.headDim(), 1, 0.1));
+                w.addTensor(p + "attn_k_norm.weight", GgmlType.F32, new long[] {s.headDim()}, gaussian(seed, p + "kn", s.headDim(), 1, 0.1));
+            }
             w.addTensor(p + "ffn_norm.weight", GgmlType.F32, new long[] {d}, gaussian(seed, p + "ffn_norm", d, 1, 0.1));
             w.addTensor(p + "ffn_gate.weight", type, new long[] {d, s.ff()}, gaussian(seed, p + "gate", d * s.ff(), 0, 1 / Math.sqrt(d)));
             w.addTensor(p + "ffn_up.weight", type, new long[] {d, s.ff()}, gaussian(seed, p + "up", d * s.ff(), 0, 1 / Math.sqrt(d)));
@@ -137,6 +161,12 @@ public final class RandomFixtures {
      * every logit: +1e4 makes every token run with g = 1, -1e4 makes every token skip with g = 0.
      */
     public static void writePlugin(Path out, Shape s, long seed, List<Integer> routed, int routerSize, int adapterSize,
+                                   float tau, Float headBias, GgmlType adapterType) throws IOException {
+        writePlugin(out, "llama", s, seed, routed, routerSize, adapterSize, tau, headBias, adapterType);
+    }
+
+    /** Like {@link #writePlugin(Path, Shape, long, List, int, int, float, Float, GgmlType)} for a base of architecture {@code arch}. */
+    public static void writePlugin(Path out, String arch, Shape s, long seed, List<Integer> routed, int routerSize, int adapterSize,
                                    float tau, Float headBias, GgmlType adapterType) throws IOException {
         long d = s.embd(), dr = routerSize, da = adapterSize;
         List<PluginFormat.Layer> layers = new ArrayList<>();
@@ -153,14 +183,14 @@ public final class RandomFixtures {
                     gaussian(seed, p + "aup", d * da, 0, 1 / Math.sqrt(d)),
                     gaussian(seed, p + "adown", da * d, 0, 1 / Math.sqrt(da))));
         }
-        PluginFormat.write(out, new PluginFormat.Header("llama", s.layers(), s.embd(), routed, routerSize, adapterSize, tau),
+        PluginFormat.write(out, new PluginFormat.Header(arch, s.layers(), s.embd(), routed, routerSize, adapterSize, tau),
                 layers, adapterType);
     }
 
     public static void main(String[] args) throws IOException {
         if (args.length < 2 || !(args[0].equals("model") || args[0].equals("plugin"))) {
             System.err.println("usage: RandomFixtures model|plugin OUT.gguf [--layers N --embd D --heads H --kv-heads K --ff F "
-                    + "--vocab V --ctx C --seed S --type f32|f16|q8_0] [--routed 2,3 --router R --adapter A --tau T --bias B]");
+                    + "--vocab V --ctx C --seed S --type f32|f16|q8_0 --arch llama|qwen2|qwen3] [--routed 2,3 --router R --adapter A --tau T --bias B]");
             System.exit(2);
         }
         java.util.Map<String, String> o = new java.util.HashMap<>();
@@ -172,13 +202,14 @@ public final class RandomFixtures {
         long seed = Long.parseLong(o.getOrDefault("--seed", "1"));
         GgmlType type = GgmlType.valueOf(o.getOrDefault("--type", "f32").toUpperCase());
         Path out = Path.of(args[1]);
+        String arch = o.getOrDefault("--arch", "llama");
         if (args[0].equals("model")) {
-            writeModel(out, s, seed, type);
+            writeModel(out, arch, s, seed, type);
         } else {
             List<Integer> routed = o.containsKey("--routed")
                     ? java.util.Arrays.stream(o.get("--routed").split(",")).map(Integer::parseInt).toList()
                     : java.util.stream.IntStream.range(s.layers() / 2, s.layers()).boxed().toList();
-            writePlugin(out, s, seed, routed, i(o, "--router", Math.max(1, s.embd() / 16)), i(o, "--adapter", Math.max(1, s.ff() / 16)),
+            writePlugin(out, arch, s, seed, routed, i(o, "--router", Math.max(1, s.embd() / 16)), i(o, "--adapter", Math.max(1, s.ff() / 16)),
                     Float.parseFloat(o.getOrDefault("--tau", "0.5")),
                     o.containsKey("--bias") ? Float.valueOf(o.get("--bias")) : null, type);
         }

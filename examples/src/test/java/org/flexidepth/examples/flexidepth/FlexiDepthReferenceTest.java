@@ -172,6 +172,23 @@ class FlexiDepthReferenceTest {
         }
     }
 
+    @ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"qwen2", "qwen3"})
+    void qwenArchitecturesMatchTheReferenceToo(String arch) throws Exception {
+        RandomFixtures.Shape shape = small();
+        Path model = dir.resolve(arch + ".gguf"), plugin = dir.resolve(arch + "-plugin.gguf");
+        RandomFixtures.writeModel(model, arch, shape, 41, GgmlType.F32);
+        RandomFixtures.writePlugin(plugin, arch, shape, 42, List.of(2, 3), 8, 16, TAU, null, GgmlType.F32);
+        Script script = Script.standard(shape.vocab(), 43);
+        List<EvalDriver.Output> fork = EvalDriver.run(model, plugin, TAU, script.lines(), dir);
+        Comparison c = compare(new ReferenceModel(model, plugin), fork, script, false);
+        System.out.printf("%s: max |logit diff| %.2e, max |gate diff| %.2e, skips per layer %s of %d%n",
+                arch, c.maxLogitError(), c.maxGateError(), java.util.Arrays.toString(c.skipsPerLayer()), c.tokens());
+        assertTrue(c.maxLogitError() < LOGIT_TOLERANCE, "logits differ by " + c.maxLogitError());
+        assertTrue(c.maxGateError() < GATE_TOLERANCE, "gates differ by " + c.maxGateError());
+        assertTrue(java.util.Arrays.stream(c.skipsPerLayer()).allMatch(k -> k > 0 && k < c.tokens()), "decisions are mixed");
+    }
+
     @Test
     void routersThatAlwaysPassWithGateOneReproduceTheBaseModelExactly() throws Exception {
         RandomFixtures.Shape shape = small();

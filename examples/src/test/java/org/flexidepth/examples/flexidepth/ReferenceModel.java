@@ -17,6 +17,8 @@ import java.util.List;
 final class ReferenceModel {
     final int layers, d, heads, kvHeads, headDim, ff, vocab;
     final float eps, ropeBase;
+    final boolean neoxRope;                  // qwen2/qwen3 rotate (i, i + headDim/2), llama adjacent pairs
+    final float[][] bq, bk, bv, qNorm, kNorm; // qwen2 biases, qwen3 per-head norms (null where absent)
     final float[] tokEmbd, outNorm, output;
     final float[][] attnNorm, wq, wk, wv, wo, ffnNorm, wGate, wUp, wDown;
     // plug-in, indexed by model layer (null = unrouted)
@@ -32,13 +34,17 @@ final class ReferenceModel {
     ReferenceModel(Path model, Path plugin) throws IOException {
         try (GgufReader r = GgufReader.open(model)) {
             GgufFile f = r.file();
-            layers = f.require("llama.block_count").asInt();
-            d = f.require("llama.embedding_length").asInt();
-            heads = f.require("llama.attention.head_count").asInt();
-            kvHeads = f.require("llama.attention.head_count_kv").asInt();
-            ff = f.require("llama.feed_forward_length").asInt();
-            eps = (float) f.require("llama.attention.layer_norm_rms_epsilon").asDouble();
-            ropeBase = (float) f.require("llama.rope.freq_base").asDouble();
+            String a = f.require("general.architecture").asString() + ".";
+            neoxRope = !a.equals("llama.");
+            layers = f.require(a + "block_count").asInt();
+            d = f.require(a + "embedding_length").asInt();
+            heads = f.require(a + "attention.head_count").asInt();
+            kvHeads = f.require(a + "attention.head_count_kv").asInt();
+            ff = f.require(a + "feed_forward_length").asInt();
+            eps = (float) f.require(a + "attention.layer_norm_rms_epsilon").asDouble();
+            ropeBase = (float) f.require(a + "rope.freq_base").asDouble();
+            bq = new float[layers][]; bk = new float[layers][]; bv = new float[layers][];
+            qNorm = new float[layers][]; kNorm = new float[layers][];
             headDim = d / heads;
             tokEmbd = r.readFloats("token_embd.weight");
             vocab = tokEmbd.length / d;
@@ -58,6 +64,11 @@ final class ReferenceModel {
                 wGate[l] = r.readFloats(p + "ffn_gate.weight");
                 wUp[l] = r.readFloats(p + "ffn_up.weight");
                 wDown[l] = r.readFloats(p + "ffn_down.weight");
+                bq[l] = optional(r, p + "attn_q.bias");
+                bk[l] = optional(r, p + "attn_k.bias");
+                bv[l] = optional(r, p + "attn_v.bias");
+                qNorm[l] = optional(r, p + "attn_q_norm.weight");
+                kNorm[l] = optional(r, p + "attn_k_norm.weight");
             }
         }
         rDown = new float[layers][]; rNorm = new float[layers][]; rUp = new float[layers][]; rHead = new float[layers][];
@@ -83,6 +94,27 @@ final class ReferenceModel {
                 aDown[l] = r.readFloats(PluginFormat.tensorName(l, PluginFormat.ADAPTER_DOWN));
             }
         }
+    }
+
+    private static float[] optional(GgufReader r, String name) throws IOException {
+        return r.file().tensor(name).isPresent() ? r.readFloats(name) : null;
+    }
+
+    /** Q, K or V of one position: projection, optional bias, optional per-head RMSNorm, RoPE. */
+    private double[] project(float[] w, float[] bias, float[] headNorm, double[] z, int nHeads, int pos, boolean rotate) {
+        double[] y = matVec(w, z, d, nHeads * headDim);
+        if (bias != null) {
+            for (int i = 0; i < y.length; i++) {
+                y[i] += bias[i];
+            }
+        }
+        if (headNorm != null) {
+            for (int h = 0; h < nHeads; h++) {
+                double[] head = java.util.Arrays.copyOfRange(y, h * headDim, (h + 1) * headDim);
+                System.arraycopy(rmsNorm(head, headNorm), 0, y, h * headDim, headDim);
+            }
+        }
+        return rotate ? rope(y, nHeads, pos) : y;
     }
 
     /** Output of one position. gates/ran are per routed layer, ascending. */
@@ -140,14 +172,14 @@ final class ReferenceModel {
                     ran.add(run);
                 }
                 // K and V for every position, run or not
-                double[] k = rope(matVec(wk[l], z, d, kvHeads * headDim), kvHeads, pos);
-                double[] v = matVec(wv[l], z, d, kvHeads * headDim);
+                double[] k = project(wk[l], bk[l], kNorm[l], z, kvHeads, pos, true);
+                double[] v = project(wv[l], bv[l], null, z, kvHeads, pos, false);
                 keys[l].add(k);
                 values[l].add(v);
                 visible[l].add(run || !dropSkippedKv);
                 double[] h = x.clone();
                 if (run) {
-                    double[] q = rope(matVec(wq[l], z, d, d), heads, pos);
+                    double[] q = project(wq[l], bq[l], qNorm[l], z, heads, pos, true);
                     double[] attn = attention(l, q);
                     double[] o = matVec(wo[l], attn, d, d);
                     for (int i = 0; i < d; i++) {
@@ -253,16 +285,21 @@ final class ReferenceModel {
         return matVec(down, a, hidden, dim);
     }
 
-    /** Llama's RoPE: adjacent pairs (2i, 2i+1) rotated by pos * base^(-2i/headDim). */
+    /**
+     * RoPE: pair j (of headDim/2) rotated by pos * base^(-2j/headDim); the pair is (2j, 2j+1) for
+     * llama and (j, j + headDim/2) for the NeoX layout of qwen2/qwen3.
+     */
     double[] rope(double[] x, int nHeads, int pos) {
         double[] out = x.clone();
+        int half = headDim / 2;
         for (int h = 0; h < nHeads; h++) {
-            for (int i = 0; i < headDim; i += 2) {
-                double theta = pos * Math.pow(ropeBase, -(double) i / headDim);
+            for (int j = 0; j < half; j++) {
+                double theta = pos * Math.pow(ropeBase, -2.0 * j / headDim);
                 double c = Math.cos(theta), s = Math.sin(theta);
-                double a = x[h * headDim + i], b = x[h * headDim + i + 1];
-                out[h * headDim + i] = a * c - b * s;
-                out[h * headDim + i + 1] = a * s + b * c;
+                int i0 = h * headDim + (neoxRope ? j : 2 * j), i1 = i0 + (neoxRope ? half : 1);
+                double a = x[i0], b = x[i1];
+                out[i0] = a * c - b * s;
+                out[i1] = a * s + b * c;
             }
         }
         return out;
