@@ -1,0 +1,131 @@
+// ggml_mul_mat_id with skip ids (-1), in the style of upstream's test-backend-ops: a 1-expert
+// weight view with ids in {0, -1} must give the dense ggml_mul_mat result for kept tokens and
+// exact zeros for skipped ones, for F32, F16, Q8_0, Q4_0 and Q4_K weights, at skip ratios 0, 0.5
+// and 1, through the generic CPU path and, where the CPU has one, the repacked (extra buffer) path.
+#include "ggml.h"
+#include "ggml-backend.h"
+#include "ggml-cpu.h"
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+static int failures = 0;
+static int cases = 0;
+
+static void check(bool ok, const std::string & what) {
+    if (!ok) {
+        fprintf(stderr, "FAIL: %s\n", what.c_str());
+        failures++;
+    }
+}
+
+// Runs ids-masked and dense products of the same weights on `buft` and compares them.
+static void run_case(ggml_backend_t backend, ggml_backend_buffer_type_t buft, const char * buft_name,
+                     ggml_type type, double skip_ratio, int n_tokens) {
+    const int K = 256, N = 64;
+    std::mt19937 rng(42 + (int) type * 7 + n_tokens);
+    std::normal_distribution<float> dist(0.0f, 1.0f);
+    std::vector<float> w(K * N), x(K * n_tokens);
+    for (auto & v : w) v = dist(rng);
+    for (auto & v : x) v = dist(rng);
+    std::vector<int32_t> ids(n_tokens);
+    for (int t = 0; t < n_tokens; ++t) {
+        ids[t] = (t + 0.5) / n_tokens < skip_ratio ? -1 : 0; // deterministic share of skipped tokens
+    }
+
+    // weights in `buft` (possibly repacked), everything else in a plain CPU buffer
+    ggml_init_params wp = { ggml_tensor_overhead() * 4, nullptr, true };
+    ggml_context * wctx = ggml_init(wp);
+    ggml_tensor * W3 = ggml_new_tensor_3d(wctx, type, K, N, 1);
+    ggml_backend_buffer_t wbuf = ggml_backend_alloc_ctx_tensors_from_buft(wctx, buft);
+    if (!wbuf) {
+        check(false, std::string("allocating weights in ") + buft_name);
+        return;
+    }
+    if (strcmp(buft_name, "CPU") != 0 && W3->extra == nullptr) {
+        // this CPU has no repacked layout for the type: nothing to test in this buffer
+        ggml_backend_buffer_free(wbuf);
+        ggml_free(wctx);
+        return;
+    }
+    cases++;
+    std::vector<uint8_t> q(ggml_row_size(type, K) * N);
+    ggml_quantize_chunk(type, w.data(), q.data(), 0, N, K, nullptr);
+    ggml_backend_tensor_set(W3, q.data(), 0, q.size());
+
+    ggml_init_params gp = { ggml_tensor_overhead() * 16 + ggml_graph_overhead(), nullptr, true };
+    ggml_context * ctx = ggml_init(gp);
+    ggml_tensor * X = ggml_new_tensor_3d(ctx, GGML_TYPE_F32, K, 1, n_tokens);
+    ggml_tensor * I = ggml_new_tensor_2d(ctx, GGML_TYPE_I32, 1, n_tokens);
+    ggml_tensor * masked = ggml_mul_mat_id(ctx, W3, X, I);                           // [N, 1, n_tokens]
+    ggml_tensor * dense = ggml_mul_mat(ctx, ggml_reshape_2d(ctx, W3, K, N),
+                                       ggml_reshape_2d(ctx, X, K, n_tokens));        // [N, n_tokens]
+    ggml_cgraph * gf = ggml_new_graph(ctx);
+    ggml_build_forward_expand(gf, masked);
+    ggml_build_forward_expand(gf, dense);
+    ggml_backend_buffer_t buf = ggml_backend_alloc_ctx_tensors(ctx, backend);
+    ggml_backend_tensor_set(X, x.data(), 0, x.size() * sizeof(float));
+    ggml_backend_tensor_set(I, ids.data(), 0, ids.size() * sizeof(int32_t));
+    // poison the output so that rows the kernel forgets to write are caught
+    std::vector<float> nan(N * n_tokens, NAN);
+    ggml_backend_tensor_set(masked, nan.data(), 0, nan.size() * sizeof(float));
+    ggml_backend_graph_compute(backend, gf);
+
+    std::vector<float> m(N * n_tokens), d(N * n_tokens);
+    ggml_backend_tensor_get(masked, m.data(), 0, m.size() * sizeof(float));
+    ggml_backend_tensor_get(dense, d.data(), 0, d.size() * sizeof(float));
+    const std::string name = std::string(ggml_type_name(type)) + " " + buft_name + " skip " + std::to_string(skip_ratio)
+                             + " tokens " + std::to_string(n_tokens);
+    for (int t = 0; t < n_tokens; ++t) {
+        for (int i = 0; i < N; ++i) {
+            const float mv = m[t * N + i], dv = d[t * N + i];
+            if (ids[t] < 0) {
+                if (mv != 0.0f || std::signbit(mv)) {
+                    check(false, name + ": skipped row not exactly zero");
+                    goto done;
+                }
+            } else if (!(std::fabs(mv - dv) <= 1e-3f * (1.0f + std::fabs(dv)))) {
+                check(false, name + ": kept row differs from dense (" + std::to_string(mv) + " vs " + std::to_string(dv) + ")");
+                goto done;
+            }
+        }
+    }
+done:
+    ggml_backend_buffer_free(buf);
+    ggml_free(ctx);
+    ggml_backend_buffer_free(wbuf);
+    ggml_free(wctx);
+}
+
+int main() {
+    ggml_backend_t backend = ggml_backend_cpu_init();
+    ggml_backend_cpu_set_n_threads(backend, 2);
+    std::vector<std::pair<ggml_backend_buffer_type_t, std::string>> bufts = {{ggml_backend_cpu_buffer_type(), "CPU"}};
+    ggml_backend_dev_t dev = ggml_backend_get_device(backend);
+    auto get_extra = (ggml_backend_dev_get_extra_bufts_t)
+        ggml_backend_reg_get_proc_address(ggml_backend_dev_backend_reg(dev), "ggml_backend_dev_get_extra_bufts");
+    if (get_extra) {
+        for (ggml_backend_buffer_type_t * b = get_extra(dev); b && *b; ++b) {
+            bufts.emplace_back(*b, ggml_backend_buft_name(*b));
+        }
+    }
+    const ggml_type types[] = {GGML_TYPE_F32, GGML_TYPE_F16, GGML_TYPE_Q8_0, GGML_TYPE_Q4_0, GGML_TYPE_Q4_K};
+    for (auto & [buft, name] : bufts) {
+        for (ggml_type type : types) {
+            for (double skip : {0.0, 0.5, 1.0}) {
+                for (int n_tokens : {1, 7, 32}) {
+                    run_case(backend, buft, name.c_str(), type, skip, n_tokens);
+                }
+            }
+        }
+    }
+    ggml_backend_free(backend);
+    printf("%d cases, %d failures (buffer types:", cases, failures);
+    for (auto & b : bufts) printf(" %s", b.second.c_str());
+    printf(")\n");
+    return failures == 0 ? 0 : 1;
+}
