@@ -25,6 +25,14 @@ extern "C" {
         LLAMA_FLEXIDEPTH_ERR_ALLOC         = -7, // backend memory could not be allocated
     };
 
+    // How routed layers are computed. MASKED (default): skipped tokens read none of Wq, Wo and the
+    // FFN weights (ggml_mul_mat_id with skip ids), the adapter runs only for skipped tokens.
+    // DENSE: every branch for every token, selected afterwards; the correctness oracle.
+    enum llama_flexidepth_mode {
+        LLAMA_FLEXIDEPTH_MODE_DENSE  = 0,
+        LLAMA_FLEXIDEPTH_MODE_MASKED = 1,
+    };
+
     // Loads a plug-in for `model`. On failure returns NULL and, if `status` is not NULL, stores the
     // reason there; llama_flexidepth_last_error() then describes it. Nothing is left allocated.
     LLAMA_API struct llama_flexidepth * llama_flexidepth_load(
@@ -56,6 +64,14 @@ extern "C" {
 
     // Changes tau; takes effect at the next decode without rebuilding the graph.
     LLAMA_API int32_t llama_flexidepth_set_threshold(struct llama_context * ctx, float tau);
+
+    // Chooses how routed layers are computed (rebuilds the graph at the next decode).
+    LLAMA_API int32_t llama_flexidepth_set_mode(struct llama_context * ctx, enum llama_flexidepth_mode mode);
+
+    // Overrides the routers, for measuring speed independently of router weights: decisions[r] is
+    // 1 (run) or 0 (skip) for routed layer r for every token, or -1 to let its router decide.
+    // NULL restores the routers. Takes effect at the next decode, without rebuilding the graph.
+    LLAMA_API int32_t llama_flexidepth_force(struct llama_context * ctx, const int8_t * decisions, int32_t n_decisions);
 
     // Switches recording of routing decisions on (default) or off.
     LLAMA_API int32_t llama_flexidepth_set_collect(struct llama_context * ctx, bool collect);

@@ -4,6 +4,7 @@
 
 #include "llama-context.h"
 
+#include <atomic>
 #include <cmath>
 #include <memory>
 #include <mutex>
@@ -15,6 +16,10 @@ std::mutex registry_mutex;
 // The binding of every context with an attached plug-in. Owned here so that upstream's
 // llama_context needs only a pointer.
 std::unordered_map<llama_context *, std::unique_ptr<llama_flexidepth_binding>> registry;
+
+// Graph topology ids: a fresh one whenever what the graph computes changes (attach, mode), so
+// that a graph built for one plug-in or mode is never reused for another.
+std::atomic<uint64_t> next_graph_id{1};
 
 bool valid_tau(float tau) {
     return std::isfinite(tau) && tau >= 0.0f && tau <= 1.0f;
@@ -53,7 +58,9 @@ int32_t llama_flexidepth_attach(struct llama_context * ctx, struct llama_flexide
     auto binding = std::make_unique<llama_flexidepth_binding>();
     binding->fd = fd;
     binding->tau = tau;
-    ctx->set_flexidepth(binding.get(), fd->id);
+    binding->force_scale.assign(fd->layers.size(), 1.0f);
+    binding->force_shift.assign(fd->layers.size(), 0.0f);
+    ctx->set_flexidepth(binding.get(), next_graph_id++);
     registry[ctx] = std::move(binding); // frees a previous binding, whose graphs can no longer be reused
     return LLAMA_FLEXIDEPTH_OK;
 }
@@ -101,6 +108,46 @@ int32_t llama_flexidepth_set_threshold(struct llama_context * ctx, float tau) {
     return LLAMA_FLEXIDEPTH_OK;
 }
 
+int32_t llama_flexidepth_set_mode(struct llama_context * ctx, enum llama_flexidepth_mode mode) {
+    if (mode != LLAMA_FLEXIDEPTH_MODE_DENSE && mode != LLAMA_FLEXIDEPTH_MODE_MASKED) {
+        return flexidepth_fail(LLAMA_FLEXIDEPTH_ERR_INVALID_ARG, "unknown mode " + std::to_string((int) mode));
+    }
+    std::lock_guard<std::mutex> lock(registry_mutex);
+    llama_flexidepth_binding * b = binding_of(ctx);
+    if (b == nullptr) {
+        return flexidepth_fail(LLAMA_FLEXIDEPTH_ERR_INVALID_ARG, "no plug-in is attached to this context");
+    }
+    if (b->mode != mode) {
+        b->mode = mode;
+        ctx->set_flexidepth(b, next_graph_id++);
+    }
+    return LLAMA_FLEXIDEPTH_OK;
+}
+
+int32_t llama_flexidepth_force(struct llama_context * ctx, const int8_t * decisions, int32_t n_decisions) {
+    std::lock_guard<std::mutex> lock(registry_mutex);
+    llama_flexidepth_binding * b = binding_of(ctx);
+    if (b == nullptr) {
+        return flexidepth_fail(LLAMA_FLEXIDEPTH_ERR_INVALID_ARG, "no plug-in is attached to this context");
+    }
+    const size_t n = b->fd->layers.size();
+    if (decisions != nullptr && n_decisions != (int32_t) n) {
+        return flexidepth_fail(LLAMA_FLEXIDEPTH_ERR_INVALID_ARG, "expected " + std::to_string(n) + " forced decisions");
+    }
+    for (size_t r = 0; r < n; ++r) {
+        const int8_t d = decisions ? decisions[r] : -1;
+        if (d < -1 || d > 1) {
+            return flexidepth_fail(LLAMA_FLEXIDEPTH_ERR_INVALID_ARG, "a forced decision is -1, 0 or 1");
+        }
+    }
+    for (size_t r = 0; r < n; ++r) {
+        const int8_t d = decisions ? decisions[r] : -1;
+        b->force_scale[r] = d < 0 ? 1.0f : 0.0f;
+        b->force_shift[r] = d < 0 ? 0.0f : (float) d;
+    }
+    return LLAMA_FLEXIDEPTH_OK;
+}
+
 int32_t llama_flexidepth_set_collect(struct llama_context * ctx, bool collect) {
     std::lock_guard<std::mutex> lock(registry_mutex);
     llama_flexidepth_binding * b = binding_of(ctx);
@@ -145,7 +192,8 @@ int32_t llama_flexidepth_get_routing(const struct llama_context * ctx, float * g
                 gates[t * n_routed + r] = g;
             }
             if (run) {
-                run[t * n_routed + r] = g > b->tau_recorded ? 1 : 0;
+                const bool routed = b->force_scale[r] != 0.0f;
+                run[t * n_routed + r] = routed ? (g > b->tau_recorded ? 1 : 0) : (b->force_shift[r] != 0.0f ? 1 : 0);
             }
         }
         if (pos) {

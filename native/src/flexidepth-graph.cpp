@@ -1,32 +1,81 @@
 #include "flexidepth-graph.h"
 
 #include "llama-batch.h"
+#include "llama-model.h"
 
 #include "ggml-backend.h"
 
 #include <memory>
 
 uint32_t flexidepth_graph_nodes(const llama_flexidepth_binding * binding) {
-    // router 9, masks 4, adapter ~8, mixing 8, with margin
-    return binding && binding->fd ? 40u * (uint32_t) binding->fd->layers.size() : 0u;
+    // router 9, forcing 4, masks and ids 8, adapter ~14, mixing 8, with margin
+    return binding && binding->fd ? 64u * (uint32_t) binding->fd->layers.size() : 0u;
 }
 
 void llm_graph_input_flexidepth::set_input(const llama_ubatch * ubatch) {
     GGML_UNUSED(ubatch);
     ggml_backend_tensor_set(tau, &binding->tau, 0, sizeof(float));
+    ggml_backend_tensor_set(force_scale, binding->force_scale.data(), 0, ggml_nbytes(force_scale));
+    ggml_backend_tensor_set(force_shift, binding->force_shift.data(), 0, ggml_nbytes(force_shift));
 }
 
-llm_flexidepth_graph::llm_flexidepth_graph(const llm_graph_context & g) : g(g) {
+llm_flexidepth_graph::llm_flexidepth_graph(const llm_graph_context & g, const llama_model & model) : g(g), model(model) {
     llama_flexidepth_binding * b = g.cparams.flexidepth;
     if (b == nullptr || b->fd == nullptr) {
         return;
     }
     fd = b->fd;
+    masked = b->mode == LLAMA_FLEXIDEPTH_MODE_MASKED;
+    const int64_t n_routed = (int64_t) fd->layers.size();
     auto input = std::make_unique<llm_graph_input_flexidepth>(b);
     input->tau = ggml_new_tensor_1d(g.ctx0, GGML_TYPE_F32, 1);
-    ggml_set_input(input->tau);
+    input->force_scale = ggml_new_tensor_1d(g.ctx0, GGML_TYPE_F32, n_routed);
+    input->force_shift = ggml_new_tensor_1d(g.ctx0, GGML_TYPE_F32, n_routed);
+    for (ggml_tensor * t : {input->tau, input->force_scale, input->force_shift}) {
+        ggml_set_input(t);
+    }
     ggml_set_name(input->tau, "fd_tau");
     inp = static_cast<llm_graph_input_flexidepth *>(g.res->add_input(std::move(input)));
+}
+
+// x [K, T] through W [K, N] for the tokens whose id is 0 only; the others come out as exact zeros
+// and W is not read for them (one-expert ggml_mul_mat_id with skip ids).
+static ggml_tensor * mul_mat_rows(ggml_context * ctx, ggml_tensor * w, ggml_tensor * x, ggml_tensor * ids) {
+    const int64_t T = x->ne[1];
+    if (!ggml_is_contiguous(x)) {
+        x = ggml_cont(ctx, x);
+    }
+    ggml_tensor * y = ggml_mul_mat_id(ctx, w, ggml_reshape_3d(ctx, x, x->ne[0], 1, T), ids); // [N, 1, T]
+    return ggml_reshape_2d(ctx, y, w->ne[1], T);
+}
+
+// {0, -1} ids from a {1, 0} mask: the tokens where mask is 1 are computed.
+static ggml_tensor * ids_where(ggml_context * ctx, ggml_tensor * mask) {
+    return ggml_cast(ctx, ggml_scale_bias(ctx, mask, 1.0f, -1.0f), GGML_TYPE_I32);
+}
+
+ggml_tensor * flexidepth_masked_mul_mat(const llm_graph_context & g, ggml_tensor * w, ggml_tensor * cur) {
+    const llama_flexidepth_binding * b = g.cparams.flexidepth;
+    if (b == nullptr || b->mode != LLAMA_FLEXIDEPTH_MODE_MASKED || cur->ne[2] != 1 || cur->ne[3] != 1) {
+        return nullptr;
+    }
+    for (const auto & i : g.res->inputs) {
+        const auto * inp = dynamic_cast<const llm_graph_input_flexidepth *>(i.get());
+        if (inp == nullptr) {
+            continue;
+        }
+        for (const auto & [weight, rows] : inp->masked_weights) {
+            if (weight != w) {
+                continue;
+            }
+            // the last layer has all rows before the output selection and fewer after it
+            ggml_tensor * ids = rows->ids_all && rows->ids_all->ne[1] == cur->ne[1] ? rows->ids_all
+                              : rows->ids_out && rows->ids_out->ne[1] == cur->ne[1] ? rows->ids_out : nullptr;
+            return ids ? mul_mat_rows(g.ctx0, w, cur, ids) : nullptr;
+        }
+        return nullptr;
+    }
+    return nullptr;
 }
 
 void llm_flexidepth_graph::route(int il, ggml_tensor * z) {
@@ -49,8 +98,24 @@ void llm_flexidepth_graph::route(int il, ggml_tensor * z) {
     g.cb(gate, "fd_gate", il);
     ggml_set_output(gate); // read back after compute: must not share memory with later nodes
     inp->gates.push_back(gate);
+    const size_t r_idx = inp->gates.size() - 1;
     run = ggml_step(ctx0, ggml_sub(ctx0, gate, inp->tau));                   // g > tau
+    run = ggml_add(ctx0,
+            ggml_mul(ctx0, run, ggml_view_1d(ctx0, inp->force_scale, 1, r_idx * sizeof(float))),
+            ggml_view_1d(ctx0, inp->force_shift, 1, r_idx * sizeof(float)));
     g.cb(run, "fd_run", il);
+    rows = nullptr;
+    if (masked) {
+        inp->rows.push_back(std::make_unique<llm_graph_input_flexidepth::masked_rows>());
+        rows = inp->rows.back().get();
+        rows->ids_all = ids_where(ctx0, run);
+        const llama_layer & layer = model.layers[il];
+        for (ggml_tensor * w : {layer.wq, layer.wo, layer.ffn_gate, layer.ffn_up, layer.ffn_down}) {
+            if (w != nullptr) {
+                inp->masked_weights.emplace_back(w, rows);
+            }
+        }
+    }
 }
 
 ggml_tensor * llm_flexidepth_graph::mask_attention(int il, ggml_tensor * attn_out, ggml_tensor * out_ids) {
@@ -60,6 +125,9 @@ ggml_tensor * llm_flexidepth_graph::mask_attention(int il, ggml_tensor * attn_ou
     if (out_ids != nullptr) {
         gate = ggml_get_rows(g.ctx0, gate, out_ids);
         run  = ggml_get_rows(g.ctx0, run,  out_ids);
+        if (rows != nullptr) {
+            rows->ids_out = ids_where(g.ctx0, run);
+        }
     }
     ggml_tensor * masked = ggml_mul(g.ctx0, attn_out, run);
     g.cb(masked, "fd_attn_out", il);
@@ -72,11 +140,12 @@ ggml_tensor * llm_flexidepth_graph::mix_ffn(int il, ggml_tensor * ffn_out, ggml_
     }
     const llama_flexidepth_layer * L = fd->layer(il);
     ggml_context * ctx0 = g.ctx0;
-    ggml_tensor * adapter = g.build_ffn(u,
-            L->adapter_up,   nullptr, nullptr,
-            L->adapter_gate, nullptr, nullptr,
-            L->adapter_down, nullptr, nullptr,
-            nullptr, LLM_FFN_SILU, LLM_FFN_PAR, il);
+    // Adapter(u) = down(silu(gate u) * up u); masked, it runs only for the skipped tokens
+    ggml_tensor * ids_skip = masked ? ids_where(ctx0, ggml_scale_bias(ctx0, run, -1.0f, 1.0f)) : nullptr;
+    auto mm = [&](ggml_tensor * w, ggml_tensor * x) {
+        return ids_skip ? mul_mat_rows(ctx0, w, x, ids_skip) : ggml_mul_mat(ctx0, w, x);
+    };
+    ggml_tensor * adapter = mm(L->adapter_down, ggml_mul(ctx0, ggml_silu(ctx0, mm(L->adapter_gate, u)), mm(L->adapter_up, u)));
     g.cb(adapter, "fd_adapter_out", il);
     ggml_tensor * w_ffn     = ggml_mul(ctx0, run, gate);                                   // run * g
     ggml_tensor * w_adapter = ggml_mul(ctx0, ggml_scale_bias(ctx0, run, -1.0f, 1.0f),
@@ -84,6 +153,7 @@ ggml_tensor * llm_flexidepth_graph::mix_ffn(int il, ggml_tensor * ffn_out, ggml_
     ggml_tensor * mixed = ggml_add(ctx0, ggml_mul(ctx0, ffn_out, w_ffn), ggml_mul(ctx0, adapter, w_adapter));
     g.cb(mixed, "fd_ffn_out", il);
     gate = run = nullptr;
+    rows = nullptr;
     return mixed;
 }
 

@@ -10,6 +10,7 @@
 #include "llama-graph.h"
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 struct llama_context;
@@ -19,6 +20,10 @@ struct llama_flexidepth_binding {
     llama_flexidepth * fd = nullptr;
     float tau = 0.5f;
     bool collect = true;
+    llama_flexidepth_mode mode = LLAMA_FLEXIDEPTH_MODE_MASKED;
+    // run = router_run * force_scale + force_shift, per routed layer: (1, 0) lets the router
+    // decide, (0, 1) forces run, (0, 0) forces skip
+    std::vector<float> force_scale, force_shift;
 
     // routing of the last decode, layer-major: gates[r * capacity + t]
     int32_t capacity = 0;
@@ -51,14 +56,28 @@ public:
 
     llama_flexidepth_binding * binding;
     ggml_tensor * tau = nullptr;          // F32 [1]
+    ggml_tensor * force_scale = nullptr;  // F32 [n_routed]
+    ggml_tensor * force_shift = nullptr;  // F32 [n_routed]
     std::vector<ggml_tensor *> gates;     // per routed layer: F32 [1, n_tokens], graph outputs
+
+    // masked mode: base weights whose products skip the skipped tokens, with the ids to use
+    struct masked_rows {
+        ggml_tensor * ids_all = nullptr;  // I32 [1, n_tokens]: 0 = run, -1 = skip
+        ggml_tensor * ids_out = nullptr;  // the same for the output rows of the last layer
+    };
+    std::vector<std::pair<const ggml_tensor *, masked_rows *>> masked_weights;
+    std::vector<std::unique_ptr<masked_rows>> rows;
 };
+
+// For llm_graph_context::build_lora_mm: w * cur with the skipped tokens of w's routed layer left
+// out (exact zeros), or nullptr when w is not masked in this graph.
+ggml_tensor * flexidepth_masked_mul_mat(const llm_graph_context & g, ggml_tensor * w, ggml_tensor * cur);
 
 // Builds the routed parts of layers. Without an attached plug-in, or for an unrouted layer, every
 // hook returns its input unchanged and adds no node: the graph is then exactly upstream's.
 class llm_flexidepth_graph {
 public:
-    explicit llm_flexidepth_graph(const llm_graph_context & g);
+    llm_flexidepth_graph(const llm_graph_context & g, const llama_model & model);
 
     // z: the layer's pre-attention RMSNorm output for every row. Computes g and run = g > tau.
     void route(int il, ggml_tensor * z);
@@ -71,7 +90,10 @@ public:
 
 private:
     const llm_graph_context & g;
+    const llama_model & model;
     const llama_flexidepth * fd = nullptr;
+    bool masked = false;
+    llm_graph_input_flexidepth::masked_rows * rows = nullptr; // of the layer being built
     llm_graph_input_flexidepth * inp = nullptr;
     ggml_tensor * gate = nullptr; // of the layer being built
     ggml_tensor * run  = nullptr;

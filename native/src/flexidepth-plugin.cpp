@@ -6,7 +6,6 @@
 #include "ggml-backend.h"
 #include "gguf.h"
 
-#include <atomic>
 #include <cstdio>
 #include <cstring>
 #include <map>
@@ -16,7 +15,6 @@
 namespace {
 
 thread_local std::string last_error;
-std::atomic<uint64_t> next_id{1};
 
 const std::set<std::string> SUPPORTED_ARCHS = {"llama", "qwen2", "qwen3"};
 
@@ -264,7 +262,6 @@ struct llama_flexidepth * llama_flexidepth_load(const struct llama_model * model
         try {
             load(*fd, *model, path);
             fd->model = model;
-            fd->id = next_id++;
             LLAMA_LOG_INFO("flexidepth: loaded %s: %zu routed layers, router %d, adapter %d, tau %.3f\n",
                            path, fd->layers.size(), fd->router_size, fd->adapter_size, fd->threshold);
             if (status) {

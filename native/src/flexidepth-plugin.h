@@ -25,7 +25,6 @@ struct llama_flexidepth_layer {
 
 struct llama_flexidepth {
     const llama_model * model = nullptr;
-    uint64_t id = 0;             // unique per load: graphs built for one plug-in are never reused for another
     std::string arch;
     int32_t n_embd = 0, n_layer = 0, router_size = 0, adapter_size = 0;
     float threshold = 0.5f;

@@ -1,7 +1,7 @@
 // Runs the fork on a scripted sequence of batches and dumps logits and routing, for the Java
 // tests that compare the fork with an independent reference forward pass.
 //
-// usage: flexidepth-eval MODEL.gguf PLUGIN.gguf|- TAU SCRIPT OUT.bin
+// usage: flexidepth-eval MODEL.gguf PLUGIN.gguf|- TAU SCRIPT OUT.bin [dense|masked]
 // SCRIPT lines:
 //   batch S:T,T,T [S:T,...]   one llama_decode; tokens of sequence S continue that sequence;
 //                             every token outputs logits
@@ -27,6 +27,8 @@ static void quiet(enum ggml_log_level level, const char * text, void *) {
     }
 }
 
+static llama_flexidepth_mode mode = LLAMA_FLEXIDEPTH_MODE_MASKED;
+
 static llama_context * new_context(llama_model * model, llama_flexidepth * fd, float tau) {
     llama_context_params cp = llama_context_default_params();
     cp.n_ctx = 512;
@@ -46,7 +48,7 @@ static llama_context * new_context(llama_model * model, llama_flexidepth * fd, f
         fprintf(stderr, "cannot create context\n");
         exit(1);
     }
-    if (fd && llama_flexidepth_attach(ctx, fd, tau) != 0) {
+    if (fd && (llama_flexidepth_attach(ctx, fd, tau) != 0 || llama_flexidepth_set_mode(ctx, mode) != 0)) {
         fprintf(stderr, "attach failed: %s\n", llama_flexidepth_last_error());
         exit(1);
     }
@@ -54,9 +56,12 @@ static llama_context * new_context(llama_model * model, llama_flexidepth * fd, f
 }
 
 int main(int argc, char ** argv) {
-    if (argc != 6) {
-        fprintf(stderr, "usage: %s MODEL PLUGIN|- TAU SCRIPT OUT\n", argv[0]);
+    if (argc != 6 && argc != 7) {
+        fprintf(stderr, "usage: %s MODEL PLUGIN|- TAU SCRIPT OUT [dense|masked]\n", argv[0]);
         return 2;
+    }
+    if (argc == 7) {
+        mode = std::string(argv[6]) == "dense" ? LLAMA_FLEXIDEPTH_MODE_DENSE : LLAMA_FLEXIDEPTH_MODE_MASKED;
     }
     llama_log_set(quiet, nullptr);
     llama_backend_init();

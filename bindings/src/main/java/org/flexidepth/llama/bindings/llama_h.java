@@ -216,6 +216,18 @@ public class llama_h {
         return LLAMA_FLEXIDEPTH_ERR_ALLOC;
     }
 
+    private static final int LLAMA_FLEXIDEPTH_MODE_DENSE = 0;
+
+    public static int LLAMA_FLEXIDEPTH_MODE_DENSE() {
+        return LLAMA_FLEXIDEPTH_MODE_DENSE;
+    }
+
+    private static final int LLAMA_FLEXIDEPTH_MODE_MASKED = 1;
+
+    public static int LLAMA_FLEXIDEPTH_MODE_MASKED() {
+        return LLAMA_FLEXIDEPTH_MODE_MASKED;
+    }
+
     public static final ValueLayout.OfInt llama_pos = llama_h.C_INT;
 
     public static final ValueLayout.OfInt llama_token = llama_h.C_INT;
@@ -3313,6 +3325,73 @@ public class llama_h {
         var mh$ = llama_flexidepth_set_threshold.HANDLE;
         try {
             return (int) mh$.invokeExact(ctx, tau);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class llama_flexidepth_set_mode {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                llama_h.C_INT,
+                llama_h.C_POINTER,
+                llama_h.C_INT
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_flexidepth_set_mode");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_flexidepth_set_mode$descriptor() {
+        return llama_flexidepth_set_mode.DESC;
+    }
+
+    public static MethodHandle llama_flexidepth_set_mode$handle() {
+        return llama_flexidepth_set_mode.HANDLE;
+    }
+
+    public static MemorySegment llama_flexidepth_set_mode$address() {
+        return llama_flexidepth_set_mode.ADDR;
+    }
+
+    public static int llama_flexidepth_set_mode(MemorySegment ctx, int mode) {
+        var mh$ = llama_flexidepth_set_mode.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, mode);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class llama_flexidepth_force {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                llama_h.C_INT,
+                llama_h.C_POINTER,
+                llama_h.C_POINTER,
+                llama_h.C_INT
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_flexidepth_force");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_flexidepth_force$descriptor() {
+        return llama_flexidepth_force.DESC;
+    }
+
+    public static MethodHandle llama_flexidepth_force$handle() {
+        return llama_flexidepth_force.HANDLE;
+    }
+
+    public static MemorySegment llama_flexidepth_force$address() {
+        return llama_flexidepth_force.ADDR;
+    }
+
+    public static int llama_flexidepth_force(MemorySegment ctx, MemorySegment decisions, int n_decisions) {
+        var mh$ = llama_flexidepth_force.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, decisions, n_decisions);
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }
