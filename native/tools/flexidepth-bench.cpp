@@ -1,0 +1,268 @@
+// llama-flexidepth-bench: prefill and decode speed of a model with and without a FlexiDepth
+// plug-in, at forced skip patterns that override the routers (so that speed can be measured
+// independently of router weights), interleaved in one run. For each configuration it prints
+// prefill and decode tokens/s, layers per token, and the ideal decode speedup computed from the
+// bytes of weights a token reads.
+//
+// usage: llama-flexidepth-bench -m MODEL [--flexidepth PLUGIN] [--tau 0.5] [--mode masked|dense]
+//          [--skip-ratios 0,0.25,0.5,1] [--skip-layers L,L,...] [-p 128] [-n 64] [-r 3] [-t THREADS] [--json]
+#include "llama.h"
+#include "llama-flexidepth.h"
+#include "gguf.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <random>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+struct config {
+    std::string name;
+    bool plugin = false;
+    std::vector<int8_t> forced; // per routed layer; empty = routers decide
+    double skip_ratio = -1;
+};
+
+struct result {
+    std::vector<double> pp_tps, tg_tps, layers;
+};
+
+static std::vector<std::string> split(const std::string & s) {
+    std::vector<std::string> out;
+    std::stringstream ss(s);
+    std::string item;
+    while (std::getline(ss, item, ',')) {
+        if (!item.empty()) out.push_back(item);
+    }
+    return out;
+}
+
+static double mean(const std::vector<double> & v) {
+    double s = 0;
+    for (double x : v) s += x;
+    return v.empty() ? 0 : s / v.size();
+}
+
+static double stdev(const std::vector<double> & v) {
+    if (v.size() < 2) return 0;
+    const double m = mean(v);
+    double s = 0;
+    for (double x : v) s += (x - m) * (x - m);
+    return std::sqrt(s / (v.size() - 1));
+}
+
+static void quiet(enum ggml_log_level level, const char * text, void *) {
+    if (level == GGML_LOG_LEVEL_ERROR) fputs(text, stderr);
+}
+
+// Bytes of weights per layer that a token reads: [layer] -> (skippable: Wq, Wo, FFN; always: the rest)
+struct weight_bytes {
+    std::vector<double> skippable, always;
+    double other = 0; // output head, norms: read once per token
+    std::map<int, double> plugin_router, plugin_adapter;
+};
+
+static weight_bytes read_weight_bytes(const char * model, const char * plugin) {
+    weight_bytes wb;
+    auto scan = [&](const char * path, bool is_plugin) {
+        gguf_init_params p = { true, nullptr };
+        gguf_context * g = gguf_init_from_file(path, p);
+        if (!g) { fprintf(stderr, "cannot read %s\n", path); exit(1); }
+        for (int64_t i = 0; i < gguf_get_n_tensors(g); ++i) {
+            const std::string name = gguf_get_tensor_name(g, i);
+            const double bytes = (double) gguf_get_tensor_size(g, i);
+            int il = -1;
+            char kind[64] = {0};
+            if (sscanf(name.c_str(), "blk.%d.%63[^.]", &il, kind) == 2) {
+                if ((int) wb.skippable.size() <= il) { wb.skippable.resize(il + 1); wb.always.resize(il + 1); }
+                const std::string k = kind;
+                if (is_plugin) {
+                    (k.rfind("fd_router", 0) == 0 ? wb.plugin_router : wb.plugin_adapter)[il] += bytes;
+                } else if (k == "attn_q" || k == "attn_output" || k == "ffn_gate" || k == "ffn_up" || k == "ffn_down") {
+                    wb.skippable[il] += bytes;
+                } else {
+                    wb.always[il] += bytes;
+                }
+            } else if (!is_plugin && name != "token_embd.weight") {
+                wb.other += bytes; // the embedding reads one row per token: not counted
+            }
+        }
+        gguf_free(g);
+    };
+    scan(model, false);
+    if (plugin) scan(plugin, true);
+    return wb;
+}
+
+int main(int argc, char ** argv) {
+    std::string model_path, plugin_path, mode = "masked";
+    float tau = 0.5f;
+    std::vector<double> ratios = {0, 0.25, 0.5, 1};
+    std::vector<int> skip_layers;
+    int n_prompt = 128, n_gen = 64, reps = 3, threads = (int) std::thread::hardware_concurrency();
+    bool json = false;
+    for (int i = 1; i < argc; ++i) {
+        const std::string a = argv[i];
+        auto next = [&]() -> std::string {
+            if (i + 1 >= argc) { fprintf(stderr, "missing value for %s\n", a.c_str()); exit(2); }
+            return argv[++i];
+        };
+        if (a == "-m") model_path = next();
+        else if (a == "--flexidepth") plugin_path = next();
+        else if (a == "--tau") tau = (float) atof(next().c_str());
+        else if (a == "--mode") mode = next();
+        else if (a == "--skip-ratios") { ratios.clear(); for (auto & s : split(next())) ratios.push_back(atof(s.c_str())); }
+        else if (a == "--skip-layers") { for (auto & s : split(next())) skip_layers.push_back(atoi(s.c_str())); }
+        else if (a == "-p") n_prompt = atoi(next().c_str());
+        else if (a == "-n") n_gen = atoi(next().c_str());
+        else if (a == "-r") reps = atoi(next().c_str());
+        else if (a == "-t") threads = atoi(next().c_str());
+        else if (a == "--json") json = true;
+        else { fprintf(stderr, "unknown option %s\n", a.c_str()); return 2; }
+    }
+    if (model_path.empty() || (mode != "masked" && mode != "dense")) {
+        fprintf(stderr, "usage: %s -m MODEL [--flexidepth PLUGIN] [--tau T] [--mode masked|dense] [--skip-ratios 0,0.5,1] "
+                        "[--skip-layers L,...] [-p N] [-n N] [-r N] [-t N] [--json]\n", argv[0]);
+        return 2;
+    }
+    llama_log_set(quiet, nullptr);
+    llama_backend_init();
+    llama_model * model = llama_model_load_from_file(model_path.c_str(), llama_model_default_params());
+    if (!model) { fprintf(stderr, "cannot load %s\n", model_path.c_str()); return 1; }
+    llama_flexidepth * fd = nullptr;
+    if (!plugin_path.empty()) {
+        int32_t status = 0;
+        fd = llama_flexidepth_load(model, plugin_path.c_str(), &status);
+        if (!fd) { fprintf(stderr, "%s\n", llama_flexidepth_last_error()); return 1; }
+    }
+    const int n_layer = llama_model_n_layer(model);
+    const int n_routed = llama_flexidepth_n_routed(fd);
+
+    std::vector<config> configs = {{"no plug-in"}};
+    if (fd) {
+        configs.push_back({"plug-in, routers", true, {}, -1});
+        auto pattern = [&](int k) {
+            // k skipped routed layers, spread evenly over the routed ones
+            std::vector<int8_t> f(n_routed, 1);
+            for (int j = 0; j < k; ++j) f[(int) ((j + 0.5) * n_routed / k)] = 0;
+            return f;
+        };
+        for (double s : ratios) {
+            const int k = (int) std::lround(s * n_routed);
+            char name[64];
+            snprintf(name, sizeof(name), "forced skip %.2f", s);
+            configs.push_back({name, true, pattern(k), s});
+        }
+        if (!skip_layers.empty()) {
+            std::vector<int8_t> f(n_routed, 1);
+            for (int r = 0; r < n_routed; ++r)
+                for (int l : skip_layers) if (llama_flexidepth_routed_layer(fd, r) == l) f[r] = 0;
+            configs.push_back({"forced skip layers", true, f, -1});
+        }
+    }
+
+    llama_context_params cp = llama_context_default_params();
+    cp.n_ctx = n_prompt + n_gen + 16;
+    cp.n_batch = std::max(n_prompt, 1);
+    cp.n_ubatch = std::max(n_prompt, 1);
+    cp.n_threads = threads;
+    cp.n_threads_batch = threads;
+    llama_context * ctx = llama_init_from_model(model, cp);
+    if (!ctx) { fprintf(stderr, "cannot create context\n"); return 1; }
+    const int n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(model));
+    std::mt19937 rng(1234);
+    std::vector<llama_token> prompt(n_prompt);
+    for (auto & t : prompt) t = 3 + (int) (rng() % (n_vocab - 3));
+    std::vector<float> gates((size_t) std::max(n_prompt, 1) * std::max(n_routed, 1));
+    std::vector<uint8_t> run(gates.size());
+
+    std::vector<result> results(configs.size());
+    using clock = std::chrono::steady_clock;
+    for (int rep = -1; rep < reps; ++rep) { // rep -1 warms up every configuration
+        for (size_t c = 0; c < configs.size(); ++c) {
+            const config & cfg = configs[c];
+            if (cfg.plugin) {
+                llama_flexidepth_attach(ctx, fd, tau);
+                llama_flexidepth_set_mode(ctx, mode == "dense" ? LLAMA_FLEXIDEPTH_MODE_DENSE : LLAMA_FLEXIDEPTH_MODE_MASKED);
+                llama_flexidepth_force(ctx, cfg.forced.empty() ? nullptr : cfg.forced.data(), (int32_t) cfg.forced.size());
+            } else {
+                llama_flexidepth_detach(ctx);
+            }
+            llama_memory_clear(llama_get_memory(ctx), true);
+            auto t0 = clock::now();
+            if (llama_decode(ctx, llama_batch_get_one(prompt.data(), n_prompt)) != 0) { fprintf(stderr, "decode failed\n"); return 1; }
+            llama_synchronize(ctx);
+            auto t1 = clock::now();
+            double layers = 0;
+            llama_token tok = prompt.back();
+            for (int i = 0; i < n_gen; ++i) {
+                tok = 3 + (tok * 7919 + 13) % (n_vocab - 3);
+                if (llama_decode(ctx, llama_batch_get_one(&tok, 1)) != 0) { fprintf(stderr, "decode failed\n"); return 1; }
+                if (cfg.plugin) {
+                    llama_flexidepth_get_routing(ctx, gates.data(), run.data(), nullptr, nullptr, (int32_t) gates.size());
+                    int used = n_layer - n_routed;
+                    for (int r = 0; r < n_routed; ++r) used += run[r];
+                    layers += used;
+                } else {
+                    layers += n_layer;
+                }
+            }
+            llama_synchronize(ctx);
+            auto t2 = clock::now();
+            if (rep >= 0) {
+                results[c].pp_tps.push_back(n_prompt / std::chrono::duration<double>(t1 - t0).count());
+                results[c].tg_tps.push_back(n_gen / std::chrono::duration<double>(t2 - t1).count());
+                results[c].layers.push_back(layers / n_gen);
+            }
+        }
+    }
+
+    const weight_bytes wb = read_weight_bytes(model_path.c_str(), fd ? plugin_path.c_str() : nullptr);
+    double full = wb.other;
+    for (int l = 0; l < n_layer; ++l) full += wb.skippable[l] + wb.always[l];
+    const double base_tg = mean(results[0].tg_tps);
+    if (!json) {
+        printf("model %s, plug-in %s, mode %s, %d threads, prefill %d, decode %d, %d reps\n", model_path.c_str(),
+               fd ? plugin_path.c_str() : "-", mode.c_str(), threads, n_prompt, n_gen, reps);
+        printf("%-20s %14s %14s %8s %10s %10s %8s\n", "config", "prefill t/s", "decode t/s", "layers", "speedup", "ideal", "/ideal");
+    }
+    for (size_t c = 0; c < configs.size(); ++c) {
+        const config & cfg = configs[c];
+        double ideal = 1.0;
+        if (cfg.plugin && !cfg.forced.empty()) {
+            double bytes = wb.other;
+            for (int l = 0; l < n_layer; ++l) bytes += wb.skippable[l] + wb.always[l];
+            for (int r = 0; r < n_routed; ++r) {
+                const int l = llama_flexidepth_routed_layer(fd, r);
+                bytes += wb.plugin_router.count(l) ? wb.plugin_router.at(l) : 0;
+                if (cfg.forced[r] == 0) {
+                    bytes -= wb.skippable[l];
+                    bytes += wb.plugin_adapter.count(l) ? wb.plugin_adapter.at(l) : 0;
+                }
+            }
+            ideal = full / bytes;
+        }
+        const double speedup = mean(results[c].tg_tps) / base_tg;
+        if (json) {
+            printf("{\"config\":\"%s\",\"mode\":\"%s\",\"skip_ratio\":%.3f,\"prefill_tps\":%.3f,\"prefill_sd\":%.3f,"
+                   "\"decode_tps\":%.3f,\"decode_sd\":%.3f,\"layers_per_token\":%.3f,\"decode_speedup\":%.4f,\"ideal_speedup\":%.4f}\n",
+                   cfg.name.c_str(), mode.c_str(), cfg.skip_ratio, mean(results[c].pp_tps), stdev(results[c].pp_tps),
+                   mean(results[c].tg_tps), stdev(results[c].tg_tps), mean(results[c].layers), speedup, ideal);
+        } else {
+            printf("%-20s %8.1f ±%4.1f %8.2f ±%4.2f %8.2f %9.3fx %9.3fx %7.0f%%\n", cfg.name.c_str(),
+                   mean(results[c].pp_tps), stdev(results[c].pp_tps), mean(results[c].tg_tps), stdev(results[c].tg_tps),
+                   mean(results[c].layers), speedup, ideal, 100.0 * speedup / ideal);
+        }
+    }
+    llama_free(ctx);
+    llama_flexidepth_free(fd);
+    llama_model_free(model);
+    return 0;
+}
