@@ -25,13 +25,18 @@ extern "C" {
         LLAMA_FLEXIDEPTH_ERR_ALLOC         = -7, // backend memory could not be allocated
     };
 
-    // How routed layers are computed. MASKED (default): skipped tokens read none of Wq, Wo and the
-    // FFN weights (ggml_mul_mat_id with skip ids), the adapter runs only for skipped tokens.
+    // How routed layers are computed. MASKED: skipped tokens read none of Wq, Wo and the FFN
+    // weights (ggml_mul_mat_id with skip ids), the adapter runs only for skipped tokens.
     // DENSE: every branch for every token, selected afterwards; the correctness oracle.
+    // AUTO (default): MASKED for batches of up to LLAMA_FLEXIDEPTH_MASKED_MAX_TOKENS tokens (decode,
+    // where reading weights is the cost), DENSE above (prefill, where the dense kernels are faster).
     enum llama_flexidepth_mode {
         LLAMA_FLEXIDEPTH_MODE_DENSE  = 0,
         LLAMA_FLEXIDEPTH_MODE_MASKED = 1,
+        LLAMA_FLEXIDEPTH_MODE_AUTO   = 2,
     };
+
+#define LLAMA_FLEXIDEPTH_MASKED_MAX_TOKENS 16
 
     // Loads a plug-in for `model`. On failure returns NULL and, if `status` is not NULL, stores the
     // reason there; llama_flexidepth_last_error() then describes it. Nothing is left allocated.

@@ -109,7 +109,7 @@ int32_t llama_flexidepth_set_threshold(struct llama_context * ctx, float tau) {
 }
 
 int32_t llama_flexidepth_set_mode(struct llama_context * ctx, enum llama_flexidepth_mode mode) {
-    if (mode != LLAMA_FLEXIDEPTH_MODE_DENSE && mode != LLAMA_FLEXIDEPTH_MODE_MASKED) {
+    if (mode != LLAMA_FLEXIDEPTH_MODE_DENSE && mode != LLAMA_FLEXIDEPTH_MODE_MASKED && mode != LLAMA_FLEXIDEPTH_MODE_AUTO) {
         return flexidepth_fail(LLAMA_FLEXIDEPTH_ERR_INVALID_ARG, "unknown mode " + std::to_string((int) mode));
     }
     std::lock_guard<std::mutex> lock(registry_mutex);

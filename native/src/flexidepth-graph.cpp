@@ -25,7 +25,8 @@ llm_flexidepth_graph::llm_flexidepth_graph(const llm_graph_context & g, const ll
         return;
     }
     fd = b->fd;
-    masked = b->mode == LLAMA_FLEXIDEPTH_MODE_MASKED;
+    masked = b->mode == LLAMA_FLEXIDEPTH_MODE_MASKED ||
+             (b->mode == LLAMA_FLEXIDEPTH_MODE_AUTO && g.n_tokens <= LLAMA_FLEXIDEPTH_MASKED_MAX_TOKENS);
     const int64_t n_routed = (int64_t) fd->layers.size();
     auto input = std::make_unique<llm_graph_input_flexidepth>(b);
     input->tau = ggml_new_tensor_1d(g.ctx0, GGML_TYPE_F32, 1);
@@ -55,8 +56,8 @@ static ggml_tensor * ids_where(ggml_context * ctx, ggml_tensor * mask) {
 }
 
 ggml_tensor * flexidepth_masked_mul_mat(const llm_graph_context & g, ggml_tensor * w, ggml_tensor * cur) {
-    const llama_flexidepth_binding * b = g.cparams.flexidepth;
-    if (b == nullptr || b->mode != LLAMA_FLEXIDEPTH_MODE_MASKED || cur->ne[2] != 1 || cur->ne[3] != 1) {
+    // only the weights registered by route() in masked mode are masked
+    if (g.cparams.flexidepth == nullptr || cur->ne[2] != 1 || cur->ne[3] != 1) {
         return nullptr;
     }
     for (const auto & i : g.res->inputs) {

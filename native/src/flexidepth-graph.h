@@ -20,7 +20,7 @@ struct llama_flexidepth_binding {
     llama_flexidepth * fd = nullptr;
     float tau = 0.5f;
     bool collect = true;
-    llama_flexidepth_mode mode = LLAMA_FLEXIDEPTH_MODE_MASKED;
+    llama_flexidepth_mode mode = LLAMA_FLEXIDEPTH_MODE_AUTO;
     // run = router_run * force_scale + force_shift, per routed layer: (1, 0) lets the router
     // decide, (0, 1) forces run, (0, 0) forces skip
     std::vector<float> force_scale, force_shift;

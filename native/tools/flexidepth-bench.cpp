@@ -4,7 +4,7 @@
 // prefill and decode tokens/s, layers per token, and the ideal decode speedup computed from the
 // bytes of weights a token reads.
 //
-// usage: llama-flexidepth-bench -m MODEL [--flexidepth PLUGIN] [--tau 0.5] [--mode masked|dense]
+// usage: llama-flexidepth-bench -m MODEL [--flexidepth PLUGIN] [--tau 0.5] [--mode auto|masked|dense]
 //          [--skip-ratios 0,0.25,0.5,1] [--skip-layers L,L,...] [-p 128] [-n 64] [-r 3] [-t THREADS] [--json]
 #include "llama.h"
 #include "llama-flexidepth.h"
@@ -102,7 +102,7 @@ static weight_bytes read_weight_bytes(const char * model, const char * plugin) {
 }
 
 int main(int argc, char ** argv) {
-    std::string model_path, plugin_path, mode = "masked";
+    std::string model_path, plugin_path, mode = "auto";
     float tau = 0.5f;
     std::vector<double> ratios = {0, 0.25, 0.5, 1};
     std::vector<int> skip_layers;
@@ -127,8 +127,8 @@ int main(int argc, char ** argv) {
         else if (a == "--json") json = true;
         else { fprintf(stderr, "unknown option %s\n", a.c_str()); return 2; }
     }
-    if (model_path.empty() || (mode != "masked" && mode != "dense")) {
-        fprintf(stderr, "usage: %s -m MODEL [--flexidepth PLUGIN] [--tau T] [--mode masked|dense] [--skip-ratios 0,0.5,1] "
+    if (model_path.empty() || (mode != "masked" && mode != "dense" && mode != "auto")) {
+        fprintf(stderr, "usage: %s -m MODEL [--flexidepth PLUGIN] [--tau T] [--mode auto|masked|dense] [--skip-ratios 0,0.5,1] "
                         "[--skip-layers L,...] [-p N] [-n N] [-r N] [-t N] [--json]\n", argv[0]);
         return 2;
     }
@@ -190,7 +190,8 @@ int main(int argc, char ** argv) {
             const config & cfg = configs[c];
             if (cfg.plugin) {
                 llama_flexidepth_attach(ctx, fd, tau);
-                llama_flexidepth_set_mode(ctx, mode == "dense" ? LLAMA_FLEXIDEPTH_MODE_DENSE : LLAMA_FLEXIDEPTH_MODE_MASKED);
+                llama_flexidepth_set_mode(ctx, mode == "dense" ? LLAMA_FLEXIDEPTH_MODE_DENSE
+                                             : mode == "masked" ? LLAMA_FLEXIDEPTH_MODE_MASKED : LLAMA_FLEXIDEPTH_MODE_AUTO);
                 llama_flexidepth_force(ctx, cfg.forced.empty() ? nullptr : cfg.forced.data(), (int32_t) cfg.forced.size());
             } else {
                 llama_flexidepth_detach(ctx);

@@ -54,6 +54,12 @@ public class llama_h {
         return LLAMA_TOKEN_NULL;
     }
 
+    private static final int LLAMA_FLEXIDEPTH_MASKED_MAX_TOKENS = 16;
+
+    public static int LLAMA_FLEXIDEPTH_MASKED_MAX_TOKENS() {
+        return LLAMA_FLEXIDEPTH_MASKED_MAX_TOKENS;
+    }
+
     private static final int GGML_LOG_LEVEL_NONE = 0;
 
     public static int GGML_LOG_LEVEL_NONE() {
@@ -226,6 +232,12 @@ public class llama_h {
 
     public static int LLAMA_FLEXIDEPTH_MODE_MASKED() {
         return LLAMA_FLEXIDEPTH_MODE_MASKED;
+    }
+
+    private static final int LLAMA_FLEXIDEPTH_MODE_AUTO = 2;
+
+    public static int LLAMA_FLEXIDEPTH_MODE_AUTO() {
+        return LLAMA_FLEXIDEPTH_MODE_AUTO;
     }
 
     public static final ValueLayout.OfInt llama_pos = llama_h.C_INT;
