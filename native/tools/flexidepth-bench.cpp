@@ -5,7 +5,8 @@
 // bytes of weights a token reads.
 //
 // usage: llama-flexidepth-bench -m MODEL [--flexidepth PLUGIN] [--tau 0.5] [--mode auto|masked|dense]
-//          [--skip-ratios 0,0.25,0.5,1] [--skip-layers L,L,...] [-p 128] [-n 64] [-r 3] [-t THREADS] [--json]
+//          [--skip-ratios 0,0.25,0.5,1] [--skip-layers L,L,...] [-p 128] [-n 64] [-r 3] [-t THREADS]
+//          [--no-repack] [--json]
 #include "llama.h"
 #include "llama-flexidepth.h"
 #include "gguf.h"
@@ -107,7 +108,7 @@ int main(int argc, char ** argv) {
     std::vector<double> ratios = {0, 0.25, 0.5, 1};
     std::vector<int> skip_layers;
     int n_prompt = 128, n_gen = 64, reps = 3, threads = (int) std::thread::hardware_concurrency();
-    bool json = false;
+    bool json = false, repack = true;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         auto next = [&]() -> std::string {
@@ -125,6 +126,7 @@ int main(int argc, char ** argv) {
         else if (a == "-r") reps = atoi(next().c_str());
         else if (a == "-t") threads = atoi(next().c_str());
         else if (a == "--json") json = true;
+        else if (a == "--no-repack") repack = false;
         else { fprintf(stderr, "unknown option %s\n", a.c_str()); return 2; }
     }
     if (model_path.empty() || (mode != "masked" && mode != "dense" && mode != "auto")) {
@@ -134,7 +136,9 @@ int main(int argc, char ** argv) {
     }
     llama_log_set(quiet, nullptr);
     llama_backend_init();
-    llama_model * model = llama_model_load_from_file(model_path.c_str(), llama_model_default_params());
+    llama_model_params mp = llama_model_default_params();
+    mp.use_extra_bufts = repack; // weights in the CPU's repacked layouts (x86: Q4_0, Q4_K, ...) or plain
+    llama_model * model = llama_model_load_from_file(model_path.c_str(), mp);
     if (!model) { fprintf(stderr, "cannot load %s\n", model_path.c_str()); return 1; }
     llama_flexidepth * fd = nullptr;
     if (!plugin_path.empty()) {
@@ -230,8 +234,8 @@ int main(int argc, char ** argv) {
     for (int l = 0; l < n_layer; ++l) full += wb.skippable[l] + wb.always[l];
     const double base_tg = mean(results[0].tg_tps);
     if (!json) {
-        printf("model %s, plug-in %s, mode %s, %d threads, prefill %d, decode %d, %d reps\n", model_path.c_str(),
-               fd ? plugin_path.c_str() : "-", mode.c_str(), threads, n_prompt, n_gen, reps);
+        printf("model %s, plug-in %s, mode %s, %s weights, %d threads, prefill %d, decode %d, %d reps\n", model_path.c_str(),
+               fd ? plugin_path.c_str() : "-", mode.c_str(), repack ? "repacked" : "plain", threads, n_prompt, n_gen, reps);
         printf("%-20s %14s %14s %8s %10s %10s %8s\n", "config", "prefill t/s", "decode t/s", "layers", "speedup", "ideal", "/ideal");
     }
     for (size_t c = 0; c < configs.size(); ++c) {
