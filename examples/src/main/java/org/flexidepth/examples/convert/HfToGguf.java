@@ -1,5 +1,7 @@
 package org.flexidepth.examples.convert;
 
+import org.flexidepth.examples.ConverterArguments;
+
 import org.flexidepth.gguf.GgmlType;
 import org.flexidepth.gguf.GgufWriter;
 import org.flexidepth.gguf.SafetensorsReader;
@@ -55,35 +57,9 @@ public final class HfToGguf {
         PrintStream err = new PrintStream(System.err, true, StandardCharsets.UTF_8);
         int rc;
         try {
-            Path in = null;
-            Path out = null;
-            OutputType type = OutputType.F16;
-            for (int i = 0; i < args.length; i++) {
-                switch (args[i]) {
-                    case "--type" -> {
-                        if (++i == args.length) {
-                            throw new IllegalArgumentException("--type needs a value");
-                        }
-                        type = OutputType.parse(args[i]);
-                    }
-                    case "-h", "--help" -> throw new IllegalArgumentException("");
-                    default -> {
-                        if (args[i].startsWith("-")) {
-                            throw new IllegalArgumentException("unknown option " + args[i]);
-                        } else if (in == null) {
-                            in = Path.of(args[i]);
-                        } else if (out == null) {
-                            out = Path.of(args[i]);
-                        } else {
-                            throw new IllegalArgumentException("too many arguments");
-                        }
-                    }
-                }
-            }
-            if (out == null) {
-                throw new IllegalArgumentException(in == null ? "" : "missing <out.gguf>");
-            }
-            convert(in, out, type, err);
+            ConverterArguments a = ConverterArguments.parse(args, Set.of("--type"));
+            OutputType type = a.options().containsKey("--type") ? OutputType.parse(a.options().get("--type")) : OutputType.F16;
+            convert(a.in(), a.out(), type, err);
             rc = 0;
         } catch (IllegalArgumentException e) {
             if (!e.getMessage().isEmpty()) {

@@ -1,5 +1,7 @@
 package org.flexidepth.examples.flexidepth;
 
+import org.flexidepth.examples.ConverterArguments;
+
 import org.flexidepth.gguf.GgmlType;
 import org.flexidepth.gguf.Json;
 import org.flexidepth.gguf.SafetensorsReader;
@@ -16,6 +18,7 @@ import java.util.Arrays;
 import java.util.EnumMap;
 import java.util.List;
 import java.util.Locale;
+import java.util.Set;
 import java.util.Map;
 import java.util.SortedMap;
 import java.util.TreeMap;
@@ -120,49 +123,21 @@ public final class CheckpointConverter {
     }
 
     private static Options parse(String[] args) {
-        Path in = null;
-        Path out = null;
-        GgmlType adapterType = GgmlType.F16;
+        ConverterArguments a = ConverterArguments.parse(args, Set.of("--adapter-type", "--threshold"));
+        GgmlType adapterType = adapterType(a.options().getOrDefault("--adapter-type", "f16"));
         float threshold = 0.5f;
-        for (int i = 0; i < args.length; i++) {
-            switch (args[i]) {
-                case "--adapter-type" -> adapterType = adapterType(value(args, ++i, "--adapter-type"));
-                case "--threshold" -> {
-                    String v = value(args, ++i, "--threshold");
-                    try {
-                        threshold = Float.parseFloat(v);
-                    } catch (NumberFormatException e) {
-                        throw new IllegalArgumentException("--threshold " + v + " is not a number");
-                    }
-                    if (!Float.isFinite(threshold)) {
-                        throw new IllegalArgumentException("--threshold must be finite");
-                    }
-                }
-                case "-h", "--help" -> throw new IllegalArgumentException("");
-                default -> {
-                    if (args[i].startsWith("-")) {
-                        throw new IllegalArgumentException("unknown option " + args[i]);
-                    } else if (in == null) {
-                        in = Path.of(args[i]);
-                    } else if (out == null) {
-                        out = Path.of(args[i]);
-                    } else {
-                        throw new IllegalArgumentException("too many arguments");
-                    }
-                }
+        if (a.options().containsKey("--threshold")) {
+            String v = a.options().get("--threshold");
+            try {
+                threshold = Float.parseFloat(v);
+            } catch (NumberFormatException e) {
+                throw new IllegalArgumentException("--threshold " + v + " is not a number");
+            }
+            if (!Float.isFinite(threshold)) {
+                throw new IllegalArgumentException("--threshold must be finite");
             }
         }
-        if (out == null) {
-            throw new IllegalArgumentException(in == null ? "" : "missing <out.gguf>");
-        }
-        return new Options(in, out, adapterType, threshold);
-    }
-
-    private static String value(String[] args, int i, String option) {
-        if (i >= args.length) {
-            throw new IllegalArgumentException(option + " needs a value");
-        }
-        return args[i];
+        return new Options(a.in(), a.out(), adapterType, threshold);
     }
 
     private static GgmlType adapterType(String s) {
