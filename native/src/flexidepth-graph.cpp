@@ -79,6 +79,32 @@ ggml_tensor * flexidepth_masked_mul_mat(const llm_graph_context & g, ggml_tensor
     return nullptr;
 }
 
+ggml_tensor * flexidepth_attention_mask(const llm_graph_context & g, int il, ggml_tensor * kq_mask) {
+    if (g.cparams.flexidepth == nullptr || !g.cparams.flash_attn || kq_mask == nullptr) {
+        return kq_mask; // without flash attention every row reads K anyway (KQ product)
+    }
+    for (const auto & i : g.res->inputs) {
+        const auto * inp = dynamic_cast<const llm_graph_input_flexidepth *>(i.get());
+        if (inp == nullptr) {
+            continue;
+        }
+        for (const auto & rows : inp->rows) {
+            if (rows->il != il || rows->run->ne[1] > kq_mask->ne[1]) {
+                continue;
+            }
+            ggml_context * ctx0 = g.ctx0;
+            // log(1) = 0 keeps a run row, log(0) = -inf masks a skipped row; padding rows stay 0
+            ggml_tensor * bias = ggml_log(ctx0, rows->run);
+            bias = ggml_pad(ctx0, bias, 0, (int) (kq_mask->ne[1] - rows->run->ne[1]), 0, 0);
+            ggml_tensor * masked = ggml_add(ctx0, kq_mask, ggml_cast(ctx0, bias, kq_mask->type));
+            g.cb(masked, "fd_kq_mask", il);
+            return masked;
+        }
+        return kq_mask;
+    }
+    return kq_mask;
+}
+
 void llm_flexidepth_graph::route(int il, ggml_tensor * z) {
     gate = run = nullptr;
     const llama_flexidepth_layer * L = fd ? fd->layer(il) : nullptr;
@@ -109,6 +135,8 @@ void llm_flexidepth_graph::route(int il, ggml_tensor * z) {
     if (masked) {
         inp->rows.push_back(std::make_unique<llm_graph_input_flexidepth::masked_rows>());
         rows = inp->rows.back().get();
+        rows->il = il;
+        rows->run = run;
         rows->ids_all = ids_where(ctx0, run);
         const llama_layer & layer = model.layers[il];
         for (ggml_tensor * w : {layer.wq, layer.wo, layer.ffn_gate, layer.ffn_up, layer.ffn_down}) {

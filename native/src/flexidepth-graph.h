@@ -62,6 +62,8 @@ public:
 
     // masked mode: base weights whose products skip the skipped tokens, with the ids to use
     struct masked_rows {
+        int il = -1;                      // the model layer
+        ggml_tensor * run = nullptr;      // F32 [1, n_tokens]: 1 = run, 0 = skip
         ggml_tensor * ids_all = nullptr;  // I32 [1, n_tokens]: 0 = run, -1 = skip
         ggml_tensor * ids_out = nullptr;  // the same for the output rows of the last layer
     };
@@ -72,6 +74,11 @@ public:
 // For llm_graph_context::build_lora_mm: w * cur with the skipped tokens of w's routed layer left
 // out (exact zeros), or nullptr when w is not masked in this graph.
 ggml_tensor * flexidepth_masked_mul_mat(const llm_graph_context & g, ggml_tensor * w, ggml_tensor * cur);
+
+// For llm_graph_context::build_attn with flash attention: the KQ mask of layer il with the rows of
+// skipped tokens fully masked, so that the attention kernel reads no K or V for them (their output
+// is zero and discarded); the mask unchanged when the layer is not masked.
+ggml_tensor * flexidepth_attention_mask(const llm_graph_context & g, int il, ggml_tensor * kq_mask);
 
 // Builds the routed parts of layers. Without an attached plug-in, or for an unrouted layer, every
 // hook returns its input unchanged and adds no node: the graph is then exactly upstream's.

@@ -1,7 +1,7 @@
 // Runs the fork on a scripted sequence of batches and dumps logits and routing, for the Java
 // tests that compare the fork with an independent reference forward pass.
 //
-// usage: flexidepth-eval MODEL.gguf PLUGIN.gguf|- TAU SCRIPT OUT.bin [dense|masked]
+// usage: flexidepth-eval MODEL.gguf PLUGIN.gguf|- TAU SCRIPT OUT.bin [dense|masked|masked-fa]
 // SCRIPT lines:
 //   batch S:T,T,T [S:T,...]   one llama_decode; tokens of sequence S continue that sequence;
 //                             every token outputs logits
@@ -28,6 +28,7 @@ static void quiet(enum ggml_log_level level, const char * text, void *) {
 }
 
 static llama_flexidepth_mode mode = LLAMA_FLEXIDEPTH_MODE_MASKED;
+static bool flash_attn = false; // "masked-fa": llama.cpp's defaults (flash attention, F16 cache)
 
 static llama_context * new_context(llama_model * model, llama_flexidepth * fd, float tau) {
     llama_context_params cp = llama_context_default_params();
@@ -39,10 +40,14 @@ static llama_context * new_context(llama_model * model, llama_flexidepth * fd, f
     cp.n_threads = 2;
     cp.n_threads_batch = 2;
     // an F32 cache and no flash attention (whose CPU kernel rounds Q to F16), so that the comparison
-    // with the f64 reference is limited by f32 arithmetic only
-    cp.type_k = GGML_TYPE_F32;
-    cp.type_v = GGML_TYPE_F32;
-    cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
+    // with the f64 reference is limited by f32 arithmetic only; "masked-fa" keeps the defaults
+    if (!flash_attn) {
+        cp.type_k = GGML_TYPE_F32;
+        cp.type_v = GGML_TYPE_F32;
+        cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
+    } else {
+        cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_ENABLED;
+    }
     llama_context * ctx = llama_init_from_model(model, cp);
     if (!ctx) {
         fprintf(stderr, "cannot create context\n");
@@ -62,6 +67,7 @@ int main(int argc, char ** argv) {
     }
     if (argc == 7) {
         mode = std::string(argv[6]) == "dense" ? LLAMA_FLEXIDEPTH_MODE_DENSE : LLAMA_FLEXIDEPTH_MODE_MASKED;
+        flash_attn = std::string(argv[6]) == "masked-fa";
     }
     llama_log_set(quiet, nullptr);
     llama_backend_init();

@@ -23,8 +23,8 @@ final class EvalDriver {
     private EvalDriver() {
     }
 
-    /** How the fork computes routed layers (llama_flexidepth_mode). */
-    enum Mode { DENSE, MASKED }
+    /** How the fork computes routed layers (llama_flexidepth_mode); MASKED_FA adds flash attention and an F16 cache. */
+    enum Mode { DENSE, MASKED, MASKED_FA }
 
     static List<Output> run(Path model, Path plugin, float tau, List<String> script, Path dir) throws IOException, InterruptedException {
         return run(model, plugin, tau, script, dir, Mode.MASKED);
@@ -36,7 +36,7 @@ final class EvalDriver {
         Path scriptFile = Files.write(Files.createTempFile(dir, "script", ".txt"), script);
         Path out = Files.createTempFile(dir, "out", ".bin");
         Process p = new ProcessBuilder(exe.toString(), model.toString(), plugin == null ? "-" : plugin.toString(),
-                Float.toString(tau), scriptFile.toString(), out.toString(), mode.name().toLowerCase()).redirectErrorStream(true).start();
+                Float.toString(tau), scriptFile.toString(), out.toString(), mode.name().toLowerCase().replace('_', '-')).redirectErrorStream(true).start();
         String log = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
         assertEquals(0, p.waitFor(), "flexidepth-eval failed: " + log);
         ByteBuffer b = ByteBuffer.wrap(Files.readAllBytes(out)).order(ByteOrder.LITTLE_ENDIAN);

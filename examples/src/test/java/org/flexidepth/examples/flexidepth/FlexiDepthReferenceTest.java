@@ -42,7 +42,7 @@ class FlexiDepthReferenceTest {
     }
 
     static Stream<Case> cases() {
-        return Stream.of(EvalDriver.Mode.values()).flatMap(m -> Stream.of(
+        return Stream.of(EvalDriver.Mode.DENSE, EvalDriver.Mode.MASKED).flatMap(m -> Stream.of(
                 new Case(new RandomFixtures.Shape(4, 64, 4, 2, 128, 320, 512), 17, m),    // GQA 2:1
                 new Case(new RandomFixtures.Shape(6, 96, 6, 2, 160, 300, 512), 13, m),    // GQA 3:1, more layers
                 new Case(new RandomFixtures.Shape(3, 128, 8, 8, 256, 400, 512), 15, m))); // plain multi-head
@@ -173,7 +173,7 @@ class FlexiDepthReferenceTest {
     }
 
     static Stream<org.junit.jupiter.params.provider.Arguments> qwenCases() {
-        return Stream.of("qwen2", "qwen3").flatMap(a -> Stream.of(EvalDriver.Mode.values())
+        return Stream.of("qwen2", "qwen3").flatMap(a -> Stream.of(EvalDriver.Mode.DENSE, EvalDriver.Mode.MASKED)
                 .map(m -> org.junit.jupiter.params.provider.Arguments.of(a, m)));
     }
 
@@ -195,7 +195,7 @@ class FlexiDepthReferenceTest {
     }
 
     @ParameterizedTest
-    @org.junit.jupiter.params.provider.EnumSource(EvalDriver.Mode.class)
+    @org.junit.jupiter.params.provider.EnumSource(value = EvalDriver.Mode.class, names = {"DENSE", "MASKED"})
     void routersThatAlwaysPassWithGateOneReproduceTheBaseModelExactly(EvalDriver.Mode mode) throws Exception {
         RandomFixtures.Shape shape = small();
         Path model = dir.resolve("model.gguf"), plugin = dir.resolve("pass.gguf");
@@ -221,7 +221,7 @@ class FlexiDepthReferenceTest {
     }
 
     @ParameterizedTest
-    @org.junit.jupiter.params.provider.EnumSource(EvalDriver.Mode.class)
+    @org.junit.jupiter.params.provider.EnumSource(value = EvalDriver.Mode.class, names = {"DENSE", "MASKED"})
     void routersThatAlwaysSkipWriteKvSkipAttentionAndFfnAndApplyTheAdapter(EvalDriver.Mode mode) throws Exception {
         RandomFixtures.Shape shape = small();
         Path model = dir.resolve("model.gguf"), plugin = dir.resolve("skip.gguf");
@@ -234,6 +234,52 @@ class FlexiDepthReferenceTest {
         assertArrayEquals(new int[] {c.tokens(), c.tokens(), c.tokens()}, c.skipsPerLayer());
         List<EvalDriver.Output> base = EvalDriver.run(model, null, TAU, script.lines(), dir);
         assertTrue(maxDiff(base, fork) > 0.1, "skipping three layers must change the logits");
+    }
+
+    /**
+     * With llama.cpp's defaults (flash attention, F16 cache) skipped tokens' attention rows are fully
+     * masked so that no K/V is read for them. Their outputs are discarded, so the model must stay
+     * within F16 precision of the reference: logits 2e-2, gates 2e-3, decisions equal wherever the
+     * gate is not within 1e-2 of tau (F16 rounding of Q, K and V moves gates by about 1e-3).
+     */
+    @Test
+    void flashAttentionSkippingKeepsTheResults() throws Exception {
+        Case c0 = cases().findFirst().orElseThrow();
+        RandomFixtures.Shape shape = c0.shape();
+        Path model = dir.resolve("model.gguf"), plugin = dir.resolve("plugin.gguf");
+        RandomFixtures.writeModel(model, shape, 11, GgmlType.F32);
+        List<Integer> routed = java.util.stream.IntStream.range(shape.layers() / 2, shape.layers()).boxed().toList();
+        RandomFixtures.writePlugin(plugin, shape, c0.pluginSeed(), routed, shape.embd() / 8, shape.ff() / 8, TAU, null, GgmlType.F32);
+        Script script = Script.standard(shape.vocab(), 13);
+        List<EvalDriver.Output> fork = EvalDriver.run(model, plugin, TAU, script.lines(), dir, EvalDriver.Mode.MASKED_FA);
+        ReferenceModel ref = new ReferenceModel(model, plugin);
+        double maxLogit = 0, maxGate = 0;
+        Map<Integer, ReferenceModel.Sequence> seqs = new HashMap<>();
+        Map<String, Boolean> forkRan = new HashMap<>();
+        for (EvalDriver.Output o : fork) {
+            for (int r = 0; r < o.ran().length; r++) {
+                forkRan.put(o.seq() + "/" + o.pos() + "/" + r, o.ran()[r]);
+            }
+        }
+        for (int i = 0; i < fork.size(); i++) {
+            EvalDriver.Output o = fork.get(i);
+            ReferenceModel.Sequence s = seqs.computeIfAbsent(o.seq(), id -> ref.sequence(id, TAU, false,
+                    (seq, pos, layer, g) -> Math.abs(g - TAU) < 1e-2 ? forkRan.get(seq + "/" + pos + "/" + routed.indexOf(layer)) : null));
+            ReferenceModel.Step step = s.step(script.fed().get(i)[1]);
+            for (int v = 0; v < ref.vocab; v++) {
+                assertTrue(Float.isFinite(o.logits()[v]), "finite logits");
+                maxLogit = Math.max(maxLogit, Math.abs(step.logits()[v] - o.logits()[v]));
+            }
+            for (int r = 0; r < o.gates().length; r++) {
+                maxGate = Math.max(maxGate, Math.abs(step.gates().get(r) - o.gates()[r]));
+                if (Math.abs(step.gates().get(r) - TAU) >= 1e-2) {
+                    assertEquals(step.ran().get(r), o.ran()[r], "decision at seq " + o.seq() + " pos " + o.pos());
+                }
+            }
+        }
+        System.out.printf("MASKED_FA: max |logit diff| %.2e, max |gate diff| %.2e%n", maxLogit, maxGate);
+        assertTrue(maxLogit < 2e-2, "logits differ by " + maxLogit);
+        assertTrue(maxGate < 2e-3, "gates differ by " + maxGate);
     }
 
     @Test
