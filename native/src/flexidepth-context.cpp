@@ -58,8 +58,7 @@ int32_t llama_flexidepth_attach(struct llama_context * ctx, struct llama_flexide
     auto binding = std::make_unique<llama_flexidepth_binding>();
     binding->fd = fd;
     binding->tau = tau;
-    binding->force_scale.assign(fd->layers.size(), 1.0f);
-    binding->force_shift.assign(fd->layers.size(), 0.0f);
+    binding->forced.assign(fd->layers.size(), -1);
     ctx->set_flexidepth(binding.get(), next_graph_id++);
     registry[ctx] = std::move(binding); // frees a previous binding, whose graphs can no longer be reused
     return LLAMA_FLEXIDEPTH_OK;
@@ -142,8 +141,7 @@ int32_t llama_flexidepth_force(struct llama_context * ctx, const int8_t * decisi
     }
     for (size_t r = 0; r < n; ++r) {
         const int8_t d = decisions ? decisions[r] : -1;
-        b->force_scale[r] = d < 0 ? 1.0f : 0.0f;
-        b->force_shift[r] = d < 0 ? 0.0f : (float) d;
+        b->forced[r] = d;
     }
     return LLAMA_FLEXIDEPTH_OK;
 }
@@ -192,8 +190,7 @@ int32_t llama_flexidepth_get_routing(const struct llama_context * ctx, float * g
                 gates[t * n_routed + r] = g;
             }
             if (run) {
-                const bool routed = b->force_scale[r] != 0.0f;
-                run[t * n_routed + r] = routed ? (g > b->tau_recorded ? 1 : 0) : (b->force_shift[r] != 0.0f ? 1 : 0);
+                run[t * n_routed + r] = b->forced[r] < 0 ? (g > b->tau_recorded ? 1 : 0) : (uint8_t) b->forced[r];
             }
         }
         if (pos) {

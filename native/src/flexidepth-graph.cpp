@@ -14,9 +14,10 @@ uint32_t flexidepth_graph_nodes(const llama_flexidepth_binding * binding) {
 
 void llm_graph_input_flexidepth::set_input(const llama_ubatch * ubatch) {
     GGML_UNUSED(ubatch);
-    ggml_backend_tensor_set(tau, &binding->tau, 0, sizeof(float));
-    ggml_backend_tensor_set(force_scale, binding->force_scale.data(), 0, ggml_nbytes(force_scale));
-    ggml_backend_tensor_set(force_shift, binding->force_shift.data(), 0, ggml_nbytes(force_shift));
+    for (size_t r = 0; r < taus_host.size(); ++r) {
+        taus_host[r] = binding->threshold_of(r);
+    }
+    ggml_backend_tensor_set(taus, taus_host.data(), 0, ggml_nbytes(taus));
 }
 
 llm_flexidepth_graph::llm_flexidepth_graph(const llm_graph_context & g, const llama_model & model) : g(g), model(model) {
@@ -29,13 +30,10 @@ llm_flexidepth_graph::llm_flexidepth_graph(const llm_graph_context & g, const ll
              (b->mode == LLAMA_FLEXIDEPTH_MODE_AUTO && g.n_tokens <= LLAMA_FLEXIDEPTH_MASKED_MAX_TOKENS);
     const int64_t n_routed = (int64_t) fd->layers.size();
     auto input = std::make_unique<llm_graph_input_flexidepth>(b);
-    input->tau = ggml_new_tensor_1d(g.ctx0, GGML_TYPE_F32, 1);
-    input->force_scale = ggml_new_tensor_1d(g.ctx0, GGML_TYPE_F32, n_routed);
-    input->force_shift = ggml_new_tensor_1d(g.ctx0, GGML_TYPE_F32, n_routed);
-    for (ggml_tensor * t : {input->tau, input->force_scale, input->force_shift}) {
-        ggml_set_input(t);
-    }
-    ggml_set_name(input->tau, "fd_tau");
+    input->taus = ggml_new_tensor_1d(g.ctx0, GGML_TYPE_F32, n_routed);
+    input->taus_host.resize(n_routed);
+    ggml_set_input(input->taus);
+    ggml_set_name(input->taus, "fd_taus");
     inp = static_cast<llm_graph_input_flexidepth *>(g.res->add_input(std::move(input)));
 }
 
@@ -126,10 +124,7 @@ void llm_flexidepth_graph::route(int il, ggml_tensor * z) {
     ggml_set_output(gate); // read back after compute: must not share memory with later nodes
     inp->gates.push_back(gate);
     const size_t r_idx = inp->gates.size() - 1;
-    run = ggml_step(ctx0, ggml_sub(ctx0, gate, inp->tau));                   // g > tau
-    run = ggml_add(ctx0,
-            ggml_mul(ctx0, run, ggml_view_1d(ctx0, inp->force_scale, 1, r_idx * sizeof(float))),
-            ggml_view_1d(ctx0, inp->force_shift, 1, r_idx * sizeof(float)));
+    run = ggml_step(ctx0, ggml_sub(ctx0, gate, ggml_view_1d(ctx0, inp->taus, 1, r_idx * sizeof(float)))); // g > tau
     g.cb(run, "fd_run", il);
     rows = nullptr;
     if (masked) {
@@ -158,6 +153,9 @@ ggml_tensor * llm_flexidepth_graph::mask_attention(int il, ggml_tensor * attn_ou
             rows->ids_out = ids_where(g.ctx0, run);
         }
     }
+    if (rows != nullptr && model.layers[il].wo != nullptr && model.layers[il].wo_b == nullptr) {
+        return attn_out; // masked Wo already wrote exact zeros for skipped tokens
+    }
     ggml_tensor * masked = ggml_mul(g.ctx0, attn_out, run);
     g.cb(masked, "fd_attn_out", il);
     return masked;
@@ -170,16 +168,25 @@ ggml_tensor * llm_flexidepth_graph::mix_ffn(int il, ggml_tensor * ffn_out, ggml_
     const llama_flexidepth_layer * L = fd->layer(il);
     ggml_context * ctx0 = g.ctx0;
     // Adapter(u) = down(silu(gate u) * up u); masked, it runs only for the skipped tokens
-    ggml_tensor * ids_skip = masked ? ids_where(ctx0, ggml_scale_bias(ctx0, run, -1.0f, 1.0f)) : nullptr;
+    // (ids 0 where run = 0, -1 where run = 1)
+    ggml_tensor * ids_skip = rows ? ggml_cast(ctx0, ggml_scale(ctx0, run, -1.0f), GGML_TYPE_I32) : nullptr;
     auto mm = [&](ggml_tensor * w, ggml_tensor * x) {
         return ids_skip ? mul_mat_rows(ctx0, w, x, ids_skip) : ggml_mul_mat(ctx0, w, x);
     };
-    ggml_tensor * adapter = mm(L->adapter_down, ggml_mul(ctx0, ggml_silu(ctx0, mm(L->adapter_gate, u)), mm(L->adapter_up, u)));
+    ggml_tensor * adapter = mm(L->adapter_down, ggml_swiglu_split(ctx0, mm(L->adapter_gate, u), mm(L->adapter_up, u)));
     g.cb(adapter, "fd_adapter_out", il);
-    ggml_tensor * w_ffn     = ggml_mul(ctx0, run, gate);                                   // run * g
-    ggml_tensor * w_adapter = ggml_mul(ctx0, ggml_scale_bias(ctx0, run, -1.0f, 1.0f),
-                                             ggml_scale_bias(ctx0, gate, -1.0f, 1.0f));    // (1-run)(1-g)
-    ggml_tensor * mixed = ggml_add(ctx0, ggml_mul(ctx0, ffn_out, w_ffn), ggml_mul(ctx0, adapter, w_adapter));
+    const llama_layer & layer = model.layers[il];
+    const bool exact_zeros = rows != nullptr && !layer.ffn_up_b && !layer.ffn_gate_b && !layer.ffn_down_b;
+    ggml_tensor * mixed;
+    if (exact_zeros) {
+        // masked: the FFN is exactly 0 for skipped tokens and the adapter for the others
+        mixed = ggml_add(ctx0, ggml_mul(ctx0, ffn_out, gate), ggml_mul(ctx0, adapter, ggml_scale_bias(ctx0, gate, -1.0f, 1.0f)));
+    } else {
+        ggml_tensor * w_ffn     = ggml_mul(ctx0, run, gate);                                   // run * g
+        ggml_tensor * w_adapter = ggml_mul(ctx0, ggml_scale_bias(ctx0, run, -1.0f, 1.0f),
+                                                 ggml_scale_bias(ctx0, gate, -1.0f, 1.0f));    // (1-run)(1-g)
+        mixed = ggml_add(ctx0, ggml_mul(ctx0, ffn_out, w_ffn), ggml_mul(ctx0, adapter, w_adapter));
+    }
     g.cb(mixed, "fd_ffn_out", il);
     gate = run = nullptr;
     rows = nullptr;

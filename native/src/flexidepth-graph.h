@@ -21,9 +21,14 @@ struct llama_flexidepth_binding {
     float tau = 0.5f;
     bool collect = true;
     llama_flexidepth_mode mode = LLAMA_FLEXIDEPTH_MODE_AUTO;
-    // run = router_run * force_scale + force_shift, per routed layer: (1, 0) lets the router
-    // decide, (0, 1) forces run, (0, 0) forces skip
-    std::vector<float> force_scale, force_shift;
+    // per routed layer: -1 lets the router decide, 1 forces run, 0 forces skip
+    std::vector<int8_t> forced;
+
+    // the threshold routed layer r compares g with: tau, or one that g in [0, 1] always (-1) or
+    // never (2) exceeds, which is how forcing works without changing the graph
+    float threshold_of(size_t r) const {
+        return forced[r] < 0 ? tau : (forced[r] > 0 ? -1.0f : 2.0f);
+    }
 
     // routing of the last decode, layer-major: gates[r * capacity + t]
     int32_t capacity = 0;
@@ -55,9 +60,8 @@ public:
     }
 
     llama_flexidepth_binding * binding;
-    ggml_tensor * tau = nullptr;          // F32 [1]
-    ggml_tensor * force_scale = nullptr;  // F32 [n_routed]
-    ggml_tensor * force_shift = nullptr;  // F32 [n_routed]
+    ggml_tensor * taus = nullptr;         // F32 [n_routed]: each routed layer's threshold
+    std::vector<float> taus_host;          // staging for set_input
     std::vector<ggml_tensor *> gates;     // per routed layer: F32 [1, n_tokens], graph outputs
 
     // masked mode: base weights whose products skip the skipped tokens, with the ids to use
