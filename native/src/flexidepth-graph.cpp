@@ -90,11 +90,16 @@ ggml_tensor * flexidepth_attention_mask(const llm_graph_context & g, int il, ggm
             if (rows->il != il || rows->run->ne[1] > kq_mask->ne[1]) {
                 continue;
             }
+            if (!rows->exact_zeros) {
+                return kq_mask; // the attention output of skipped rows must stay finite: keep reading
+            }
             ggml_context * ctx0 = g.ctx0;
             // log(1) = 0 keeps a run row, log(0) = -inf masks a skipped row; padding rows stay 0
             ggml_tensor * bias = ggml_log(ctx0, rows->run);
             bias = ggml_pad(ctx0, bias, 0, (int) (kq_mask->ne[1] - rows->run->ne[1]), 0, 0);
             ggml_tensor * masked = ggml_add(ctx0, kq_mask, ggml_cast(ctx0, bias, kq_mask->type));
+            // the CUDA backend recognises this name (patch 0004) and scans the mask at decode too
+            ggml_format_name(masked, "fd_kq_mask-%d", il);
             g.cb(masked, "fd_kq_mask", il);
             return masked;
         }
@@ -132,6 +137,7 @@ void llm_flexidepth_graph::route(int il, ggml_tensor * z) {
         rows = inp->rows.back().get();
         rows->il = il;
         rows->run = run;
+        rows->exact_zeros = model.layers[il].wo != nullptr && model.layers[il].wo_b == nullptr;
         rows->ids_all = ids_where(ctx0, run);
         const llama_layer & layer = model.layers[il];
         for (ggml_tensor * w : {layer.wq, layer.wo, layer.ffn_gate, layer.ffn_up, layer.ffn_down}) {
@@ -153,7 +159,7 @@ ggml_tensor * llm_flexidepth_graph::mask_attention(int il, ggml_tensor * attn_ou
             rows->ids_out = ids_where(g.ctx0, run);
         }
     }
-    if (rows != nullptr && model.layers[il].wo != nullptr && model.layers[il].wo_b == nullptr) {
+    if (rows != nullptr && rows->exact_zeros) {
         return attn_out; // masked Wo already wrote exact zeros for skipped tokens
     }
     ggml_tensor * masked = ggml_mul(g.ctx0, attn_out, run);

@@ -67,6 +67,7 @@ public:
     // masked mode: base weights whose products skip the skipped tokens, with the ids to use
     struct masked_rows {
         int il = -1;                      // the model layer
+        bool exact_zeros = false;         // skipped tokens' attention output is discarded by a masked Wo
         ggml_tensor * run = nullptr;      // F32 [1, n_tokens]: 1 = run, 0 = skip
         ggml_tensor * ids_all = nullptr;  // I32 [1, n_tokens]: 0 = run, -1 = skip
         ggml_tensor * ids_out = nullptr;  // the same for the output rows of the last layer
