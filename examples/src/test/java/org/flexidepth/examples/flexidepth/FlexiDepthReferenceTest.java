@@ -102,6 +102,12 @@ class FlexiDepthReferenceTest {
 
     /** Runs the reference on the fork's script, following the fork only on borderline gates. */
     static Comparison compare(ReferenceModel ref, List<EvalDriver.Output> fork, Script script, boolean dropSkippedKv) {
+        return compare(ref, fork, script, dropSkippedKv, BORDERLINE);
+    }
+
+    /** As above, with the margin around tau within which the reference follows the fork's decision. */
+    static Comparison compare(ReferenceModel ref, List<EvalDriver.Output> fork, Script script, boolean dropSkippedKv,
+                              double borderlineMargin) {
         assertEquals(script.fed().size(), fork.size(), "outputs");
         Map<String, Boolean> forkRan = new HashMap<>();
         Map<Integer, Integer> routedIndex = new HashMap<>();
@@ -118,7 +124,7 @@ class FlexiDepthReferenceTest {
         }
         int[] borderline = {0};
         ReferenceModel.DecisionOverride follow = (seq, pos, layer, g) -> {
-            if (Math.abs(g - TAU) < BORDERLINE) {
+            if (Math.abs(g - TAU) < borderlineMargin) {
                 borderline[0]++;
                 return forkRan.get(seq + "/" + pos + "/" + routedIndex.get(layer));
             }
@@ -136,6 +142,7 @@ class FlexiDepthReferenceTest {
             assertEquals(s.pos, o.pos(), "position of output " + i);
             ReferenceModel.Step step = s.step(fed[1]);
             for (int v = 0; v < ref.vocab; v++) {
+                assertTrue(Float.isFinite(o.logits()[v]), "finite logits");
                 maxLogit = Math.max(maxLogit, Math.abs(step.logits()[v] - o.logits()[v]));
             }
             for (int r = 0; r < o.gates().length; r++) {
@@ -252,31 +259,8 @@ class FlexiDepthReferenceTest {
         RandomFixtures.writePlugin(plugin, shape, c0.pluginSeed(), routed, shape.embd() / 8, shape.ff() / 8, TAU, null, GgmlType.F32);
         Script script = Script.standard(shape.vocab(), 13);
         List<EvalDriver.Output> fork = EvalDriver.run(model, plugin, TAU, script.lines(), dir, EvalDriver.Mode.MASKED_FA);
-        ReferenceModel ref = new ReferenceModel(model, plugin);
-        double maxLogit = 0, maxGate = 0;
-        Map<Integer, ReferenceModel.Sequence> seqs = new HashMap<>();
-        Map<String, Boolean> forkRan = new HashMap<>();
-        for (EvalDriver.Output o : fork) {
-            for (int r = 0; r < o.ran().length; r++) {
-                forkRan.put(o.seq() + "/" + o.pos() + "/" + r, o.ran()[r]);
-            }
-        }
-        for (int i = 0; i < fork.size(); i++) {
-            EvalDriver.Output o = fork.get(i);
-            ReferenceModel.Sequence s = seqs.computeIfAbsent(o.seq(), id -> ref.sequence(id, TAU, false,
-                    (seq, pos, layer, g) -> Math.abs(g - TAU) < 1e-2 ? forkRan.get(seq + "/" + pos + "/" + routed.indexOf(layer)) : null));
-            ReferenceModel.Step step = s.step(script.fed().get(i)[1]);
-            for (int v = 0; v < ref.vocab; v++) {
-                assertTrue(Float.isFinite(o.logits()[v]), "finite logits");
-                maxLogit = Math.max(maxLogit, Math.abs(step.logits()[v] - o.logits()[v]));
-            }
-            for (int r = 0; r < o.gates().length; r++) {
-                maxGate = Math.max(maxGate, Math.abs(step.gates().get(r) - o.gates()[r]));
-                if (Math.abs(step.gates().get(r) - TAU) >= 1e-2) {
-                    assertEquals(step.ran().get(r), o.ran()[r], "decision at seq " + o.seq() + " pos " + o.pos());
-                }
-            }
-        }
+        Comparison c = compare(new ReferenceModel(model, plugin), fork, script, false, 1e-2);
+        double maxLogit = c.maxLogitError(), maxGate = c.maxGateError();
         System.out.printf("MASKED_FA: max |logit diff| %.2e, max |gate diff| %.2e%n", maxLogit, maxGate);
         assertTrue(maxLogit < 2e-2, "logits differ by " + maxLogit);
         assertTrue(maxGate < 2e-3, "gates differ by " + maxGate);
