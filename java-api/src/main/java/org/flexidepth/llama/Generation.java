@@ -145,7 +145,7 @@ public final class Generation implements Iterator<Token>, AutoCloseable {
             if (session.cachedLengthUnchecked() >= session.contextSize()) {
                 stop = stop == null ? StopReason.CONTEXT_FULL : stop;
             } else {
-                List<LayerUsage> u = session.decode(new int[] {id}, 0, 1, true);
+                List<LayerUsage> u = session.decode(new int[] {id}, 0, 1, 0);
                 usage = u.isEmpty() ? Optional.empty() : Optional.of(u.get(0));
             }
         }

@@ -215,6 +215,38 @@ public final class Session implements AutoCloseable {
         }
     }
 
+    /**
+     * Scores a text the model reads from the start (the cache is cleared first): the log-probability
+     * of every token given the ones before it, for perplexity, with each token's layer usage when a
+     * plug-in is attached.
+     *
+     * @throws ContextFullException if the tokens do not fit the context
+     */
+    public TokenScores score(int[] tokens) {
+        model.checkTokens(tokens);
+        if (tokens.length < 2) {
+            throw new InvalidArgumentException("scoring needs at least two tokens");
+        }
+        if (tokens.length > contextSize) {
+            throw new ContextFullException(tokens.length + " tokens do not fit this session's context of " + contextSize);
+        }
+        return enter(() -> {
+            endActive();
+            llama_h.llama_memory_clear(llama_h.llama_get_memory(ctx), true);
+            cachedLength = 0;
+            float[] logProbs = new float[tokens.length - 1];
+            List<LayerUsage> usage = new java.util.ArrayList<>();
+            for (int at = 0; at < tokens.length; at += batchSize) {
+                int n = Math.min(batchSize, tokens.length - at);
+                usage.addAll(decode(tokens, at, n, 0));
+                for (int j = 0; j < n && at + j + 1 < tokens.length; j++) {
+                    logProbs[at + j] = llama_h.llama_fork_token_logprob(ctx, j, tokens[at + j + 1]);
+                }
+            }
+            return new TokenScores(tokens, logProbs, usage);
+        });
+    }
+
     /** Empties the cache. */
     public void clear() {
         enter(() -> {
@@ -329,23 +361,24 @@ public final class Session implements AutoCloseable {
                 break;
             }
             int n = Math.min(batchSize, prompt.length - at);
-            usage.addAll(decode(prompt, at, n, at + n == prompt.length));
+            usage.addAll(decode(prompt, at, n, at + n == prompt.length ? n - 1 : n));
         }
         return reuse;
     }
 
     /**
-     * Evaluates tokens[off, off+n) at the end of the cache; logits only for the last if asked.
-     * Returns the tokens' layer usage when a plug-in is attached, else an empty list.
+     * Evaluates tokens[off, off+n) at the end of the cache, with logits for the tokens from batch
+     * index {@code firstOutput} on (n - 1: the last only; n: none). Returns the tokens' layer usage
+     * when a plug-in is attached, else an empty list.
      */
-    List<LayerUsage> decode(int[] tokens, int off, int n, boolean logitsForLast) {
+    List<LayerUsage> decode(int[] tokens, int off, int n, int firstOutput) {
         if (cachedLength + n > contextSize) {
             throw new ContextFullException("the context of " + contextSize + " tokens is full");
         }
         for (int i = 0; i < n; i++) {
             batchToken.setAtIndex(ValueLayout.JAVA_INT, i, tokens[off + i]);
             batchPos.setAtIndex(ValueLayout.JAVA_INT, i, cachedLength + i);
-            batchLogits.set(ValueLayout.JAVA_BYTE, i, (byte) (logitsForLast && i == n - 1 ? 1 : 0));
+            batchLogits.set(ValueLayout.JAVA_BYTE, i, (byte) (i >= firstOutput ? 1 : 0));
         }
         llama_batch.n_tokens(batch, n);
         int rc = llama_h.llama_decode(ctx, batch);

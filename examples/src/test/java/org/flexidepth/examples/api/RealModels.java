@@ -17,7 +17,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** The real models of ../shared as GGUF files, and the pristine upstream reference program. */
-final class RealModels {
+public final class RealModels {
     private RealModels() {
     }
 
@@ -26,7 +26,7 @@ final class RealModels {
                 "../shared is absent: real-model tests need it (see ../shared/README.md)");
     }
 
-    static Path stories260K() {
+    public static Path stories260K() {
         assumeShared();
         try {
             return DefaultModel.stories260K();
