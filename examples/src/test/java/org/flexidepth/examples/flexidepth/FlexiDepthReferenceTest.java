@@ -158,14 +158,22 @@ class FlexiDepthReferenceTest {
         return new Comparison(maxLogit, maxGate, decisions, borderline[0], skips, fork.size());
     }
 
+    /** The model and the mixed-decision plug-in of a case (latter half of the layers routed): {model, plug-in}. */
+    private Path[] mixedFixture(Case c) throws java.io.IOException {
+        RandomFixtures.Shape shape = c.shape();
+        Path model = dir.resolve("model.gguf"), plugin = dir.resolve("plugin.gguf");
+        RandomFixtures.writeModel(model, shape, 11, GgmlType.F32);
+        List<Integer> routed = java.util.stream.IntStream.range(shape.layers() / 2, shape.layers()).boxed().toList();
+        RandomFixtures.writePlugin(plugin, shape, c.pluginSeed(), routed, shape.embd() / 8, shape.ff() / 8, TAU, null, GgmlType.F32);
+        return new Path[] {model, plugin};
+    }
+
     @ParameterizedTest
     @MethodSource("cases")
     void forkMatchesReferenceOnMixedDecisions(Case testCase) throws Exception {
         RandomFixtures.Shape shape = testCase.shape();
-        Path model = dir.resolve("model.gguf"), plugin = dir.resolve("plugin.gguf");
-        RandomFixtures.writeModel(model, shape, 11, GgmlType.F32);
-        List<Integer> routed = java.util.stream.IntStream.range(shape.layers() / 2, shape.layers()).boxed().toList();
-        RandomFixtures.writePlugin(plugin, shape, testCase.pluginSeed(), routed, shape.embd() / 8, shape.ff() / 8, TAU, null, GgmlType.F32);
+        Path[] files = mixedFixture(testCase);
+        Path model = files[0], plugin = files[1];
         Script script = Script.standard(shape.vocab(), 13);
         List<EvalDriver.Output> fork = EvalDriver.run(model, plugin, TAU, script.lines(), dir, testCase.mode());
         Comparison c = compare(new ReferenceModel(model, plugin), fork, script, false);
@@ -252,12 +260,9 @@ class FlexiDepthReferenceTest {
     @Test
     void flashAttentionSkippingKeepsTheResults() throws Exception {
         Case c0 = cases().findFirst().orElseThrow();
-        RandomFixtures.Shape shape = c0.shape();
-        Path model = dir.resolve("model.gguf"), plugin = dir.resolve("plugin.gguf");
-        RandomFixtures.writeModel(model, shape, 11, GgmlType.F32);
-        List<Integer> routed = java.util.stream.IntStream.range(shape.layers() / 2, shape.layers()).boxed().toList();
-        RandomFixtures.writePlugin(plugin, shape, c0.pluginSeed(), routed, shape.embd() / 8, shape.ff() / 8, TAU, null, GgmlType.F32);
-        Script script = Script.standard(shape.vocab(), 13);
+        Path[] files = mixedFixture(c0);
+        Path model = files[0], plugin = files[1];
+        Script script = Script.standard(c0.shape().vocab(), 13);
         List<EvalDriver.Output> fork = EvalDriver.run(model, plugin, TAU, script.lines(), dir, EvalDriver.Mode.MASKED_FA);
         Comparison c = compare(new ReferenceModel(model, plugin), fork, script, false, 1e-2);
         double maxLogit = c.maxLogitError(), maxGate = c.maxGateError();
