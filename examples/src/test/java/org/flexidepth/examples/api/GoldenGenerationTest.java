@@ -31,6 +31,17 @@ class GoldenGenerationTest {
         check(RealModels.tinyStories656K(), prompt);
     }
 
+    /** Random-weight models of each architecture FlexiDepth supports, through the Java API and the pristine library. */
+    @ParameterizedTest
+    @ValueSource(strings = {"llama", "qwen2", "qwen3"})
+    void randomModelsOfOtherArchitecturesMatchPristineUpstream(String arch, @org.junit.jupiter.api.io.TempDir Path dir) throws Exception {
+        Path model = dir.resolve(arch + ".gguf");
+        org.flexidepth.examples.flexidepth.RandomFixtures.writeModel(model, arch,
+                new org.flexidepth.examples.flexidepth.RandomFixtures.Shape(3, 64, 4, 2, 128, 300, 256), 5,
+                org.flexidepth.gguf.GgmlType.F16);
+        check(model, "a b c");
+    }
+
     static void check(Path model, String prompt) throws Exception {
         int[] expected = RealModels.referenceGreedy(model, N, prompt);
         try (LlamaModel m = LlamaModel.load(model); Session s = m.newSession()) {
