@@ -28,7 +28,7 @@ public final class BindingsGenerator {
             List<String> args = new ArrayList<>(List.of("-x", "c", "-std=c11"));
             args.addAll(o.clangArgs());
             HeaderModel model = HeaderModel.read(clang, clang.parse(o.header(), args)).select(o);
-            return new JavaEmitter(o.targetPackage(), o.headerClassName()).withRecordSizes(model).emit(model);
+            return new JavaEmitter(o.targetPackage(), o.headerClassName()).emit(model);
         }
     }
 

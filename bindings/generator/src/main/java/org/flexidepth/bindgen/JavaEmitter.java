@@ -34,7 +34,7 @@ final class JavaEmitter {
     Map<String, String> emit(HeaderModel m) {
         Map<String, String> files = new TreeMap<>();
         files.put(h + ".java", header(m));
-        m.structs.values().forEach(s -> files.put(s.name() + ".java", struct(s)));
+        m.structs.values().forEach(s -> files.put(s.name() + ".java", struct(s, m)));
         m.callbacks.values().forEach(c -> files.put(c.name() + ".java", callback(c)));
         return files;
     }
@@ -128,7 +128,7 @@ final class JavaEmitter {
                 .append("        } catch (Throwable ex$) {\n           throw new AssertionError(\"should not reach here\", ex$);\n        }\n    }\n\n");
     }
 
-    private String struct(HeaderModel.Struct s) {
+    private String struct(HeaderModel.Struct s, HeaderModel m) {
         StringBuilder b = new StringBuilder(prologue());
         String n = s.name();
         b.append("public class ").append(n).append(" {\n\n    ").append(n).append("() {\n        // Should not be called directly\n    }\n\n");
@@ -139,9 +139,9 @@ final class JavaEmitter {
                 members.add("MemoryLayout.paddingLayout(" + (f.offset() - at) + ")");
             }
             members.add(f.type().layout(h) + ".withName(\"" + f.name() + "\")");
-            at = s.union() ? 0 : f.offset() + sizeOf(f.type(), s);
+            at = s.union() ? 0 : f.offset() + sizeOf(f.type(), m);
         }
-        long end = s.union() ? s.fields().stream().mapToLong(f -> sizeOf(f.type(), s)).max().orElse(0) : at;
+        long end = s.union() ? s.fields().stream().mapToLong(f -> sizeOf(f.type(), m)).max().orElse(0) : at;
         if (s.size() > end) {
             members.add("MemoryLayout.paddingLayout(" + (s.size() - end) + ")");
         }
@@ -198,8 +198,8 @@ final class JavaEmitter {
         return b.toString();
     }
 
-    /** Byte size of a field's type; nested records are looked up by the caller's model through the size gap. */
-    private long sizeOf(CType t, HeaderModel.Struct owner) {
+    /** Byte size of a field's type; nested records take their size from the model. */
+    private static long sizeOf(CType t, HeaderModel m) {
         return switch (t) {
             case CType.Scalar s -> switch (s.constant()) {
                 case "C_BOOL", "C_CHAR" -> 1;
@@ -208,18 +208,11 @@ final class JavaEmitter {
                 default -> 8;
             };
             case CType.Pointer p -> 8;
-            case CType.Array a -> a.length() * sizeOf(a.element(), owner);
-            case CType.Record r -> recordSizes.getOrDefault(r.name(), -1L);
+            case CType.Array a -> a.length() * sizeOf(a.element(), m);
+            case CType.Record r -> m.structs.get(r.name()).size();
             case CType.Void v -> 0;
             case CType.Unsupported u -> throw new IllegalStateException(u.spelling());
         };
-    }
-
-    private final Map<String, Long> recordSizes = new TreeMap<>();
-
-    JavaEmitter withRecordSizes(HeaderModel m) {
-        m.structs.values().forEach(s -> recordSizes.put(s.name(), s.size()));
-        return this;
     }
 
     private String callback(HeaderModel.Callback c) {
