@@ -23,6 +23,8 @@ extern "C" {
         LLAMA_FLEXIDEPTH_ERR_TENSOR        = -5, // a tensor is missing, misshapen or of a forbidden type
         LLAMA_FLEXIDEPTH_ERR_INVALID_ARG   = -6, // a NULL handle, a bad threshold, a too small buffer
         LLAMA_FLEXIDEPTH_ERR_ALLOC         = -7, // backend memory could not be allocated
+        LLAMA_FLEXIDEPTH_ERR_DATA          = -8, // training data is missing, malformed or too short
+        LLAMA_FLEXIDEPTH_ERR_CANCELLED     = -9, // training was cancelled by its progress callback
     };
 
     // How routed layers are computed. MASKED: skipped tokens read none of Wq, Wo and the FFN

@@ -36,7 +36,15 @@ void llama_context::set_flexidepth(llama_flexidepth_binding * binding, uint64_t 
     synchronize();
     cparams.flexidepth    = binding;
     cparams.flexidepth_id = plugin_id;
-    sched_need_reserve = true; // the graph changes shape: re-reserve compute buffers
+    // the graph changes shape: re-reserve compute buffers now, as training builds its graphs
+    // without passing through decode's lazy reserve
+    sched_need_reserve = true;
+    sched_reserve();
+}
+
+llama_flexidepth_binding * flexidepth_binding(const llama_context * ctx) {
+    std::lock_guard<std::mutex> lock(registry_mutex);
+    return binding_of(ctx);
 }
 
 void flexidepth_context_destroyed(const llama_context * ctx) {
@@ -45,6 +53,10 @@ void flexidepth_context_destroyed(const llama_context * ctx) {
 }
 
 int32_t llama_flexidepth_attach(struct llama_context * ctx, struct llama_flexidepth * fd, float tau) {
+    return flexidepth_attach(ctx, fd, tau, false, 0.0f);
+}
+
+int32_t flexidepth_attach(llama_context * ctx, llama_flexidepth * fd, float tau, bool training, float alpha) {
     if (ctx == nullptr || fd == nullptr) {
         return flexidepth_fail(LLAMA_FLEXIDEPTH_ERR_INVALID_ARG, "context and plug-in must not be NULL");
     }
@@ -59,6 +71,9 @@ int32_t llama_flexidepth_attach(struct llama_context * ctx, struct llama_flexide
     binding->fd = fd;
     binding->tau = tau;
     binding->forced.assign(fd->layers.size(), -1);
+    binding->training = training;
+    binding->alpha = alpha;
+    binding->collect = !training;
     ctx->set_flexidepth(binding.get(), next_graph_id++);
     registry[ctx] = std::move(binding); // frees a previous binding, whose graphs can no longer be reused
     return LLAMA_FLEXIDEPTH_OK;

@@ -5,12 +5,23 @@
 
 #include "ggml-backend.h"
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 
 uint32_t flexidepth_graph_nodes(const llama_flexidepth_binding * binding) {
+    if (binding == nullptr || binding->fd == nullptr) {
+        return 0u;
+    }
     // router 9, forcing 4, masks and ids 8, adapter ~14, mixing 8, with margin
-    return binding && binding->fd ? 64u * (uint32_t) binding->fd->layers.size() : 0u;
+    const uint32_t routed = 64u * (uint32_t) binding->fd->layers.size();
+    if (!binding->training) {
+        return routed;
+    }
+    // ggml-opt builds the backward pass and the optimizer steps in a graph of the same size:
+    // about three times the forward nodes (the upstream budget is for inference only)
+    const uint32_t forward = std::max<uint32_t>(1024u, 8u * (uint32_t) binding->fd->model->n_tensors()) + routed;
+    return 4u * forward;
 }
 
 void llm_graph_input_flexidepth::set_input(const llama_ubatch * ubatch) {
@@ -41,8 +52,12 @@ llm_flexidepth_graph::llm_flexidepth_graph(const llm_graph_context & g, const ll
         return;
     }
     fd = b->fd;
-    masked = b->mode == LLAMA_FLEXIDEPTH_MODE_MASKED ||
-             (b->mode == LLAMA_FLEXIDEPTH_MODE_AUTO && g.n_tokens <= LLAMA_FLEXIDEPTH_MASKED_MAX_TOKENS);
+    if (b->training) {
+        b->train_gates.clear();
+        b->train_skip_loss = nullptr;
+    }
+    masked = !b->training && (b->mode == LLAMA_FLEXIDEPTH_MODE_MASKED ||
+             (b->mode == LLAMA_FLEXIDEPTH_MODE_AUTO && g.n_tokens <= LLAMA_FLEXIDEPTH_MASKED_MAX_TOKENS));
     if (masked && g.n_tokens > 1 && on_metal(model, *fd)) {
         // Metal's matrix-matrix mul_mat_id does not zero skipped rows (only its vector kernel does)
         masked = false;
@@ -215,7 +230,30 @@ ggml_tensor * llm_flexidepth_graph::mix_ffn(int il, ggml_tensor * ffn_out, ggml_
     g.cb(mixed, "fd_ffn_out", il);
     gate = run = nullptr;
     rows = nullptr;
+    if (inp->binding->training && inp->gates.size() == fd->layers.size()) {
+        add_skip_loss();
+    }
     return mixed;
+}
+
+void llm_flexidepth_graph::add_skip_loss() {
+    llama_flexidepth_binding * b = inp->binding;
+    b->train_gates = inp->gates;
+    if (b->alpha <= 0.0f) {
+        return;
+    }
+    ggml_context * ctx0 = g.ctx0;
+    ggml_tensor * sum_g = inp->gates[0];                                      // [1, n]
+    for (size_t r = 1; r < inp->gates.size(); ++r) {
+        sum_g = ggml_add(ctx0, sum_g, inp->gates[r]);
+    }
+    const float n_tokens = (float) sum_g->ne[1];
+    ggml_tensor * loss = ggml_scale(ctx0, ggml_sum(ctx0, ggml_sqr(ctx0, sum_g)), b->alpha / n_tokens);
+    ggml_set_name(loss, "fd_skip_loss");
+    ggml_set_output(loss);
+    ggml_set_loss(loss); // ggml-opt adds it to the LM loss (patch 0007)
+    ggml_build_forward_expand(g.gf, loss);
+    b->train_skip_loss = loss;
 }
 
 void flexidepth_begin_batch(llama_flexidepth_binding * b, int32_t n_tokens) {

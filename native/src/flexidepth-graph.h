@@ -30,6 +30,13 @@ struct llama_flexidepth_binding {
         return forced[r] < 0 ? tau : (forced[r] > 0 ? -1.0f : 2.0f);
     }
 
+    // training (flexidepth-train.cpp): graphs are built densely and, with alpha > 0, add
+    // alpha * L_skip as an extra loss term; the gates and that term of the last graph built
+    bool training = false;
+    float alpha = 0.0f;
+    std::vector<ggml_tensor *> train_gates;
+    ggml_tensor * train_skip_loss = nullptr;
+
     // routing of the last decode, layer-major: gates[r * capacity + t]
     int32_t capacity = 0;
     int32_t n_recorded = 0;
@@ -47,6 +54,12 @@ void flexidepth_begin_batch(llama_flexidepth_binding * binding, int32_t n_tokens
 void flexidepth_collect(llama_flexidepth_binding * binding, ggml_backend_sched_t sched,
                         const llm_graph_result * res, const llama_ubatch & ubatch, int64_t token_offset);
 void flexidepth_context_destroyed(const llama_context * ctx);
+
+// llama_flexidepth_attach, optionally in training mode (dense graphs with the skip loss term).
+int32_t flexidepth_attach(llama_context * ctx, llama_flexidepth * fd, float tau, bool training, float alpha);
+
+// The binding of the plug-in attached to ctx, or nullptr.
+llama_flexidepth_binding * flexidepth_binding(const llama_context * ctx);
 
 class llm_graph_input_flexidepth : public llm_graph_input_i {
 public:
@@ -101,6 +114,9 @@ public:
     ggml_tensor * mix_ffn(int il, ggml_tensor * ffn_out, ggml_tensor * u);
 
 private:
+    // alpha * mean over tokens of (sum of g over routed layers)^2 (SPEC 4), flagged as a loss
+    void add_skip_loss();
+
     const llm_graph_context & g;
     const llama_model & model;
     const llama_flexidepth * fd = nullptr;
