@@ -2,3 +2,4 @@
 #include "llama.h"
 #include "llama-fork.h"
 #include "llama-flexidepth.h"
+#include "llama-flexidepth-train.h"

@@ -74,15 +74,16 @@ extern "C" {
         int32_t warmup_steps;
 
         // data: sequences of n_ctx tokens, one per optimizer step, shuffled per epoch with `seed`
-        int32_t n_ctx;
+        int32_t n_ctx;                     // a multiple of 256 (llama.cpp pads contexts to 256)
         int32_t n_epochs;                  // used when token_budget is 0
         int64_t token_budget;              // training tokens in all; 0: n_epochs passes over the data
         uint32_t seed;
         int32_t n_threads;                 // 0: all cores
 
         // checkpoints: a plug-in file plus the step reached, written every checkpoint_every steps
-        // and when cancelled. NULL: "<output_path>.checkpoint". With resume, training continues
-        // from that checkpoint if it exists (AdamW moments restart from zero).
+        // and when cancelled. NULL: "<output_path>.checkpoint", removed once the output is written
+        // (the output resumes too). With resume, training continues from the checkpoint if it
+        // exists (AdamW moments restart from zero).
         const char * checkpoint_path;
         int32_t checkpoint_every;
         bool    resume;
@@ -101,6 +102,19 @@ extern "C" {
      const struct llama_flexidepth_train_data * data,
                           const char * output_path,
     const struct llama_flexidepth_train_params * params);
+
+    // ShortGPT's block influence of every layer on calibration tokens, for the static baseline
+    // that removes the least influential layers: BI_l = 1 - mean over tokens of
+    // cos(input of layer l, output of layer l). The tokens are read in windows of n_ctx.
+    // out receives n_layer values. Returns LLAMA_FLEXIDEPTH_OK or a negative status.
+    LLAMA_API int32_t llama_flexidepth_block_influence(
+                  struct llama_model * model,
+                   const llama_token * tokens,
+                             int64_t   n_tokens,
+                             int32_t   n_ctx,
+                             int32_t   n_threads,
+                               float * out,
+                             int32_t   n_layer);
 
 #ifdef __cplusplus
 }

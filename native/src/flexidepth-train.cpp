@@ -399,7 +399,8 @@ void check_params(const llama_flexidepth_train_params & p) {
     if (!(p.threshold >= 0.0f && p.threshold <= 1.0f)) bad("the threshold must be in [0, 1]");
     if (!std::isfinite(p.init_router_bias)) bad("the initial router bias must be finite");
     if (p.warmup_steps < 0) bad("warm-up steps must be >= 0");
-    if (p.n_ctx < 8) bad("the context length must be at least 8 tokens");
+    // llama.cpp pads every context to a multiple of 256, and llama_opt trains on whole contexts
+    if (p.n_ctx < 256 || p.n_ctx % 256 != 0) bad("the context length must be a positive multiple of 256, was " + std::to_string(p.n_ctx));
     if (p.token_budget < 0) bad("the token budget must be >= 0");
     if (p.token_budget == 0 && p.n_epochs <= 0) bad("give a token budget or at least one epoch");
     if (p.router_size < 0 || p.adapter_size < 0) bad("router and adapter sizes must be >= 0 (0: default)");
@@ -468,10 +469,6 @@ int32_t train(llama_model * model, const llama_flexidepth_train_data & data, con
     res.ctx = llama_init_from_model(model, cp);
     if (res.ctx == nullptr) {
         train_fail(LLAMA_FLEXIDEPTH_ERR_ALLOC, "cannot create a training context of " + std::to_string(n_ctx) + " tokens");
-    }
-    if ((int64_t) llama_n_ctx(res.ctx) != n_ctx) {
-        train_fail(LLAMA_FLEXIDEPTH_ERR_INVALID_ARG, "the context length " + std::to_string(n_ctx) + " is not usable for training (got "
-             + std::to_string(llama_n_ctx(res.ctx)) + "); use a multiple of 256");
     }
     if ((status = flexidepth_attach(res.ctx, res.fd, p.threshold, true, p.alpha)) != LLAMA_FLEXIDEPTH_OK) {
         train_fail(status, llama_flexidepth_last_error());
@@ -562,8 +559,9 @@ int32_t train(llama_model * model, const llama_flexidepth_train_data & data, con
         }
     }
     save_plugin(output, *res.fd, pos);
-    if (checkpoint != output) {
-        std::remove(checkpoint.c_str()); // the output is a complete checkpoint of its own
+    if (p.checkpoint_path == nullptr) {
+        // the output resumes as well as the default checkpoint did; a named one is the caller's
+        std::remove(checkpoint.c_str());
     }
     return LLAMA_FLEXIDEPTH_OK;
 }

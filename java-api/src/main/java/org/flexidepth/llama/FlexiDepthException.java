@@ -1,6 +1,6 @@
 package org.flexidepth.llama;
 
-/** A FlexiDepth plug-in could not be loaded or attached; {@link #reason()} says why. */
+/** A FlexiDepth plug-in could not be loaded, attached or trained; {@link #reason()} says why. */
 public class FlexiDepthException extends LlamaException {
     private static final long serialVersionUID = 1L;
 
@@ -19,7 +19,11 @@ public class FlexiDepthException extends LlamaException {
         /** An argument was out of range. */
         INVALID_ARGUMENT,
         /** Backend memory could not be allocated. */
-        ALLOCATION;
+        ALLOCATION,
+        /** Training data is missing, malformed or too short. */
+        DATA,
+        /** Training was cancelled. */
+        CANCELLED;
 
         static Reason of(int status) {
             return switch (status) {
@@ -29,6 +33,8 @@ public class FlexiDepthException extends LlamaException {
                 case -4 -> WRONG_BASE;
                 case -5 -> TENSOR;
                 case -7 -> ALLOCATION;
+                case -8 -> DATA;
+                case -9 -> CANCELLED;
                 default -> INVALID_ARGUMENT;
             };
         }

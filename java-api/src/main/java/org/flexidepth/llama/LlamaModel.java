@@ -156,6 +156,36 @@ public final class LlamaModel implements AutoCloseable {
         return FlexiDepthPlugin.load(this, plugin);
     }
 
+    /**
+     * ShortGPT's block influence of every layer on calibration tokens: 1 minus the mean cosine
+     * similarity between a layer's input and output hidden states, read in windows of
+     * {@code windowLength} tokens. Low values mark layers that change little, the first candidates
+     * for static layer removal.
+     */
+    public double[] blockInfluence(int[] calibrationTokens, int windowLength, int threads) {
+        checkTokens(calibrationTokens);
+        if (windowLength < 2 || calibrationTokens.length < windowLength) {
+            throw new InvalidArgumentException("block influence needs at least one window of >= 2 tokens; got "
+                    + calibrationTokens.length + " tokens for windows of " + windowLength);
+        }
+        return read(() -> {
+            try (Arena arena = Arena.ofConfined()) {
+                int nLayer = info.layers();
+                MemorySegment out = arena.allocate(ValueLayout.JAVA_FLOAT, nLayer);
+                int rc = llama_h.llama_flexidepth_block_influence(model, arena.allocateFrom(ValueLayout.JAVA_INT, calibrationTokens),
+                        calibrationTokens.length, windowLength, threads, out, nLayer);
+                if (rc != 0) {
+                    throw new FlexiDepthException(FlexiDepthException.Reason.of(rc), llama_h.llama_flexidepth_last_error().getString(0));
+                }
+                double[] bi = new double[nLayer];
+                for (int l = 0; l < nLayer; l++) {
+                    bi[l] = out.getAtIndex(ValueLayout.JAVA_FLOAT, l);
+                }
+                return bi;
+            }
+        });
+    }
+
     /** Opens a session with default options. */
     public Session newSession() {
         return newSession(SessionOptions.DEFAULT);

@@ -198,6 +198,46 @@ public final class Session implements AutoCloseable {
         });
     }
 
+    /**
+     * Overrides the routers of the attached plug-in: the routed layers in {@code decisions} run
+     * ({@code true}) or are skipped ({@code false}) for every token; the others keep routing. With a
+     * plug-in whose adapters are zero, a forced skip removes the layer, which is how static layer
+     * removal and early exit are measured. Takes effect at the next token, no graph rebuild.
+     *
+     * @throws InvalidArgumentException if no plug-in is attached or a layer is not routed
+     */
+    public void forceRouting(java.util.Map<Integer, Boolean> decisions) {
+        enter(() -> {
+            FlexiDepthPlugin p = attachedPlugin().orElseThrow(
+                    () -> new InvalidArgumentException("no FlexiDepth plug-in is attached to this session"));
+            List<Integer> routed = p.routedLayers();
+            for (Integer layer : decisions.keySet()) {
+                if (!routed.contains(layer)) {
+                    throw new InvalidArgumentException("layer " + layer + " is not routed by " + p);
+                }
+            }
+            try (Arena a = Arena.ofConfined()) {
+                MemorySegment d = a.allocate(ValueLayout.JAVA_BYTE, routed.size());
+                for (int r = 0; r < routed.size(); r++) {
+                    Boolean run = decisions.get(routed.get(r));
+                    d.set(ValueLayout.JAVA_BYTE, r, (byte) (run == null ? -1 : run ? 1 : 0));
+                }
+                llama_h.llama_flexidepth_force(ctx, d, routed.size());
+            }
+            return null;
+        });
+    }
+
+    /** Lets every router decide again after {@link #forceRouting}. */
+    public void releaseRouting() {
+        enter(() -> {
+            if (attachedPlugin().isPresent()) {
+                llama_h.llama_flexidepth_force(ctx, MemorySegment.NULL, 0);
+            }
+            return null;
+        });
+    }
+
     /** The attached plug-in, if any (a closed plug-in is detached). */
     public Optional<FlexiDepthPlugin> attachedPlugin() {
         FlexiDepthPlugin p = plugin;

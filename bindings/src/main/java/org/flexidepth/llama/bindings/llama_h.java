@@ -222,6 +222,18 @@ public class llama_h {
         return LLAMA_FLEXIDEPTH_ERR_ALLOC;
     }
 
+    private static final int LLAMA_FLEXIDEPTH_ERR_DATA = -8;
+
+    public static int LLAMA_FLEXIDEPTH_ERR_DATA() {
+        return LLAMA_FLEXIDEPTH_ERR_DATA;
+    }
+
+    private static final int LLAMA_FLEXIDEPTH_ERR_CANCELLED = -9;
+
+    public static int LLAMA_FLEXIDEPTH_ERR_CANCELLED() {
+        return LLAMA_FLEXIDEPTH_ERR_CANCELLED;
+    }
+
     private static final int LLAMA_FLEXIDEPTH_MODE_DENSE = 0;
 
     public static int LLAMA_FLEXIDEPTH_MODE_DENSE() {
@@ -238,6 +250,18 @@ public class llama_h {
 
     public static int LLAMA_FLEXIDEPTH_MODE_AUTO() {
         return LLAMA_FLEXIDEPTH_MODE_AUTO;
+    }
+
+    private static final int LLAMA_FLEXIDEPTH_DATA_TEXT = 0;
+
+    public static int LLAMA_FLEXIDEPTH_DATA_TEXT() {
+        return LLAMA_FLEXIDEPTH_DATA_TEXT;
+    }
+
+    private static final int LLAMA_FLEXIDEPTH_DATA_CHAT_JSONL = 1;
+
+    public static int LLAMA_FLEXIDEPTH_DATA_CHAT_JSONL() {
+        return LLAMA_FLEXIDEPTH_DATA_CHAT_JSONL;
     }
 
     public static final ValueLayout.OfInt llama_pos = llama_h.C_INT;
@@ -3506,6 +3530,243 @@ public class llama_h {
         var mh$ = llama_flexidepth_get_routing.HANDLE;
         try {
             return (int) mh$.invokeExact(ctx, gates, run, pos, seq_id, capacity);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class llama_flexidepth_train_data_load {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                llama_h.C_POINTER,
+                llama_h.C_POINTER,
+                llama_h.C_POINTER,
+                llama_h.C_INT,
+                llama_h.C_INT,
+                llama_h.C_POINTER,
+                llama_h.C_POINTER
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_flexidepth_train_data_load");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_flexidepth_train_data_load$descriptor() {
+        return llama_flexidepth_train_data_load.DESC;
+    }
+
+    public static MethodHandle llama_flexidepth_train_data_load$handle() {
+        return llama_flexidepth_train_data_load.HANDLE;
+    }
+
+    public static MemorySegment llama_flexidepth_train_data_load$address() {
+        return llama_flexidepth_train_data_load.ADDR;
+    }
+
+    public static MemorySegment llama_flexidepth_train_data_load(MemorySegment model, MemorySegment paths, int n_paths, int format, MemorySegment chat_template, MemorySegment status) {
+        var mh$ = llama_flexidepth_train_data_load.HANDLE;
+        try {
+            return (MemorySegment) mh$.invokeExact(model, paths, n_paths, format, chat_template, status);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class llama_flexidepth_train_data_from_tokens {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                llama_h.C_POINTER,
+                llama_h.C_POINTER,
+                llama_h.C_LONG
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_flexidepth_train_data_from_tokens");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_flexidepth_train_data_from_tokens$descriptor() {
+        return llama_flexidepth_train_data_from_tokens.DESC;
+    }
+
+    public static MethodHandle llama_flexidepth_train_data_from_tokens$handle() {
+        return llama_flexidepth_train_data_from_tokens.HANDLE;
+    }
+
+    public static MemorySegment llama_flexidepth_train_data_from_tokens$address() {
+        return llama_flexidepth_train_data_from_tokens.ADDR;
+    }
+
+    public static MemorySegment llama_flexidepth_train_data_from_tokens(MemorySegment tokens, long n_tokens) {
+        var mh$ = llama_flexidepth_train_data_from_tokens.HANDLE;
+        try {
+            return (MemorySegment) mh$.invokeExact(tokens, n_tokens);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class llama_flexidepth_train_data_n_tokens {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                llama_h.C_LONG,
+                llama_h.C_POINTER
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_flexidepth_train_data_n_tokens");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_flexidepth_train_data_n_tokens$descriptor() {
+        return llama_flexidepth_train_data_n_tokens.DESC;
+    }
+
+    public static MethodHandle llama_flexidepth_train_data_n_tokens$handle() {
+        return llama_flexidepth_train_data_n_tokens.HANDLE;
+    }
+
+    public static MemorySegment llama_flexidepth_train_data_n_tokens$address() {
+        return llama_flexidepth_train_data_n_tokens.ADDR;
+    }
+
+    public static long llama_flexidepth_train_data_n_tokens(MemorySegment data) {
+        var mh$ = llama_flexidepth_train_data_n_tokens.HANDLE;
+        try {
+            return (long) mh$.invokeExact(data);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class llama_flexidepth_train_data_free {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.ofVoid(
+                llama_h.C_POINTER
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_flexidepth_train_data_free");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_flexidepth_train_data_free$descriptor() {
+        return llama_flexidepth_train_data_free.DESC;
+    }
+
+    public static MethodHandle llama_flexidepth_train_data_free$handle() {
+        return llama_flexidepth_train_data_free.HANDLE;
+    }
+
+    public static MemorySegment llama_flexidepth_train_data_free$address() {
+        return llama_flexidepth_train_data_free.ADDR;
+    }
+
+    public static void llama_flexidepth_train_data_free(MemorySegment data) {
+        var mh$ = llama_flexidepth_train_data_free.HANDLE;
+        try {
+            mh$.invokeExact(data);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class llama_flexidepth_train_default_params {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                llama_flexidepth_train_params.layout()
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_flexidepth_train_default_params");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_flexidepth_train_default_params$descriptor() {
+        return llama_flexidepth_train_default_params.DESC;
+    }
+
+    public static MethodHandle llama_flexidepth_train_default_params$handle() {
+        return llama_flexidepth_train_default_params.HANDLE;
+    }
+
+    public static MemorySegment llama_flexidepth_train_default_params$address() {
+        return llama_flexidepth_train_default_params.ADDR;
+    }
+
+    public static MemorySegment llama_flexidepth_train_default_params(SegmentAllocator allocator) {
+        var mh$ = llama_flexidepth_train_default_params.HANDLE;
+        try {
+            return (MemorySegment) mh$.invokeExact(allocator);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class llama_flexidepth_train {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                llama_h.C_INT,
+                llama_h.C_POINTER,
+                llama_h.C_POINTER,
+                llama_h.C_POINTER,
+                llama_h.C_POINTER
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_flexidepth_train");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_flexidepth_train$descriptor() {
+        return llama_flexidepth_train.DESC;
+    }
+
+    public static MethodHandle llama_flexidepth_train$handle() {
+        return llama_flexidepth_train.HANDLE;
+    }
+
+    public static MemorySegment llama_flexidepth_train$address() {
+        return llama_flexidepth_train.ADDR;
+    }
+
+    public static int llama_flexidepth_train(MemorySegment model, MemorySegment data, MemorySegment output_path, MemorySegment params) {
+        var mh$ = llama_flexidepth_train.HANDLE;
+        try {
+            return (int) mh$.invokeExact(model, data, output_path, params);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class llama_flexidepth_block_influence {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                llama_h.C_INT,
+                llama_h.C_POINTER,
+                llama_h.C_POINTER,
+                llama_h.C_LONG,
+                llama_h.C_INT,
+                llama_h.C_INT,
+                llama_h.C_POINTER,
+                llama_h.C_INT
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_flexidepth_block_influence");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_flexidepth_block_influence$descriptor() {
+        return llama_flexidepth_block_influence.DESC;
+    }
+
+    public static MethodHandle llama_flexidepth_block_influence$handle() {
+        return llama_flexidepth_block_influence.HANDLE;
+    }
+
+    public static MemorySegment llama_flexidepth_block_influence$address() {
+        return llama_flexidepth_block_influence.ADDR;
+    }
+
+    public static int llama_flexidepth_block_influence(MemorySegment model, MemorySegment tokens, long n_tokens, int n_ctx, int n_threads, MemorySegment out, int n_layer) {
+        var mh$ = llama_flexidepth_block_influence.HANDLE;
+        try {
+            return (int) mh$.invokeExact(model, tokens, n_tokens, n_ctx, n_threads, out, n_layer);
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }

@@ -1,0 +1,20 @@
+package org.flexidepth.llama;
+
+import java.nio.file.Path;
+
+/** Training was cancelled; the checkpoint written at that moment resumes it. */
+public final class TrainingCancelledException extends FlexiDepthException {
+    private static final long serialVersionUID = 1L;
+
+    private final transient Path checkpoint;
+
+    public TrainingCancelledException(String message, Path checkpoint) {
+        super(Reason.CANCELLED, message);
+        this.checkpoint = checkpoint;
+    }
+
+    /** The checkpoint to resume from with {@link TrainingOptions.Builder#resume(boolean)}. */
+    public Path checkpoint() {
+        return checkpoint;
+    }
+}
