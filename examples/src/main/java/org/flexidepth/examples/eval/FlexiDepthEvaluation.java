@@ -1,0 +1,253 @@
+package org.flexidepth.examples.eval;
+
+import org.flexidepth.examples.DefaultModel;
+import org.flexidepth.llama.FlexiDepthPlugin;
+import org.flexidepth.llama.FlexiDepthTrainer;
+import org.flexidepth.llama.GenerationOptions;
+import org.flexidepth.llama.GenerationResult;
+import org.flexidepth.llama.LlamaException;
+import org.flexidepth.llama.LlamaModel;
+import org.flexidepth.llama.Sampling;
+import org.flexidepth.llama.Session;
+import org.flexidepth.llama.SessionOptions;
+import org.flexidepth.llama.Token;
+import org.flexidepth.llama.TrainingData;
+import org.flexidepth.llama.TrainingOptions;
+
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Optional;
+import java.util.stream.IntStream;
+
+/**
+ * The FlexiDepth demonstration: trains plug-ins for a base model at several values of alpha
+ * (cached), then measures perplexity and layers used per token on evaluation texts next to the
+ * base model and two static baselines at equal layers (ShortGPT layer removal, early exit), and
+ * layers used per generated token on contrasting tasks. Writes results.json and report.html.
+ *
+ * <pre>FlexiDepthEvaluation [--out build/flexidepth-demo] [--alphas 0.001,0.003,0.01] [--tokens 200000]
+ *     [--windows 150] [--prompts 20] [--threads N] [--retrain]</pre>
+ */
+public final class FlexiDepthEvaluation {
+    /**
+     * What to run. {@code evalTexts}: name to text, scored in non-overlapping windows;
+     * {@code calibration}: tokens for ShortGPT's block influence.
+     */
+    public record Setup(Path model, List<Integer> routedLayers, List<Float> alphas, TrainingOptions training,
+                        List<Path> trainingFiles, Map<String, String> evalTexts, List<String> calibrationTexts,
+                        int window, int maxWindows, List<TaskPrompts.Task> tasks, int maxNewTokens, int threads, Path out) {
+    }
+
+    private FlexiDepthEvaluation() {
+    }
+
+    static String label(float alpha) {
+        return "alpha=" + alpha;
+    }
+
+    static Path pluginPath(Path out, float alpha) {
+        return out.resolve(String.format(Locale.ROOT, "plugin-alpha-%s.gguf", Float.toString(alpha)));
+    }
+
+    /** Trains the plug-ins that are not cached in {@code setup.out()} yet. */
+    public static void train(LlamaModel model, Setup setup, PrintStream log) {
+        for (float alpha : setup.alphas()) {
+            Path plugin = pluginPath(setup.out(), alpha);
+            if (Files.isRegularFile(plugin)) {
+                log.printf("cached: %s%n", plugin);
+                continue;
+            }
+            TrainingOptions options = setup.training().toBuilder().alpha(alpha).routedLayers(setup.routedLayers())
+                    .threads(setup.threads()).resume(true).build();
+            log.printf("training %s (alpha %s, %d tokens, layers %s)%n", plugin.getFileName(), alpha, options.tokenBudget(), setup.routedLayers());
+            long[] next = {0};
+            var result = FlexiDepthTrainer.create(model, options).train(TrainingData.textFiles(setup.trainingFiles()), plugin, p -> {
+                if (p.step() >= next[0] || p.step() == p.totalSteps()) {
+                    next[0] = p.step() + Math.max(1, p.totalSteps() / 10);
+                    log.printf(Locale.ROOT, "  step %d/%d  L_lm %.3f  L_skip %.2f  layers %.2f  %.0f tok/s  ETA %ds%n", p.step(), p.totalSteps(),
+                            p.lmLoss(), p.skipLoss(), p.meanLayers(), p.tokensPerSecond(), p.remaining().toSeconds());
+                }
+            });
+            log.printf("  done in %ds%n", result.elapsed().toSeconds());
+        }
+    }
+
+    public static EvaluationReport run(Setup setup, PrintStream log) throws IOException {
+        EvaluationReport report = new EvaluationReport();
+        try (LlamaModel model = LlamaModel.load(setup.model())) {
+            int nLayer = model.info().layers();
+            report.setup("model", setup.model().getFileName().toString());
+            report.setup("layers", nLayer);
+            report.setup("routed_layers", setup.routedLayers());
+            report.setup("alphas", setup.alphas().stream().map(a -> (double) a).toList());
+            report.setup("training_tokens_per_plugin", setup.training().tokenBudget());
+            report.setup("training_context", setup.training().contextLength());
+            report.setup("learning_rate", (double) setup.training().learningRate());
+            report.setup("training_files", setup.trainingFiles().stream().map(p -> p.getFileName().toString()).toList());
+            report.setup("eval_window_tokens", setup.window());
+            report.setup("eval_max_windows", setup.maxWindows());
+            train(model, setup, log);
+
+            Map<String, int[]> evalTokens = new LinkedHashMap<>();
+            setup.evalTexts().forEach((name, text) -> evalTokens.put(name, model.tokenize(text, false, false)));
+            SessionOptions so = SessionOptions.builder().contextSize(setup.window()).batchSize(setup.window())
+                    .threads(setup.threads()).threadsBatch(setup.threads()).build();
+            try (Session session = model.newSession(so)) {
+                for (var e : evalTokens.entrySet()) {
+                    Perplexity.Result r = Perplexity.measure(session, e.getValue(), setup.window(), setup.maxWindows());
+                    report.add(new EvaluationReport.Point("base", "base model", e.getKey(), nLayer, r.perplexity()));
+                    log.printf(Locale.ROOT, "base            %-28s perplexity %8.2f  layers %.2f%n", e.getKey(), r.perplexity(), (double) nLayer);
+                }
+                for (float alpha : setup.alphas()) {
+                    try (FlexiDepthPlugin plugin = model.loadFlexiDepth(pluginPath(setup.out(), alpha))) {
+                        session.attach(plugin, plugin.defaultThreshold());
+                        for (var e : evalTokens.entrySet()) {
+                            Perplexity.Result r = Perplexity.measure(session, e.getValue(), setup.window(), setup.maxWindows());
+                            report.add(new EvaluationReport.Point("flexidepth", label(alpha), e.getKey(), r.meanLayers(), r.perplexity()));
+                            log.printf(Locale.ROOT, "%-15s %-28s perplexity %8.2f  layers %.2f%n", label(alpha), e.getKey(), r.perplexity(), r.meanLayers());
+                        }
+                        session.detach();
+                    }
+                }
+                staticBaselines(model, session, setup, evalTokens, report, log);
+            }
+            tasks(model, setup, report, log);
+        }
+        report.write(setup.out());
+        log.printf("wrote %s and %s%n", setup.out().resolve("results.json"), setup.out().resolve("report.html"));
+        return report;
+    }
+
+    private static void staticBaselines(LlamaModel model, Session session, Setup setup, Map<String, int[]> evalTokens,
+                                        EvaluationReport report, PrintStream log) throws IOException {
+        int nLayer = model.info().layers();
+        List<Integer> calibration = new ArrayList<>();
+        for (String text : setup.calibrationTexts()) {
+            int[] t = model.tokenize(text, true, false);
+            int n = t.length / setup.window() * setup.window();
+            Arrays.stream(t, 0, n).forEach(calibration::add);
+        }
+        double[] bi = model.blockInfluence(calibration.stream().mapToInt(Integer::intValue).toArray(), setup.window(), setup.threads());
+        report.blockInfluence("calibration (" + calibration.size() + " tokens of the training books)", bi);
+        log.printf(Locale.ROOT, "block influence: %s%n", Arrays.toString(Arrays.stream(bi).map(v -> Math.round(v * 1e4) / 1e4).toArray()));
+        Path removal = setup.out().resolve("layer-removal-plugin.gguf");
+        StaticBaselines.writeRemovalPlugin(removal, model.info());
+        int maxRemoved = nLayer - setup.routedLayers().get(0);
+        List<StaticBaselines.Config> configs = new ArrayList<>(StaticBaselines.shortGpt(bi, maxRemoved));
+        configs.addAll(StaticBaselines.earlyExit(nLayer, maxRemoved));
+        try (FlexiDepthPlugin plugin = model.loadFlexiDepth(removal)) {
+            session.attach(plugin, 0.5f);
+            for (StaticBaselines.Config c : configs) {
+                session.forceRouting(c.routing(nLayer));
+                for (var e : evalTokens.entrySet()) {
+                    Perplexity.Result r = Perplexity.measure(session, e.getValue(), setup.window(), setup.maxWindows());
+                    String label = c.method() + " without " + c.removed();
+                    report.add(new EvaluationReport.Point(c.method(), label, e.getKey(), r.meanLayers(), r.perplexity()));
+                    log.printf(Locale.ROOT, "%-38s %-28s perplexity %8.2f  layers %.2f%n", label, e.getKey(), r.perplexity(), r.meanLayers());
+                }
+            }
+            session.detach();
+        }
+    }
+
+    private static void tasks(LlamaModel model, Setup setup, EvaluationReport report, PrintStream log) {
+        SessionOptions so = SessionOptions.builder().contextSize(512).batchSize(512).threads(setup.threads()).threadsBatch(setup.threads()).build();
+        for (float alpha : setup.alphas()) {
+            try (FlexiDepthPlugin plugin = model.loadFlexiDepth(pluginPath(setup.out(), alpha));
+                 Session session = model.newSession(so)) {
+                session.attach(plugin, plugin.defaultThreshold());
+                for (TaskPrompts.Task task : setup.tasks()) {
+                    boolean checkable = task.prompts().stream().allMatch(p -> !p.expected().isEmpty());
+                    GenerationOptions go = GenerationOptions.builder().maxTokens(setup.maxNewTokens()).sampling(Sampling.greedy())
+                            .stopString(checkable ? "\n" : "\n\n").build();
+                    double layers = 0;
+                    long tokens = 0;
+                    int exact = 0;
+                    for (TaskPrompts.Prompt p : task.prompts()) {
+                        session.clear();
+                        GenerationResult g = session.generate(p.text(), go, t -> { });
+                        for (Token t : g.tokens()) {
+                            if (t.layers().isPresent()) {
+                                layers += t.layers().get().layersUsed();
+                                tokens++;
+                            }
+                        }
+                        if (checkable && g.text().strip().equals(p.expected().strip())) {
+                            exact++;
+                        }
+                    }
+                    double mean = tokens == 0 ? Double.NaN : layers / tokens;
+                    Optional<Double> match = checkable ? Optional.of(exact / (double) task.prompts().size()) : Optional.empty();
+                    report.add(new EvaluationReport.TaskResult(label(alpha), task.name(), task.description(), task.prompts().size(), tokens, mean, match));
+                    log.printf(Locale.ROOT, "%-15s %-18s layers/generated token %.2f over %d tokens%s%n", label(alpha), task.name(), mean, tokens,
+                            match.map(m -> String.format(Locale.ROOT, ", exact %.0f%%", 100 * m)).orElse(""));
+                }
+            }
+        }
+    }
+
+    /** The demonstration on flexi-demo-12L with the real texts. */
+    static Setup demoSetup(Map<String, String> o) throws IOException {
+        Path out = Path.of(o.getOrDefault("--out", "build/flexidepth-demo"));
+        List<Float> alphas = Arrays.stream(o.getOrDefault("--alphas", "0.001,0.003,0.01").split(","))
+                .map(String::trim).map(Float::parseFloat).toList();
+        int threads = Integer.parseInt(o.getOrDefault("--threads", String.valueOf(Runtime.getRuntime().availableProcessors())));
+        int windows = Integer.parseInt(o.getOrDefault("--windows", "150"));
+        int prompts = Integer.parseInt(o.getOrDefault("--prompts", "20"));
+        TrainingOptions training = TrainingOptions.builder().tokenBudget(Long.parseLong(o.getOrDefault("--tokens", "200000")))
+                .contextLength(256).learningRate(Float.parseFloat(o.getOrDefault("--lr", "0.001"))).warmupSteps(30).seed(42).build();
+        List<Path> books = DemoCorpus.trainingBooks();
+        Map<String, String> eval = new LinkedHashMap<>();
+        eval.put("WikiText-2 test", Files.readString(DemoCorpus.shared("data/wiki.test.raw")));
+        eval.put("held-out book (" + DemoCorpus.HELD_OUT_BOOK + ")", Files.readString(DemoCorpus.heldOutBook()));
+        List<String> calibration = new ArrayList<>();
+        for (Path b : books) {
+            String text = Files.readString(b);
+            calibration.add(text.substring(0, Math.min(text.length(), 6000)));
+        }
+        List<String> xsum = DemoCorpus.xsumDocuments(prompts + 2);
+        List<String> paragraphs = DemoCorpus.bookParagraphs(prompts + 2, 300);
+        List<TaskPrompts.Task> tasks = new ArrayList<>();
+        tasks.add(TaskPrompts.copy("copy_xsum", "XSum article", xsum, 16));
+        tasks.add(TaskPrompts.continuation("continue_xsum", "XSum article", xsum, 40));
+        tasks.add(TaskPrompts.copy("copy_gutenberg", "Gutenberg", paragraphs, 16));
+        tasks.add(TaskPrompts.continuation("continue_gutenberg", "Gutenberg", paragraphs, 40));
+        tasks.addAll(TaskPrompts.numbers(prompts, 5, 11));
+        if (o.containsKey("--retrain")) {
+            for (float a : alphas) {
+                Files.deleteIfExists(pluginPath(out, a));
+            }
+        }
+        return new Setup(DefaultModel.flexiDemo12L(), IntStream.range(6, 12).boxed().toList(), alphas, training, books, eval,
+                calibration, 256, windows, tasks, 48, threads, out);
+    }
+
+    public static void main(String[] args) {
+        Map<String, String> o = new HashMap<>();
+        for (int i = 0; i < args.length; i++) {
+            if (args[i].equals("--retrain")) {
+                o.put("--retrain", "");
+            } else if (i + 1 < args.length && args[i].startsWith("--")) {
+                o.put(args[i], args[++i]);
+            } else {
+                System.err.println("usage: FlexiDepthEvaluation [--out DIR] [--alphas A,B,C] [--tokens N] [--lr X] [--windows N] [--prompts N] [--threads N] [--retrain]");
+                System.exit(2);
+            }
+        }
+        try {
+            run(demoSetup(o), System.out);
+        } catch (IOException | LlamaException | NumberFormatException e) {
+            System.err.println("error: " + e.getMessage());
+            System.exit(1);
+        }
+    }
+}
