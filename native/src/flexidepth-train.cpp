@@ -579,8 +579,8 @@ struct llama_flexidepth_train_params llama_flexidepth_train_default_params(void)
     p.adapter_size = 0;
     p.threshold = 0.5f;
     p.init_router_bias = 3.0f;
-    p.alpha = 1e-2f;
-    p.learning_rate = 1e-3f;
+    p.alpha = 3e-3f;
+    p.learning_rate = 1e-4f;
     p.min_lr_ratio = 0.1f;
     p.weight_decay = 0.0f;
     p.warmup_steps = 10;

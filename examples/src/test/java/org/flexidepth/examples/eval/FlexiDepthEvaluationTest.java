@@ -71,7 +71,8 @@ class FlexiDepthEvaluationTest {
         assertTrue(points.stream().filter(p -> p.label().equals("early_exit without [3]")).findFirst().isPresent());
         assertEquals(2, report.comparisons().size());
         assertEquals(2 * tasks.size(), report.tasks().size());
-        assertTrue(report.tasks().stream().allMatch(t -> t.tokens() > 0 && t.meanLayers() >= 2 && t.meanLayers() <= 4));
+        assertTrue(report.tasks().stream().allMatch(t -> t.tokens() > 0 && t.meanLayers() >= 2 && t.meanLayers() <= 4
+                && t.referenceLayers() >= 2 && t.referenceLayers() <= 4), report.tasks()::toString);
 
         Map<?, ?> json = (Map<?, ?>) Json.parse(Files.readString(out.resolve("results.json")));
         assertEquals(points.size(), ((List<?>) json.get("perplexity")).size());
