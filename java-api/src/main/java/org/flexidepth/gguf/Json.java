@@ -24,6 +24,28 @@ public final class Json {
         this.s = s;
     }
 
+    /** {@code s} as a JSON string literal, quoted and escaped. */
+    public static String quote(String s) {
+        StringBuilder b = new StringBuilder("\"");
+        for (char c : s.toCharArray()) {
+            switch (c) {
+                case '"' -> b.append("\\\"");
+                case '\\' -> b.append("\\\\");
+                case '\n' -> b.append("\\n");
+                case '\r' -> b.append("\\r");
+                case '\t' -> b.append("\\t");
+                default -> {
+                    if (c < 0x20) {
+                        b.append(String.format("\\u%04x", (int) c));
+                    } else {
+                        b.append(c);
+                    }
+                }
+            }
+        }
+        return b.append('"').toString();
+    }
+
     /** Parses a complete JSON text. @throws IllegalArgumentException if it is not valid JSON */
     public static Object parse(String text) {
         Json p = new Json(text);

@@ -170,22 +170,7 @@ public final class EvaluationReport {
     }
 
     static String str(String s) {
-        StringBuilder b = new StringBuilder("\"");
-        for (char c : s.toCharArray()) {
-            switch (c) {
-                case '"' -> b.append("\\\"");
-                case '\\' -> b.append("\\\\");
-                case '\n' -> b.append("\\n");
-                default -> {
-                    if (c < 0x20) {
-                        b.append(String.format("\\u%04x", (int) c));
-                    } else {
-                        b.append(c);
-                    }
-                }
-            }
-        }
-        return b.append('"').toString();
+        return org.flexidepth.gguf.Json.quote(s);
     }
 
     // ---- HTML ----
@@ -313,7 +298,7 @@ public final class EvaluationReport {
     private static List<Double> ticks(double lo, double hi) {
         List<Double> out = new ArrayList<>();
         for (double decade = Math.pow(10, Math.floor(Math.log10(lo))); decade <= hi; decade *= 10) {
-            for (double m : new double[] {1, 2, 5}) {
+            for (double m : new double[] {1, 1.5, 2, 3, 5, 7}) {
                 double v = m * decade;
                 if (v >= lo && v <= hi) {
                     out.add(v);
@@ -328,7 +313,7 @@ public final class EvaluationReport {
         List<String> names = tasks.stream().map(TaskResult::task).distinct().toList();
         double max = tasks.stream().mapToDouble(TaskResult::meanLayers).max().orElse(1);
         double min = Math.max(0, Math.floor(tasks.stream().mapToDouble(TaskResult::meanLayers).min().orElse(0)) - 1);
-        int barW = 18, group = labels.size() * barW + 24, left = 50, hgt = 260, bottom = 50;
+        int barW = 22, group = Math.max(labels.size() * barW + 24, 110), left = 50, hgt = 260, bottom = 50;
         int w = left + names.size() * group + 20;
         String[] shades = {"#f4a6a6", "#e45756", "#a11d1d", "#6b0f0f"};
         StringBuilder s = new StringBuilder(String.format(Locale.ROOT, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" font-size=\"11\">", w, hgt));
@@ -349,8 +334,14 @@ public final class EvaluationReport {
                 s.append(String.format(Locale.ROOT, "<rect x=\"%d\" y=\"%.1f\" width=\"%d\" height=\"%.1f\" fill=\"%s\"><title>%s, %s: %.2f layers</title></rect>",
                         gx + k * barW, top, barW - 2, y.applyAsDouble(min) - top, shades[k % shades.length], escape(lab), escape(name), t.get().meanLayers()));
             }
-            s.append(String.format(Locale.ROOT, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">%s</text>", gx + labels.size() * barW / 2, hgt - bottom + 16,
-                    escape(names.get(n).replace('_', ' '))));
+            // task names on two lines ("copy" over "xsum") so that neighbours do not overlap
+            String[] words = names.get(n).split("_", 2);
+            int cx = gx + labels.size() * barW / 2;
+            s.append(String.format(Locale.ROOT, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">%s</text>", cx, hgt - bottom + 16, escape(words[0])));
+            if (words.length > 1) {
+                s.append(String.format(Locale.ROOT, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">%s</text>", cx, hgt - bottom + 30,
+                        escape(words[1].replace('_', ' '))));
+            }
         }
         StringBuilder legend = new StringBuilder("<p class=legend>");
         for (int k = 0; k < labels.size(); k++) {

@@ -169,13 +169,15 @@ public final class FlexiDepthEvaluation {
                  Session session = model.newSession(so)) {
                 session.attach(plugin, plugin.defaultThreshold());
                 for (TaskPrompts.Task task : setup.tasks()) {
-                    GenerationOptions go = GenerationOptions.builder().maxTokens(setup.maxNewTokens()).sampling(Sampling.greedy())
-                            .stopString(task.checkable() ? "\n" : "\n\n").build();
                     double layers = 0, referenceLayers = 0;
                     long tokens = 0, referenceTokens = 0;
                     int exact = 0;
                     for (TaskPrompts.Prompt p : task.prompts()) {
                         session.clear();
+                        // as many tokens as the reference answer has: what follows it is not the task
+                        int answerLength = Math.max(1, Math.min(setup.maxNewTokens(), model.tokenize(p.expected(), false, false).length));
+                        GenerationOptions go = GenerationOptions.builder().maxTokens(answerLength).sampling(Sampling.greedy())
+                                .stopString("\n").build();
                         GenerationResult g = session.generate(p.text(), go, t -> { });
                         for (Token t : g.tokens()) {
                             if (t.layers().isPresent()) {

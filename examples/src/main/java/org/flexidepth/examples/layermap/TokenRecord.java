@@ -21,7 +21,7 @@ record TokenRecord(int promptId, int position, boolean generated, int tokenId, S
                 .append(",\"position\":").append(position)
                 .append(",\"role\":\"").append(generated ? "generated" : "prompt").append('"')
                 .append(",\"token_id\":").append(tokenId)
-                .append(",\"text\":").append(jsonString(text))
+                .append(",\"text\":").append(org.flexidepth.gguf.Json.quote(text))
                 .append(",\"layers_used\":").append(usage.layersUsed())
                 .append(",\"total_layers\":").append(usage.totalLayers())
                 .append(",\"routed_layers\":").append(usage.routedLayers())
@@ -34,26 +34,5 @@ record TokenRecord(int promptId, int position, boolean generated, int tokenId, S
             b.append(i == 0 ? "" : ",").append(usage.gate(i));
         }
         return b.append("]}").toString();
-    }
-
-    static String jsonString(String s) {
-        StringBuilder b = new StringBuilder("\"");
-        for (char c : s.toCharArray()) {
-            switch (c) {
-                case '"' -> b.append("\\\"");
-                case '\\' -> b.append("\\\\");
-                case '\n' -> b.append("\\n");
-                case '\r' -> b.append("\\r");
-                case '\t' -> b.append("\\t");
-                default -> {
-                    if (c < 0x20) {
-                        b.append(String.format("\\u%04x", (int) c));
-                    } else {
-                        b.append(c);
-                    }
-                }
-            }
-        }
-        return b.append('"').toString();
     }
 }
