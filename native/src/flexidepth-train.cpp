@@ -14,6 +14,7 @@
 #include "llama-impl.h"
 #include "llama-model.h"
 
+#include "ggml-backend.h"
 #include "ggml-opt.h"
 #include "gguf.h"
 
@@ -26,6 +27,7 @@
 #include <fstream>
 #include <numeric>
 #include <random>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -390,6 +392,26 @@ struct train_resources {
     }
 };
 
+// Weights the CPU backend keeps in an extra buffer type (repacked layouts such as CPU_REPACK)
+// have no backward pass: the gradient through a frozen matrix reads it in its plain layout.
+void check_base_buffers(const llama_model & model) {
+    std::set<ggml_backend_buffer_type_t> extra;
+    if (ggml_backend_dev_t cpu = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU)) {
+        auto get_extra = (ggml_backend_dev_get_extra_bufts_t)
+            ggml_backend_reg_get_proc_address(ggml_backend_dev_backend_reg(cpu), "ggml_backend_dev_get_extra_bufts");
+        for (ggml_backend_buffer_type_t * b = get_extra ? get_extra(cpu) : nullptr; b && *b; ++b) {
+            extra.insert(*b);
+        }
+    }
+    for (const auto & [name, t] : model.tensors_by_name) {
+        if (t->buffer && extra.count(ggml_backend_buffer_get_type(t->buffer))) {
+            train_fail(LLAMA_FLEXIDEPTH_ERR_INVALID_ARG, "the base model's weights are repacked for the CPU ("
+                 + std::string(ggml_backend_buft_name(ggml_backend_buffer_get_type(t->buffer))) + ", e.g. " + name
+                 + "), which has no backward pass; load the model with use_extra_bufts = false (Java: ModelOptions.repackWeights(false))");
+        }
+    }
+}
+
 void check_params(const llama_flexidepth_train_params & p) {
     auto bad = [](const std::string & m) { train_fail(LLAMA_FLEXIDEPTH_ERR_INVALID_ARG, m); };
     if (!(p.alpha >= 0.0f) || !std::isfinite(p.alpha)) bad("alpha must be >= 0");
@@ -411,6 +433,7 @@ void check_params(const llama_flexidepth_train_params & p) {
 int32_t train(llama_model * model, const llama_flexidepth_train_data & data, const std::string & output,
               const llama_flexidepth_train_params & p) {
     check_params(p);
+    check_base_buffers(*model);
     if (p.n_ctx > (int32_t) llama_model_n_ctx_train(model) && llama_model_n_ctx_train(model) > 0) {
         LLAMA_LOG_WARN("flexidepth-train: context %d is longer than the model was trained with (%u)\n", p.n_ctx, llama_model_n_ctx_train(model));
     }

@@ -146,6 +146,7 @@ int main(int argc, char ** argv) {
 
     llama_backend_init();
     llama_model_params mp = llama_model_default_params();
+    mp.use_extra_bufts = false; // the CPU's repacked weight layouts have no backward pass
     llama_model * model = llama_model_load_from_file(model_path.c_str(), mp);
     if (model == nullptr) {
         fprintf(stderr, "error: cannot load model %s\n", model_path.c_str());

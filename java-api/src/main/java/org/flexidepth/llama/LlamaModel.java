@@ -65,6 +65,7 @@ public final class LlamaModel implements AutoCloseable {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment params = llama_h.llama_model_default_params(arena);
             llama_model_params.n_gpu_layers(params, options.gpuLayers() < 0 ? Integer.MAX_VALUE : options.gpuLayers());
+            llama_model_params.use_extra_bufts(params, options.repackWeights());
             int mode = options.mmap()
                     ? (options.mlock() ? llama_h.LLAMA_LOAD_MODE_MMAP_MLOCK() : llama_h.LLAMA_LOAD_MODE_MMAP())
                     : (options.mlock() ? llama_h.LLAMA_LOAD_MODE_MLOCK() : llama_h.LLAMA_LOAD_MODE_NONE());

@@ -7,8 +7,11 @@ package org.flexidepth.llama;
  * @param mmap      map the file instead of reading it into memory
  * @param mlock     lock the weights in RAM
  * @param vocabOnly load only the vocabulary (tokenization without weights)
+ * @param repackWeights let the CPU backend keep quantized weights in its faster repacked layouts
+ *                  (x86: Q4_0, Q4_K, ...); off for a model that {@link FlexiDepthTrainer} trains
+ *                  plug-ins for, since repacked weights have no backward pass
  */
-public record ModelOptions(int gpuLayers, boolean mmap, boolean mlock, boolean vocabOnly) {
+public record ModelOptions(int gpuLayers, boolean mmap, boolean mlock, boolean vocabOnly, boolean repackWeights) {
     public static final ModelOptions DEFAULT = builder().build();
 
     public ModelOptions {
@@ -22,7 +25,7 @@ public record ModelOptions(int gpuLayers, boolean mmap, boolean mlock, boolean v
     }
 
     public Builder toBuilder() {
-        return new Builder().gpuLayers(gpuLayers).mmap(mmap).mlock(mlock).vocabOnly(vocabOnly);
+        return new Builder().gpuLayers(gpuLayers).mmap(mmap).mlock(mlock).vocabOnly(vocabOnly).repackWeights(repackWeights);
     }
 
     public static final class Builder {
@@ -30,6 +33,7 @@ public record ModelOptions(int gpuLayers, boolean mmap, boolean mlock, boolean v
         private boolean mmap = true;
         private boolean mlock = false;
         private boolean vocabOnly = false;
+        private boolean repackWeights = true;
 
         private Builder() {
         }
@@ -54,8 +58,13 @@ public record ModelOptions(int gpuLayers, boolean mmap, boolean mlock, boolean v
             return this;
         }
 
+        public Builder repackWeights(boolean repackWeights) {
+            this.repackWeights = repackWeights;
+            return this;
+        }
+
         public ModelOptions build() {
-            return new ModelOptions(gpuLayers, mmap, mlock, vocabOnly);
+            return new ModelOptions(gpuLayers, mmap, mlock, vocabOnly, repackWeights);
         }
     }
 }

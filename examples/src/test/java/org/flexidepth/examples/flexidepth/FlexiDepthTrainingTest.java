@@ -1,5 +1,6 @@
 package org.flexidepth.examples.flexidepth;
 
+import org.flexidepth.examples.ProjectPaths;
 import org.flexidepth.gguf.GgmlType;
 import org.flexidepth.gguf.GgufReader;
 import org.flexidepth.llama.FlexiDepthException;
@@ -8,6 +9,7 @@ import org.flexidepth.llama.FlexiDepthTrainer;
 import org.flexidepth.llama.InvalidArgumentException;
 import org.flexidepth.llama.LayerUsage;
 import org.flexidepth.llama.LlamaModel;
+import org.flexidepth.llama.ModelOptions;
 import org.flexidepth.llama.Session;
 import org.flexidepth.llama.TokenScores;
 import org.flexidepth.llama.TrainingCancelledException;
@@ -175,6 +177,37 @@ class FlexiDepthTrainingTest {
                     throw boom;
                 }));
         assertEquals(boom, e2.getCause());
+    }
+
+    @Test
+    void trainsOnAQuantizedBaseAndOnChatData() throws IOException, InterruptedException {
+        Path f32 = dir.resolve("model.gguf"), q4 = dir.resolve("model-q4_0.gguf");
+        Process quantize = new ProcessBuilder(ProjectPaths.nativeBuild().resolve("bin/llama-quantize").toString(),
+                f32.toString(), q4.toString(), "Q4_0").redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
+        assertEquals(0, quantize.waitFor(), "llama-quantize");
+        Path out = dir.resolve("q4-plugin.gguf");
+        // the base stays Q4_0; its CPU-repacked layout has no backward pass, so it is loaded plain
+        try (LlamaModel quantized = LlamaModel.load(q4, ModelOptions.builder().repackWeights(false).build())) {
+            List<TrainingProgress> steps = new ArrayList<>();
+            FlexiDepthTrainer.create(quantized, options(2f).build()).train(TrainingData.tokens(tokens), out, steps::add);
+            int n = steps.size();
+            assertTrue(mean(steps, n - 5, n, TrainingProgress::skipLoss) < mean(steps, 0, 5, TrainingProgress::skipLoss) * 0.5);
+        }
+        try (LlamaModel repacked = LlamaModel.load(q4); FlexiDepthPlugin p = repacked.loadFlexiDepth(out); Session s = repacked.newSession()) {
+            s.attach(p, 0.5f);
+            assertTrue(s.score(java.util.Arrays.copyOf(tokens, CTX)).meanLayers() < SHAPE.layers());
+        }
+        // chat JSONL rendered with a named template
+        Path jsonl = dir.resolve("chats.jsonl");
+        StringBuilder chats = new StringBuilder();
+        for (int i = 0; i < 40; i++) {
+            chats.append("{\"messages\":[{\"role\":\"user\",\"content\":\"say the king said ").append(i)
+                    .append("\"},{\"role\":\"assistant\",\"content\":\"the king said to his people that they were in the house\"}]}\n");
+        }
+        Files.writeString(jsonl, chats);
+        TrainingResult r = FlexiDepthTrainer.create(model, options(0.5f).build())
+                .train(TrainingData.chatJsonl(List.of(jsonl), Optional.of("chatml")), dir.resolve("chat-plugin.gguf"));
+        assertTrue(r.last().orElseThrow().totalSteps() >= 2, "the chats render to several sequences: " + r);
     }
 
     @Test
