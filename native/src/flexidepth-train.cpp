@@ -288,6 +288,11 @@ train_position read_position(const std::string & path) {
     if (ks < 0 || kt < 0 || ke < 0 || kc < 0) {
         train_fail(LLAMA_FLEXIDEPTH_ERR_FORMAT, path + " is a plug-in but not a training checkpoint (no " + KEY_TRAIN_STEP + ")");
     }
+    // gguf_get_val_* abort on another type: check first
+    if (gguf_get_kv_type(g.get(), ks) != GGUF_TYPE_UINT64 || gguf_get_kv_type(g.get(), kt) != GGUF_TYPE_UINT64 ||
+        gguf_get_kv_type(g.get(), ke) != GGUF_TYPE_UINT32 || gguf_get_kv_type(g.get(), kc) != GGUF_TYPE_UINT32) {
+        train_fail(LLAMA_FLEXIDEPTH_ERR_FORMAT, path + " has flexidepth.train.* keys of unexpected types");
+    }
     pos.step = gguf_get_val_u64(g.get(), ks);
     pos.tokens = gguf_get_val_u64(g.get(), kt);
     pos.seed = gguf_get_val_u32(g.get(), ke);
@@ -300,7 +305,6 @@ train_position read_position(const std::string & path) {
 
 struct trainer {
     const llama_flexidepth_train_params * params = nullptr;
-    llama_flexidepth * fd = nullptr;
     llama_flexidepth_binding * binding = nullptr;
     int64_t step = 0, n_steps = 0;
     int32_t n_layer = 0;
@@ -434,6 +438,21 @@ int32_t train(llama_model * model, const llama_flexidepth_train_data & data, con
               const llama_flexidepth_train_params & p) {
     check_params(p);
     check_base_buffers(*model);
+    // everything that can be refused is checked before any file is written
+    const int32_t n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(model));
+    for (llama_token tok : data.tokens) {
+        if (tok < 0 || tok >= n_vocab) {
+            train_fail(LLAMA_FLEXIDEPTH_ERR_DATA, "token " + std::to_string(tok) + " is outside the model's vocabulary of " + std::to_string(n_vocab));
+        }
+    }
+
+    const int64_t n_ctx = p.n_ctx;
+    const int64_t n_seq = ((int64_t) data.tokens.size() - 1) / n_ctx;
+    if (n_seq < 1) {
+        train_fail(LLAMA_FLEXIDEPTH_ERR_DATA, "the training data has " + std::to_string(data.tokens.size())
+             + " tokens; at least context + 1 = " + std::to_string(n_ctx + 1) + " are needed");
+    }
+
     if (p.n_ctx > (int32_t) llama_model_n_ctx_train(model) && llama_model_n_ctx_train(model) > 0) {
         LLAMA_LOG_WARN("flexidepth-train: context %d is longer than the model was trained with (%u)\n", p.n_ctx, llama_model_n_ctx_train(model));
     }
@@ -467,20 +486,6 @@ int32_t train(llama_model * model, const llama_flexidepth_train_data & data, con
     }
     res.fd->threshold = p.threshold;
 
-    const int32_t n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(model));
-    for (llama_token tok : data.tokens) {
-        if (tok < 0 || tok >= n_vocab) {
-            train_fail(LLAMA_FLEXIDEPTH_ERR_DATA, "token " + std::to_string(tok) + " is outside the model's vocabulary of " + std::to_string(n_vocab));
-        }
-    }
-
-    const int64_t n_ctx = p.n_ctx;
-    const int64_t n_seq = ((int64_t) data.tokens.size() - 1) / n_ctx;
-    if (n_seq < 1) {
-        train_fail(LLAMA_FLEXIDEPTH_ERR_DATA, "the training data has " + std::to_string(data.tokens.size())
-             + " tokens; at least context + 1 = " + std::to_string(n_ctx + 1) + " are needed");
-    }
-
     llama_context_params cp = llama_context_default_params();
     cp.n_ctx = (uint32_t) n_ctx;
     cp.n_batch = cp.n_ubatch = (uint32_t) n_ctx;
@@ -498,7 +503,6 @@ int32_t train(llama_model * model, const llama_flexidepth_train_data & data, con
     }
     trainer t;
     t.params = &p;
-    t.fd = res.fd;
     t.binding = flexidepth_binding(res.ctx);
     t.n_layer = llama_model_n_layer(model);
     t.n_steps = p.token_budget > 0 ? (p.token_budget + n_ctx - 1) / n_ctx : (int64_t) p.n_epochs * n_seq;

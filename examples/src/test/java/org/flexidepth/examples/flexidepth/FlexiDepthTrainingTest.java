@@ -235,5 +235,6 @@ class FlexiDepthTrainingTest {
         assertEquals(FlexiDepthException.Reason.INVALID_ARGUMENT, outOfRange.reason());
         assertThrows(InvalidArgumentException.class, () -> trainer.train(TrainingData.tokens(new int[] {1, 9999, 3}), out));
         assertFalse(Files.exists(out), "nothing written for refused input");
+        assertFalse(Files.exists(dir.resolve("bad.gguf.checkpoint")), "not even a checkpoint");
     }
 }
