@@ -18,15 +18,6 @@ thread_local std::string last_error;
 
 const std::set<std::string> SUPPORTED_ARCHS = {"llama", "qwen2", "qwen3"};
 
-struct load_error {
-    int32_t status;
-    std::string message;
-};
-
-[[noreturn]] void fail(int32_t status, std::string message) {
-    throw load_error{status, std::move(message)};
-}
-
 std::string shape_str(const int64_t * ne) {
     return "[" + std::to_string(ne[0]) + ", " + std::to_string(ne[1]) + "]";
 }
@@ -46,14 +37,14 @@ std::string get_str(const gguf_context * g, const char * key) {
 int64_t get_uint(const gguf_context * g, const char * key) {
     const int64_t k = gguf_find_key(g, key);
     if (k < 0) {
-        fail(LLAMA_FLEXIDEPTH_ERR_FORMAT, std::string("missing key ") + key);
+        flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_FORMAT, std::string("missing key ") + key);
     }
     switch (gguf_get_kv_type(g, k)) {
         case GGUF_TYPE_UINT32: return gguf_get_val_u32(g, k);
         case GGUF_TYPE_INT32:  return gguf_get_val_i32(g, k);
         case GGUF_TYPE_UINT64: return (int64_t) gguf_get_val_u64(g, k);
         case GGUF_TYPE_INT64:  return gguf_get_val_i64(g, k);
-        default: fail(LLAMA_FLEXIDEPTH_ERR_FORMAT, std::string("key ") + key + " is not an integer");
+        default: flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_FORMAT, std::string("key ") + key + " is not an integer");
     }
 }
 
@@ -62,15 +53,15 @@ ggml_tensor * expect_tensor(ggml_context * meta, int il, const char * name, int6
     const std::string full = "blk." + std::to_string(il) + "." + name + ".weight";
     ggml_tensor * t = ggml_get_tensor(meta, full.c_str());
     if (t == nullptr) {
-        fail(LLAMA_FLEXIDEPTH_ERR_TENSOR, "missing tensor " + full);
+        flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_TENSOR, "missing tensor " + full);
     }
     const int64_t want[2] = {ne0, ne1};
     if (t->ne[0] != ne0 || t->ne[1] != ne1 || t->ne[2] != 1 || t->ne[3] != 1) {
-        fail(LLAMA_FLEXIDEPTH_ERR_TENSOR, "tensor " + full + " has shape " + shape_str(t->ne) + ", expected " + shape_str(want));
+        flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_TENSOR, "tensor " + full + " has shape " + shape_str(t->ne) + ", expected " + shape_str(want));
     }
     // Routing decisions flip under low-bit quantization of the router (SPEC 3): keep it F32/F16.
     if (router && t->type != GGML_TYPE_F32 && t->type != GGML_TYPE_F16) {
-        fail(LLAMA_FLEXIDEPTH_ERR_TENSOR, "router tensor " + full + " is " + ggml_type_name(t->type) + "; routers must be F32 or F16");
+        flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_TENSOR, "router tensor " + full + " is " + ggml_type_name(t->type) + "; routers must be F32 or F16");
     }
     return t;
 }
@@ -81,7 +72,7 @@ ggml_tensor * optional_bias(ggml_context * meta, int il) {
     const std::string full = "blk." + std::to_string(il) + ".fd_router_head.bias";
     ggml_tensor * t = ggml_get_tensor(meta, full.c_str());
     if (t != nullptr && (t->type != GGML_TYPE_F32 || ggml_nelements(t) != 1)) {
-        fail(LLAMA_FLEXIDEPTH_ERR_TENSOR, "tensor " + full + " must be a single F32 value");
+        flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_TENSOR, "tensor " + full + " must be a single F32 value");
     }
     return t;
 }
@@ -89,69 +80,69 @@ ggml_tensor * optional_bias(ggml_context * meta, int il) {
 void load(llama_flexidepth & fd, const llama_model & model, const char * path) {
     std::unique_ptr<FILE, file_closer> file(fopen(path, "rb"));
     if (!file) {
-        fail(LLAMA_FLEXIDEPTH_ERR_IO, std::string("cannot open ") + path + ": " + strerror(errno));
+        flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_IO, std::string("cannot open ") + path + ": " + strerror(errno));
     }
     char magic[4] = {0};
     if (fread(magic, 1, 4, file.get()) != 4 || memcmp(magic, "GGUF", 4) != 0) {
-        fail(LLAMA_FLEXIDEPTH_ERR_FORMAT, std::string(path) + " is not a GGUF file");
+        flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_FORMAT, std::string(path) + " is not a GGUF file");
     }
 
     ggml_context * meta_raw = nullptr;
     gguf_init_params params = { /*.no_alloc =*/ true, /*.ctx =*/ &meta_raw };
     gguf_context_ptr gguf { gguf_init_from_file(path, params) };
     if (!gguf) {
-        fail(LLAMA_FLEXIDEPTH_ERR_FORMAT, std::string(path) + " is truncated or corrupt (GGUF header)");
+        flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_FORMAT, std::string(path) + " is truncated or corrupt (GGUF header)");
     }
     ggml_context_ptr meta { meta_raw };
     const gguf_context * g = gguf.get();
 
     using namespace flexidepth_format;
     if (get_str(g, KEY_GENERAL_TYPE) != "adapter" || get_str(g, KEY_ADAPTER_TYPE) != "flexidepth") {
-        fail(LLAMA_FLEXIDEPTH_ERR_FORMAT, std::string(path) + " is not a FlexiDepth plug-in (general.type = '"
+        flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_FORMAT, std::string(path) + " is not a FlexiDepth plug-in (general.type = '"
              + get_str(g, KEY_GENERAL_TYPE) + "', adapter.type = '" + get_str(g, KEY_ADAPTER_TYPE) + "')");
     }
 
     fd.arch = get_str(g, KEY_ARCH);
     if (SUPPORTED_ARCHS.count(fd.arch) == 0) {
-        fail(LLAMA_FLEXIDEPTH_ERR_ARCHITECTURE, "FlexiDepth supports llama, qwen2 and qwen3; the plug-in is for '" + fd.arch + "'");
+        flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_ARCHITECTURE, "FlexiDepth supports llama, qwen2 and qwen3; the plug-in is for '" + fd.arch + "'");
     }
     char model_arch[64] = {0};
     llama_model_meta_val_str(&model, "general.architecture", model_arch, sizeof(model_arch));
     if (fd.arch != model_arch) {
-        fail(LLAMA_FLEXIDEPTH_ERR_WRONG_BASE, "the plug-in is for a '" + fd.arch + "' model, the base model is '" + model_arch + "'");
+        flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_WRONG_BASE, "the plug-in is for a '" + fd.arch + "' model, the base model is '" + model_arch + "'");
     }
     if (model.hparams.n_expert > 0) {
-        fail(LLAMA_FLEXIDEPTH_ERR_ARCHITECTURE, "FlexiDepth needs a dense FFN; this model is a mixture of experts");
+        flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_ARCHITECTURE, "FlexiDepth needs a dense FFN; this model is a mixture of experts");
     }
     fd.n_embd  = (int32_t) get_uint(g, KEY_EMBD);
     fd.n_layer = (int32_t) get_uint(g, KEY_BLOCK_COUNT);
     if (fd.n_embd != llama_model_n_embd(&model) || fd.n_layer != llama_model_n_layer(&model)) {
-        fail(LLAMA_FLEXIDEPTH_ERR_WRONG_BASE, "the plug-in is for a model with hidden size " + std::to_string(fd.n_embd) + " and "
+        flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_WRONG_BASE, "the plug-in is for a model with hidden size " + std::to_string(fd.n_embd) + " and "
              + std::to_string(fd.n_layer) + " layers; the base model has " + std::to_string(llama_model_n_embd(&model))
              + " and " + std::to_string(llama_model_n_layer(&model)));
     }
     fd.router_size  = (int32_t) get_uint(g, KEY_ROUTER_SIZE);
     fd.adapter_size = (int32_t) get_uint(g, KEY_ADAPTER_SIZE);
     if (fd.router_size <= 0 || fd.adapter_size <= 0) {
-        fail(LLAMA_FLEXIDEPTH_ERR_FORMAT, "router and adapter sizes must be positive");
+        flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_FORMAT, "router and adapter sizes must be positive");
     }
     {
         const int64_t k = gguf_find_key(g, KEY_THRESHOLD);
         if (k >= 0) {
             if (gguf_get_kv_type(g, k) != GGUF_TYPE_FLOAT32) {
-                fail(LLAMA_FLEXIDEPTH_ERR_FORMAT, std::string(KEY_THRESHOLD) + " must be a float32");
+                flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_FORMAT, std::string(KEY_THRESHOLD) + " must be a float32");
             }
             fd.threshold = gguf_get_val_f32(g, k);
         }
         if (!(fd.threshold >= 0.0f && fd.threshold <= 1.0f)) {
-            fail(LLAMA_FLEXIDEPTH_ERR_FORMAT, "threshold must be in [0, 1]");
+            flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_FORMAT, "threshold must be in [0, 1]");
         }
     }
 
     const int64_t kl = gguf_find_key(g, KEY_ROUTED_LAYERS);
     if (kl < 0 || gguf_get_kv_type(g, kl) != GGUF_TYPE_ARRAY ||
         (gguf_get_arr_type(g, kl) != GGUF_TYPE_INT32 && gguf_get_arr_type(g, kl) != GGUF_TYPE_UINT32)) {
-        fail(LLAMA_FLEXIDEPTH_ERR_FORMAT, std::string(KEY_ROUTED_LAYERS) + " must be an array of int32");
+        flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_FORMAT, std::string(KEY_ROUTED_LAYERS) + " must be an array of int32");
     }
     const size_t n_routed = gguf_get_arr_n(g, kl);
     const int32_t * routed = (const int32_t *) gguf_get_arr_data(g, kl);
@@ -159,11 +150,11 @@ void load(llama_flexidepth & fd, const llama_model & model, const char * path) {
     for (size_t i = 0; i < n_routed; ++i) {
         const int32_t il = routed[i];
         if (il < 0 || il >= fd.n_layer || (i > 0 && il <= routed[i - 1])) {
-            fail(LLAMA_FLEXIDEPTH_ERR_FORMAT, "routed layers must be ascending, distinct and in [0, " + std::to_string(fd.n_layer) + ")");
+            flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_FORMAT, "routed layers must be ascending, distinct and in [0, " + std::to_string(fd.n_layer) + ")");
         }
     }
     if (n_routed == 0) {
-        fail(LLAMA_FLEXIDEPTH_ERR_FORMAT, "the plug-in routes no layer");
+        flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_FORMAT, "the plug-in routes no layer");
     }
 
     const int64_t d = fd.n_embd, dr = fd.router_size, da = fd.adapter_size;
@@ -181,7 +172,7 @@ void load(llama_flexidepth & fd, const llama_model & model, const char * path) {
             expect_tensor(meta.get(), il, "fd_adapter_down", da, d,  false),
         });
         if (metas.back().router_norm->type != GGML_TYPE_F32) {
-            fail(LLAMA_FLEXIDEPTH_ERR_TENSOR, "fd_router_norm of layer " + std::to_string(il) + " must be F32");
+            flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_TENSOR, "fd_router_norm of layer " + std::to_string(il) + " must be F32");
         }
     }
 
@@ -196,7 +187,7 @@ void load(llama_flexidepth & fd, const llama_model & model, const char * path) {
         ggml_init_params ip = { /*.mem_size =*/ 8 * ggml_tensor_overhead() * (n_routed + 1), /*.mem_buffer =*/ nullptr, /*.no_alloc =*/ true };
         ggml_context * c = ggml_init(ip);
         if (!c) {
-            fail(LLAMA_FLEXIDEPTH_ERR_ALLOC, "cannot create a ggml context");
+            flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_ALLOC, "cannot create a ggml context");
         }
         fd.ctxs.emplace_back(c);
         ctx_for[buft] = c;
@@ -219,7 +210,7 @@ void load(llama_flexidepth & fd, const llama_model & model, const char * path) {
     for (auto & [buft, c] : ctx_for) {
         ggml_backend_buffer_t buf = ggml_backend_alloc_ctx_tensors_from_buft(c, buft);
         if (!buf) {
-            fail(LLAMA_FLEXIDEPTH_ERR_ALLOC, std::string("cannot allocate the plug-in's tensors in ") + ggml_backend_buft_name(buft));
+            flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_ALLOC, std::string("cannot allocate the plug-in's tensors in ") + ggml_backend_buft_name(buft));
         }
         ggml_backend_buffer_set_usage(buf, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
         fd.bufs.emplace_back(buf);
@@ -234,13 +225,17 @@ void load(llama_flexidepth & fd, const llama_model & model, const char * path) {
         staging.resize(nbytes);
         if (fseek(file.get(), (long) (data_offset + gguf_get_tensor_offset(g, idx)), SEEK_SET) != 0 ||
             fread(staging.data(), 1, nbytes, file.get()) != nbytes) {
-            fail(LLAMA_FLEXIDEPTH_ERR_FORMAT, std::string(path) + " is truncated: tensor " + m->name + " is incomplete");
+            flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_FORMAT, std::string(path) + " is truncated: tensor " + m->name + " is incomplete");
         }
         ggml_backend_tensor_set(t, staging.data(), 0, nbytes);
     }
 }
 
 } // namespace
+
+void flexidepth_throw(int32_t status, std::string message) {
+    throw flexidepth_error{status, std::move(message)};
+}
 
 int32_t flexidepth_fail(int32_t status, const std::string & message) {
     last_error = message;
@@ -268,7 +263,7 @@ struct llama_flexidepth * llama_flexidepth_load(const struct llama_model * model
                 *status = LLAMA_FLEXIDEPTH_OK;
             }
             return fd.release();
-        } catch (const load_error & e) {
+        } catch (const flexidepth_error & e) {
             rc = flexidepth_fail(e.status, e.message);
         } catch (const std::exception & e) {
             rc = flexidepth_fail(LLAMA_FLEXIDEPTH_ERR_FORMAT, std::string("cannot load plug-in: ") + e.what());

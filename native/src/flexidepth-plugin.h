@@ -55,3 +55,12 @@ namespace flexidepth_format {
 
 // Records a failure for llama_flexidepth_last_error() and returns its status.
 int32_t flexidepth_fail(int32_t status, const std::string & message);
+
+// A failure deep inside loading or training; the C API functions catch it and return its status
+// through flexidepth_fail, so no exception crosses the C boundary.
+struct flexidepth_error {
+    int32_t status;
+    std::string message;
+};
+
+[[noreturn]] void flexidepth_throw(int32_t status, std::string message);

@@ -48,22 +48,13 @@ constexpr const char * KEY_TRAIN_SEED   = "flexidepth.train.seed";
 constexpr const char * KEY_TRAIN_CTX    = "flexidepth.train.context_length";
 constexpr const char * KEY_TRAIN_ALPHA  = "flexidepth.train.alpha";
 
-struct train_error {
-    int32_t status;
-    std::string message;
-};
-
-[[noreturn]] void train_fail(int32_t status, std::string message) {
-    throw train_error{status, std::move(message)};
-}
-
 // ---------------------------------------------------------------------------------------------
 // data
 
 std::string read_file(const char * path) {
     std::ifstream in(path, std::ios::binary);
     if (!in) {
-        train_fail(LLAMA_FLEXIDEPTH_ERR_IO, std::string("cannot open training file ") + path);
+        flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_IO, std::string("cannot open training file ") + path);
     }
     std::ostringstream ss;
     ss << in.rdbuf();
@@ -72,24 +63,24 @@ std::string read_file(const char * path) {
 
 void tokenize_append(const llama_vocab * vocab, const std::string & text, bool parse_special, std::vector<llama_token> & out) {
     if (text.size() > (size_t) INT32_MAX) {
-        train_fail(LLAMA_FLEXIDEPTH_ERR_DATA, "a training text is larger than 2 GiB");
+        flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_DATA, "a training text is larger than 2 GiB");
     }
     const int32_t n = -llama_tokenize(vocab, text.data(), (int32_t) text.size(), nullptr, 0, true, parse_special);
     const size_t at = out.size();
     out.resize(at + std::max(n, 0));
     if (n > 0 && llama_tokenize(vocab, text.data(), (int32_t) text.size(), out.data() + at, n, true, parse_special) != n) {
-        train_fail(LLAMA_FLEXIDEPTH_ERR_DATA, "tokenization failed");
+        flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_DATA, "tokenization failed");
     }
 }
 
 std::string render_chat(const char * tmpl, const nlohmann::json & line, const std::string & where) {
     if (!line.is_object() || !line.contains("messages") || !line["messages"].is_array() || line["messages"].empty()) {
-        train_fail(LLAMA_FLEXIDEPTH_ERR_DATA, where + ": expected {\"messages\": [{\"role\": ..., \"content\": ...}, ...]}");
+        flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_DATA, where + ": expected {\"messages\": [{\"role\": ..., \"content\": ...}, ...]}");
     }
     std::vector<std::string> roles, contents;
     for (const auto & m : line["messages"]) {
         if (!m.is_object() || !m.contains("role") || !m["role"].is_string() || !m.contains("content") || !m["content"].is_string()) {
-            train_fail(LLAMA_FLEXIDEPTH_ERR_DATA, where + ": every message needs string \"role\" and \"content\"");
+            flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_DATA, where + ": every message needs string \"role\" and \"content\"");
         }
         roles.push_back(m["role"].get<std::string>());
         contents.push_back(m["content"].get<std::string>());
@@ -107,7 +98,7 @@ std::string render_chat(const char * tmpl, const nlohmann::json & line, const st
         n = llama_chat_apply_template(tmpl, chat.data(), chat.size(), false, buf.data(), (int32_t) buf.size());
     }
     if (n < 0) {
-        train_fail(LLAMA_FLEXIDEPTH_ERR_DATA, where + ": the chat template is not supported by llama_chat_apply_template");
+        flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_DATA, where + ": the chat template is not supported by llama_chat_apply_template");
     }
     return std::string(buf.data(), n);
 }
@@ -154,11 +145,11 @@ void write_plugin(const std::string & path, const plugin_header & h, const std::
     const std::string tmp = path + ".tmp";
     if (!gguf_write_to_file(g.get(), tmp.c_str(), false)) {
         std::remove(tmp.c_str());
-        train_fail(LLAMA_FLEXIDEPTH_ERR_IO, "cannot write " + tmp);
+        flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_IO, "cannot write " + tmp);
     }
     if (std::rename(tmp.c_str(), path.c_str()) != 0) {
         std::remove(tmp.c_str());
-        train_fail(LLAMA_FLEXIDEPTH_ERR_IO, "cannot rename " + tmp + " to " + path);
+        flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_IO, "cannot rename " + tmp + " to " + path);
     }
 }
 
@@ -228,11 +219,11 @@ void write_initial_plugin(const std::string & path, const llama_model & model, c
     }
     for (size_t i = 0; i < h.routed.size(); ++i) {
         if (h.routed[i] < 0 || h.routed[i] >= h.n_layer || (i > 0 && h.routed[i] <= h.routed[i - 1])) {
-            train_fail(LLAMA_FLEXIDEPTH_ERR_INVALID_ARG, "routed layers must be ascending, distinct and in [0, " + std::to_string(h.n_layer) + ")");
+            flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_INVALID_ARG, "routed layers must be ascending, distinct and in [0, " + std::to_string(h.n_layer) + ")");
         }
     }
     if (h.routed.empty()) {
-        train_fail(LLAMA_FLEXIDEPTH_ERR_INVALID_ARG, "no layer to route");
+        flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_INVALID_ARG, "no layer to route");
     }
     const int64_t d = h.n_embd, dr = h.router_size, da = h.adapter_size;
     const size_t per_layer = (size_t) (2 * d * dr + dr + d + 1 + 3 * d * da) * sizeof(float);
@@ -278,7 +269,7 @@ train_position read_position(const std::string & path) {
     gguf_context_ptr g { gguf_init_from_file(path.c_str(), ip) };
     ggml_context_ptr meta_ptr { meta };
     if (!g) {
-        train_fail(LLAMA_FLEXIDEPTH_ERR_FORMAT, path + " is not a readable GGUF checkpoint");
+        flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_FORMAT, path + " is not a readable GGUF checkpoint");
     }
     train_position pos;
     const int64_t ks = gguf_find_key(g.get(), KEY_TRAIN_STEP);
@@ -286,12 +277,12 @@ train_position read_position(const std::string & path) {
     const int64_t ke = gguf_find_key(g.get(), KEY_TRAIN_SEED);
     const int64_t kc = gguf_find_key(g.get(), KEY_TRAIN_CTX);
     if (ks < 0 || kt < 0 || ke < 0 || kc < 0) {
-        train_fail(LLAMA_FLEXIDEPTH_ERR_FORMAT, path + " is a plug-in but not a training checkpoint (no " + KEY_TRAIN_STEP + ")");
+        flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_FORMAT, path + " is a plug-in but not a training checkpoint (no " + KEY_TRAIN_STEP + ")");
     }
     // gguf_get_val_* abort on another type: check first
     if (gguf_get_kv_type(g.get(), ks) != GGUF_TYPE_UINT64 || gguf_get_kv_type(g.get(), kt) != GGUF_TYPE_UINT64 ||
         gguf_get_kv_type(g.get(), ke) != GGUF_TYPE_UINT32 || gguf_get_kv_type(g.get(), kc) != GGUF_TYPE_UINT32) {
-        train_fail(LLAMA_FLEXIDEPTH_ERR_FORMAT, path + " has flexidepth.train.* keys of unexpected types");
+        flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_FORMAT, path + " has flexidepth.train.* keys of unexpected types");
     }
     pos.step = gguf_get_val_u64(g.get(), ks);
     pos.tokens = gguf_get_val_u64(g.get(), kt);
@@ -409,7 +400,7 @@ void check_base_buffers(const llama_model & model) {
     }
     for (const auto & [name, t] : model.tensors_by_name) {
         if (t->buffer && extra.count(ggml_backend_buffer_get_type(t->buffer))) {
-            train_fail(LLAMA_FLEXIDEPTH_ERR_INVALID_ARG, "the base model's weights are repacked for the CPU ("
+            flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_INVALID_ARG, "the base model's weights are repacked for the CPU ("
                  + std::string(ggml_backend_buft_name(ggml_backend_buffer_get_type(t->buffer))) + ", e.g. " + name
                  + "), which has no backward pass; load the model with use_extra_bufts = false (Java: ModelOptions.repackWeights(false))");
         }
@@ -417,7 +408,7 @@ void check_base_buffers(const llama_model & model) {
 }
 
 void check_params(const llama_flexidepth_train_params & p) {
-    auto bad = [](const std::string & m) { train_fail(LLAMA_FLEXIDEPTH_ERR_INVALID_ARG, m); };
+    auto bad = [](const std::string & m) { flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_INVALID_ARG, m); };
     if (!(p.alpha >= 0.0f) || !std::isfinite(p.alpha)) bad("alpha must be >= 0");
     if (!(p.learning_rate > 0.0f) || !std::isfinite(p.learning_rate)) bad("the learning rate must be > 0");
     if (!(p.min_lr_ratio >= 0.0f && p.min_lr_ratio <= 1.0f)) bad("min_lr_ratio must be in [0, 1]");
@@ -442,14 +433,14 @@ int32_t train(llama_model * model, const llama_flexidepth_train_data & data, con
     const int32_t n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(model));
     for (llama_token tok : data.tokens) {
         if (tok < 0 || tok >= n_vocab) {
-            train_fail(LLAMA_FLEXIDEPTH_ERR_DATA, "token " + std::to_string(tok) + " is outside the model's vocabulary of " + std::to_string(n_vocab));
+            flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_DATA, "token " + std::to_string(tok) + " is outside the model's vocabulary of " + std::to_string(n_vocab));
         }
     }
 
     const int64_t n_ctx = p.n_ctx;
     const int64_t n_seq = ((int64_t) data.tokens.size() - 1) / n_ctx;
     if (n_seq < 1) {
-        train_fail(LLAMA_FLEXIDEPTH_ERR_DATA, "the training data has " + std::to_string(data.tokens.size())
+        flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_DATA, "the training data has " + std::to_string(data.tokens.size())
              + " tokens; at least context + 1 = " + std::to_string(n_ctx + 1) + " are needed");
     }
 
@@ -462,7 +453,7 @@ int32_t train(llama_model * model, const llama_flexidepth_train_data & data, con
     if (p.resume && file_exists(checkpoint)) {
         pos = read_position(checkpoint);
         if (pos.seed != p.seed || pos.n_ctx != (uint32_t) p.n_ctx) {
-            train_fail(LLAMA_FLEXIDEPTH_ERR_INVALID_ARG, "the checkpoint " + checkpoint + " was made with seed " + std::to_string(pos.seed)
+            flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_INVALID_ARG, "the checkpoint " + checkpoint + " was made with seed " + std::to_string(pos.seed)
                  + " and context " + std::to_string(pos.n_ctx) + "; resume with the same values");
         }
         LLAMA_LOG_INFO("flexidepth-train: resuming %s at step %llu\n", checkpoint.c_str(), (unsigned long long) pos.step);
@@ -477,11 +468,11 @@ int32_t train(llama_model * model, const llama_flexidepth_train_data & data, con
     int32_t status = 0;
     res.fd = llama_flexidepth_load(model, checkpoint.c_str(), &status);
     if (res.fd == nullptr) {
-        train_fail(status, llama_flexidepth_last_error());
+        flexidepth_throw(status, llama_flexidepth_last_error());
     }
     for (ggml_tensor * t : plugin_tensors(*res.fd)) {
         if (t->type != GGML_TYPE_F32) {
-            train_fail(LLAMA_FLEXIDEPTH_ERR_TENSOR, std::string("training needs F32 plug-in tensors; ") + t->name + " is " + ggml_type_name(t->type));
+            flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_TENSOR, std::string("training needs F32 plug-in tensors; ") + t->name + " is " + ggml_type_name(t->type));
         }
     }
     res.fd->threshold = p.threshold;
@@ -496,10 +487,10 @@ int32_t train(llama_model * model, const llama_flexidepth_train_data & data, con
     cp.n_threads = cp.n_threads_batch = n_threads;
     res.ctx = llama_init_from_model(model, cp);
     if (res.ctx == nullptr) {
-        train_fail(LLAMA_FLEXIDEPTH_ERR_ALLOC, "cannot create a training context of " + std::to_string(n_ctx) + " tokens");
+        flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_ALLOC, "cannot create a training context of " + std::to_string(n_ctx) + " tokens");
     }
     if ((status = flexidepth_attach(res.ctx, res.fd, p.threshold, true, p.alpha)) != LLAMA_FLEXIDEPTH_OK) {
-        train_fail(status, llama_flexidepth_last_error());
+        flexidepth_throw(status, llama_flexidepth_last_error());
     }
     trainer t;
     t.params = &p;
@@ -557,7 +548,7 @@ int32_t train(llama_model * model, const llama_flexidepth_train_data & data, con
         double loss = 0.0;
         ggml_opt_result_loss(res.result, &loss, nullptr);
         if (!std::isfinite(loss)) {
-            train_fail(LLAMA_FLEXIDEPTH_ERR_DATA, "the loss diverged at step " + std::to_string(t.step) + "; lower the learning rate");
+            flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_DATA, "the loss diverged at step " + std::to_string(t.step) + "; lower the learning rate");
         }
 
         pos.step = (uint64_t) t.step + 1;
@@ -629,15 +620,15 @@ struct llama_flexidepth_train_data * llama_flexidepth_train_data_load(const stru
     int32_t rc = LLAMA_FLEXIDEPTH_OK;
     try {
         if (model == nullptr || paths == nullptr || n_paths <= 0) {
-            train_fail(LLAMA_FLEXIDEPTH_ERR_INVALID_ARG, "a model and at least one training file are needed");
+            flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_INVALID_ARG, "a model and at least one training file are needed");
         }
         if (format != LLAMA_FLEXIDEPTH_DATA_TEXT && format != LLAMA_FLEXIDEPTH_DATA_CHAT_JSONL) {
-            train_fail(LLAMA_FLEXIDEPTH_ERR_INVALID_ARG, "unknown data format " + std::to_string((int) format));
+            flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_INVALID_ARG, "unknown data format " + std::to_string((int) format));
         }
         const llama_vocab * vocab = llama_model_get_vocab(model);
         const char * tmpl = chat_template ? chat_template : llama_model_chat_template(model, nullptr);
         if (format == LLAMA_FLEXIDEPTH_DATA_CHAT_JSONL && tmpl == nullptr) {
-            train_fail(LLAMA_FLEXIDEPTH_ERR_DATA, "the model has no chat template; name one (for example \"chatml\") or train on plain text");
+            flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_DATA, "the model has no chat template; name one (for example \"chatml\") or train on plain text");
         }
         auto data = std::make_unique<llama_flexidepth_train_data>();
         for (int32_t i = 0; i < n_paths; ++i) {
@@ -655,17 +646,17 @@ struct llama_flexidepth_train_data * llama_flexidepth_train_data_load(const stru
                 const std::string where = std::string(paths[i]) + ":" + std::to_string(no);
                 nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
                 if (j.is_discarded()) {
-                    train_fail(LLAMA_FLEXIDEPTH_ERR_DATA, where + ": not valid JSON");
+                    flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_DATA, where + ": not valid JSON");
                 }
                 tokenize_append(vocab, render_chat(tmpl, j, where), true, data->tokens);
             }
         }
         if (data->tokens.size() < 2) {
-            train_fail(LLAMA_FLEXIDEPTH_ERR_DATA, "the training files contain no text");
+            flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_DATA, "the training files contain no text");
         }
         if (status) *status = LLAMA_FLEXIDEPTH_OK;
         return data.release();
-    } catch (const train_error & e) {
+    } catch (const flexidepth_error & e) {
         rc = flexidepth_fail(e.status, e.message);
     } catch (const std::exception & e) {
         rc = flexidepth_fail(LLAMA_FLEXIDEPTH_ERR_DATA, std::string("cannot read training data: ") + e.what());
@@ -699,7 +690,7 @@ int32_t llama_flexidepth_train(struct llama_model * model, const struct llama_fl
     }
     try {
         return train(model, *data, output_path, *params);
-    } catch (const train_error & e) {
+    } catch (const flexidepth_error & e) {
         return flexidepth_fail(e.status, e.message);
     } catch (const std::exception & e) {
         return flexidepth_fail(LLAMA_FLEXIDEPTH_ERR_ALLOC, std::string("training failed: ") + e.what());
