@@ -83,9 +83,8 @@ public final class EvaluationReport {
 
     /** A static method's curve on a dataset, ending at the base model (all layers). */
     List<Point> curve(String method, String dataset) {
-        List<Point> c = new ArrayList<>(points.stream().filter(p -> p.dataset().equals(dataset)
-                && (p.method().equals(method) || p.method().equals("base"))).toList());
-        return c;
+        return points.stream().filter(p -> p.dataset().equals(dataset)
+                && (p.method().equals(method) || p.method().equals("base"))).toList();
     }
 
     public List<Comparison> comparisons() {

@@ -34,8 +34,8 @@ import java.util.stream.IntStream;
  * base model and two static baselines at equal layers (ShortGPT layer removal, early exit), and
  * layers used per generated token on contrasting tasks. Writes results.json and report.html.
  *
- * <pre>FlexiDepthEvaluation [--out build/flexidepth-demo] [--alphas 0.001,0.003,0.01] [--tokens 200000]
- *     [--windows 150] [--prompts 20] [--threads N] [--retrain]</pre>
+ * <pre>FlexiDepthEvaluation [--out build/flexidepth-demo] [--alphas 0.001,0.003,0.01] [--tokens 200000] [--lr 0.0001]
+ *     [--windows N (default: whole texts)] [--prompts 20] [--threads N] [--retrain]</pre>
  */
 public final class FlexiDepthEvaluation {
     /**
@@ -97,11 +97,12 @@ public final class FlexiDepthEvaluation {
                     .distinct().toList());
             report.setup("eval_texts", List.copyOf(setup.evalTexts().keySet()));
             report.setup("eval_window_tokens", setup.window());
-            report.setup("eval_max_windows", setup.maxWindows());
+            report.setup("eval_max_windows", setup.maxWindows() == Integer.MAX_VALUE ? "all" : String.valueOf(setup.maxWindows()));
             train(model, setup, log);
 
             Map<String, int[]> evalTokens = new LinkedHashMap<>();
             setup.evalTexts().forEach((name, text) -> evalTokens.put(name, model.tokenize(text, false, false)));
+            report.setup("eval_text_tokens", evalTokens.entrySet().stream().map(e -> e.getKey() + ": " + e.getValue().length).toList());
             SessionOptions so = SessionOptions.builder().contextSize(setup.window()).batchSize(setup.window())
                     .threads(setup.threads()).threadsBatch(setup.threads()).build();
             try (Session session = model.newSession(so)) {
@@ -215,7 +216,7 @@ public final class FlexiDepthEvaluation {
         List<Float> alphas = Arrays.stream(o.getOrDefault("--alphas", "0.001,0.003,0.01").split(","))
                 .map(String::trim).map(Float::parseFloat).toList();
         int threads = Integer.parseInt(o.getOrDefault("--threads", String.valueOf(Runtime.getRuntime().availableProcessors())));
-        int windows = Integer.parseInt(o.getOrDefault("--windows", "150"));
+        int windows = Integer.parseInt(o.getOrDefault("--windows", String.valueOf(Integer.MAX_VALUE)));
         int prompts = Integer.parseInt(o.getOrDefault("--prompts", "20"));
         TrainingOptions training = TrainingOptions.builder().tokenBudget(Long.parseLong(o.getOrDefault("--tokens", "200000")))
                 .contextLength(256).learningRate(Float.parseFloat(o.getOrDefault("--lr", "0.0001"))).warmupSteps(30).seed(42).build();
