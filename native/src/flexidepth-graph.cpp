@@ -71,28 +71,6 @@ llm_flexidepth_graph::llm_flexidepth_graph(const llm_graph_context & g, const ll
     inp = static_cast<llm_graph_input_flexidepth *>(g.res->add_input(std::move(input)));
 }
 
-// Whether the device holding w runs the one-expert ggml_mul_mat_id that skips tokens. Not every
-// weight layout has it: the CPU's AMX buffers, for one, hold repacked weights only their own
-// MUL_MAT kernel reads, and the scheduler aborts on an op the weight's buffer cannot run.
-static bool runs_masked_mul_mat(const ggml_tensor * w) {
-    if (w->buffer == nullptr) {
-        return true;
-    }
-    ggml_backend_dev_t dev = ggml_backend_buft_get_device(ggml_backend_buffer_get_type(w->buffer));
-    if (dev == nullptr) {
-        return true;
-    }
-    ggml_init_params params = { 3 * ggml_tensor_overhead(), nullptr, true };
-    ggml_context * ctx = ggml_init(params);
-    const int64_t T = 2;
-    ggml_tensor * x   = ggml_new_tensor_3d(ctx, GGML_TYPE_F32, w->ne[0], 1, T);
-    ggml_tensor * ids = ggml_new_tensor_2d(ctx, GGML_TYPE_I32, 1, T);
-    ggml_tensor * op  = ggml_mul_mat_id(ctx, const_cast<ggml_tensor *>(w), x, ids);
-    const bool ok = ggml_backend_dev_supports_op(dev, op);
-    ggml_free(ctx);
-    return ok;
-}
-
 // x [K, T] through W [K, N] for the tokens whose id is 0 only; the others come out as exact zeros
 // and W is not read for them (one-expert ggml_mul_mat_id with skip ids).
 static ggml_tensor * mul_mat_rows(ggml_context * ctx, ggml_tensor * w, ggml_tensor * x, ggml_tensor * ids) {
@@ -188,19 +166,15 @@ void llm_flexidepth_graph::route(int il, ggml_tensor * z) {
     run = ggml_step(ctx0, ggml_sub(ctx0, gate, ggml_view_1d(ctx0, inp->taus, 1, r_idx * sizeof(float)))); // g > tau
     g.cb(run, "fd_run", il);
     rows = nullptr;
-    const llama_layer & layer = model.layers[il];
-    const ggml_tensor * weights[] = { layer.wq, layer.wo, layer.ffn_gate, layer.ffn_up, layer.ffn_down };
-    // a layer is masked as a whole or not at all: its mixing relies on exact zeros from every product
-    const bool masked_layer = masked && std::all_of(std::begin(weights), std::end(weights),
-        [](const ggml_tensor * w) { return w == nullptr || runs_masked_mul_mat(w); });
-    if (masked_layer) {
+    if (masked && L->maskable) {
         inp->rows.push_back(std::make_unique<llm_graph_input_flexidepth::masked_rows>());
         rows = inp->rows.back().get();
         rows->il = il;
         rows->run = run;
         rows->exact_zeros = model.layers[il].wo != nullptr && model.layers[il].wo_b == nullptr;
         rows->ids_all = ids_where(ctx0, run);
-        for (const ggml_tensor * w : weights) {
+        const llama_layer & layer = model.layers[il];
+        for (ggml_tensor * w : {layer.wq, layer.wo, layer.ffn_gate, layer.ffn_up, layer.ffn_down}) {
             if (w != nullptr) {
                 inp->masked_weights.emplace_back(w, rows);
             }

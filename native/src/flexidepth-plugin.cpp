@@ -77,6 +77,26 @@ ggml_tensor * optional_bias(ggml_context * meta, int il) {
     return t;
 }
 
+// Whether the device holding w runs the one-expert ggml_mul_mat_id that skips tokens. Not every
+// weight layout has it: the CPU's AMX buffers, for one, hold repacked weights only their own
+// MUL_MAT kernel reads, and the scheduler aborts on an op the weight's buffer cannot run.
+bool runs_masked_mul_mat(const ggml_tensor * w) {
+    if (w->buffer == nullptr) {
+        return true;
+    }
+    ggml_backend_dev_t dev = ggml_backend_buft_get_device(ggml_backend_buffer_get_type(w->buffer));
+    if (dev == nullptr) {
+        return true;
+    }
+    ggml_init_params params = { 3 * ggml_tensor_overhead(), nullptr, true };
+    ggml_context_ptr ctx(ggml_init(params));
+    const int64_t T = 2;
+    ggml_tensor * x   = ggml_new_tensor_3d(ctx.get(), GGML_TYPE_F32, w->ne[0], 1, T);
+    ggml_tensor * ids = ggml_new_tensor_2d(ctx.get(), GGML_TYPE_I32, 1, T);
+    ggml_tensor * op  = ggml_mul_mat_id(ctx.get(), const_cast<ggml_tensor *>(w), x, ids);
+    return ggml_backend_dev_supports_op(dev, op);
+}
+
 void load(llama_flexidepth & fd, const llama_model & model, const char * path) {
     std::unique_ptr<FILE, file_closer> file(fopen(path, "rb"));
     if (!file) {
@@ -206,6 +226,10 @@ void load(llama_flexidepth & fd, const llama_model & model, const char * path) {
         fd.layers.push_back({m.il, dup(c, m.router_down), dup(c, m.router_norm), dup(c, m.router_up), dup(c, m.router_head),
                              m.router_bias ? dup(c, m.router_bias) : nullptr,
                              dup(c, m.adapter_gate), dup(c, m.adapter_up), dup(c, m.adapter_down)});
+        const llama_layer & base = model.layers[m.il];
+        for (const ggml_tensor * w : {base.wq, base.wo, base.ffn_gate, base.ffn_up, base.ffn_down}) {
+            fd.layers.back().maskable &= w == nullptr || runs_masked_mul_mat(w);
+        }
     }
     for (auto & [buft, c] : ctx_for) {
         ggml_backend_buffer_t buf = ggml_backend_alloc_ctx_tensors_from_buft(c, buft);

@@ -21,6 +21,9 @@ struct llama_flexidepth_layer {
     ggml_tensor * adapter_gate;  // [d, d_a]  silu branch
     ggml_tensor * adapter_up;    // [d, d_a]  input projection
     ggml_tensor * adapter_down;  // [d_a, d]  output projection
+    // whether every base weight of the layer can run MASKED mode's token-skipping product where it
+    // is stored; a layer whose mixing lacks exact zeros from any of them stays DENSE
+    bool maskable = true;
 };
 
 struct llama_flexidepth {
