@@ -63,16 +63,18 @@ extern "C" {
 
     // Attaches a plug-in to a context with threshold tau in [0, 1]: later decodes route every token
     // of every routed layer. Replaces a plug-in attached before. The plug-in must belong to the
-    // context's model.
+    // context's model. On failure the context keeps what was attached before.
     LLAMA_API int32_t llama_flexidepth_attach(struct llama_context * ctx, struct llama_flexidepth * fd, float tau);
 
-    // Detaches the plug-in: the context computes the base model again.
-    LLAMA_API void    llama_flexidepth_detach(struct llama_context * ctx);
+    // Detaches the plug-in: the context computes the base model again. On failure (compute
+    // buffers for the base graph cannot be reserved) the plug-in stays attached.
+    LLAMA_API int32_t llama_flexidepth_detach(struct llama_context * ctx);
 
     // Changes tau; takes effect at the next decode without rebuilding the graph.
     LLAMA_API int32_t llama_flexidepth_set_threshold(struct llama_context * ctx, float tau);
 
-    // Chooses how routed layers are computed (rebuilds the graph at the next decode).
+    // Chooses how routed layers are computed (rebuilds the graph at the next decode). On failure
+    // the mode is unchanged.
     LLAMA_API int32_t llama_flexidepth_set_mode(struct llama_context * ctx, enum llama_flexidepth_mode mode);
 
     // Overrides the routers, for measuring speed independently of router weights: decisions[r] is

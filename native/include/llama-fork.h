@@ -17,6 +17,25 @@ extern "C" {
     // Computed in place from the logits: no allocation, so it is safe to call for every token.
     LLAMA_API float llama_fork_token_logprob(struct llama_context * ctx, int32_t idx, llama_token token);
 
+    // Whether every logit of batch position `idx` (as llama_get_logits_ith) is finite; false if
+    // idx has no logits. A NaN logit means the decode computed garbage (NaN weights, overflow).
+    LLAMA_API bool llama_fork_logits_finite(struct llama_context * ctx, int32_t idx);
+
+    enum llama_fork_sample_status {
+        LLAMA_FORK_SAMPLE_OK           =  0,
+        LLAMA_FORK_SAMPLE_NO_LOGITS    = -1, // idx has no logits
+        LLAMA_FORK_SAMPLE_NOT_FINITE   = -2, // a logit is NaN or infinite
+        LLAMA_FORK_SAMPLE_NO_CANDIDATE = -3, // the samplers (a grammar) admit no token
+        LLAMA_FORK_SAMPLE_FAILED       = -4, // a sampler failed; the reason is in the log
+    };
+
+    // llama_sampler_sample that reports what upstream's asserts or aborts on: no token is sampled
+    // from non-finite logits, and a token the samplers rejected (every candidate at -inf, as a
+    // grammar leaves them when it admits nothing) is neither returned nor accepted, so a grammar
+    // never sees a token it cannot take. On success stores the token and accepts it.
+    LLAMA_API int32_t llama_fork_sampler_sample(struct llama_sampler * smpl, struct llama_context * ctx,
+                                                int32_t idx, llama_token * token);
+
 #ifdef __cplusplus
 }
 #endif

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
 #include <unordered_map>
 
 namespace {
@@ -32,14 +33,40 @@ llama_flexidepth_binding * binding_of(const llama_context * ctx) {
 
 } // namespace
 
-void llama_context::set_flexidepth(llama_flexidepth_binding * binding, uint64_t plugin_id) {
+// Test hook (native/tests/test-flexidepth-faults.cpp): the next compute-buffer reservation of a
+// plug-in change fails as an allocation failure would, so the recovery path can be tested.
+std::atomic<int> fail_next_reserve{0};
+
+void llama_context::set_flexidepth(llama_flexidepth_binding * binding, uint64_t plugin_id, bool force) {
     synchronize();
+    llama_flexidepth_binding * prev_binding = cparams.flexidepth;
+    const uint64_t prev_id = cparams.flexidepth_id;
     cparams.flexidepth    = binding;
     cparams.flexidepth_id = plugin_id;
     // the graph changes shape: re-reserve compute buffers now, as training builds its graphs
     // without passing through decode's lazy reserve
     sched_need_reserve = true;
-    sched_reserve();
+    try {
+        if (fail_next_reserve.exchange(0) != 0) {
+            throw std::runtime_error("injected reservation failure");
+        }
+        sched_reserve();
+    } catch (const std::exception & e) {
+        // sched_reserve throws on allocation failure; no exception may leave the C API, and the
+        // context must keep computing what it computed before
+        if (!force) {
+            cparams.flexidepth    = prev_binding;
+            cparams.flexidepth_id = prev_id;
+        }
+        sched_need_reserve = true; // the next decode reserves again, and reports a failure itself
+        if (!force) {
+            flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_ALLOC, std::string("cannot reserve compute buffers: ") + e.what());
+        }
+    }
+}
+
+extern "C" LLAMA_API void llama_flexidepth_test_fail_next_reserve(void) {
+    fail_next_reserve = 1;
 }
 
 llama_flexidepth_binding * flexidepth_binding(const llama_context * ctx) {
@@ -74,20 +101,29 @@ int32_t flexidepth_attach(llama_context * ctx, llama_flexidepth * fd, float tau,
     binding->training = training;
     binding->alpha = alpha;
     binding->collect = !training;
-    ctx->set_flexidepth(binding.get(), next_graph_id++);
+    try {
+        ctx->set_flexidepth(binding.get(), next_graph_id++);
+    } catch (const flexidepth_error & e) {
+        return flexidepth_fail(e.status, e.message); // the previous binding is still attached
+    }
     registry[ctx] = std::move(binding); // frees a previous binding, whose graphs can no longer be reused
     return LLAMA_FLEXIDEPTH_OK;
 }
 
-void llama_flexidepth_detach(struct llama_context * ctx) {
+int32_t llama_flexidepth_detach(struct llama_context * ctx) {
     if (ctx == nullptr) {
-        return;
+        return flexidepth_fail(LLAMA_FLEXIDEPTH_ERR_INVALID_ARG, "context must not be NULL");
     }
     std::lock_guard<std::mutex> lock(registry_mutex);
     if (registry.count(ctx)) {
-        ctx->set_flexidepth(nullptr, 0);
+        try {
+            ctx->set_flexidepth(nullptr, 0);
+        } catch (const flexidepth_error & e) {
+            return flexidepth_fail(e.status, e.message); // still attached
+        }
         registry.erase(ctx);
     }
+    return LLAMA_FLEXIDEPTH_OK;
 }
 
 void llama_flexidepth_free(struct llama_flexidepth * fd) {
@@ -95,11 +131,12 @@ void llama_flexidepth_free(struct llama_flexidepth * fd) {
         return;
     }
     {
-        // Freeing an attached plug-in detaches it rather than leaving contexts with dangling tensors.
+        // Freeing an attached plug-in detaches it rather than leaving contexts with dangling
+        // tensors; forced, so that a failed reservation cannot keep the plug-in referenced.
         std::lock_guard<std::mutex> lock(registry_mutex);
         for (auto it = registry.begin(); it != registry.end();) {
             if (it->second->fd == fd) {
-                it->first->set_flexidepth(nullptr, 0);
+                it->first->set_flexidepth(nullptr, 0, /*force =*/ true);
                 it = registry.erase(it);
             } else {
                 ++it;
@@ -132,8 +169,14 @@ int32_t llama_flexidepth_set_mode(struct llama_context * ctx, enum llama_flexide
         return flexidepth_fail(LLAMA_FLEXIDEPTH_ERR_INVALID_ARG, "no plug-in is attached to this context");
     }
     if (b->mode != mode) {
+        const llama_flexidepth_mode prev = b->mode;
         b->mode = mode;
-        ctx->set_flexidepth(b, next_graph_id++);
+        try {
+            ctx->set_flexidepth(b, next_graph_id++);
+        } catch (const flexidepth_error & e) {
+            b->mode = prev;
+            return flexidepth_fail(e.status, e.message);
+        }
     }
     return LLAMA_FLEXIDEPTH_OK;
 }

@@ -251,6 +251,12 @@ void load(llama_flexidepth & fd, const llama_model & model, const char * path) {
             fread(staging.data(), 1, nbytes, file.get()) != nbytes) {
             flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_FORMAT, std::string(path) + " is truncated: tensor " + m->name + " is incomplete");
         }
+        // A NaN or Inf weight makes every gate NaN, every layer skipped and the session's cache
+        // NaN; refuse it here, where the tensor can still be named. Quantized blocks are checked
+        // through their scales.
+        if (!ggml_validate_row_data(t->type, staging.data(), nbytes)) {
+            flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_TENSOR, std::string("tensor ") + m->name + " holds NaN or infinite values");
+        }
         ggml_backend_tensor_set(t, staging.data(), 0, nbytes);
     }
 }

@@ -14,6 +14,8 @@ public record ChatMessage(String role, String content) {
         if (content == null) {
             throw new InvalidArgumentException("a chat message needs content");
         }
+        TextChecks.requireWellFormed(role, "the chat message role");
+        TextChecks.requireWellFormed(content, "the chat message content");
     }
 
     public static ChatMessage system(String content) {

@@ -14,6 +14,7 @@ public final class Conversation {
     private final List<ChatMessage> messages;
 
     Conversation(Session session, Optional<String> templateName, List<ChatMessage> history) {
+        session.checkUsable();
         this.session = session;
         this.templateName = templateName;
         this.messages = new ArrayList<>(history);

@@ -1,6 +1,9 @@
 package org.flexidepth.llama;
 
-/** {@code llama_decode} failed; {@link #code()} is its return value. */
+/**
+ * Evaluating tokens failed: {@code llama_decode} returned an error ({@link #code()}), or it
+ * returned logits that are not finite. The session's cache is left as it was before the call.
+ */
 public class DecodeException extends LlamaException {
     private static final long serialVersionUID = 1L;
     private final int code;
@@ -10,7 +13,13 @@ public class DecodeException extends LlamaException {
         this.code = code;
     }
 
-    /** The native error code: negative for errors, 2 when aborted. */
+    /** The decode itself succeeded but what it computed is unusable (NaN or infinite logits). */
+    public DecodeException(String message) {
+        super(message);
+        this.code = 0;
+    }
+
+    /** The native error code: negative for errors, 2 when aborted, 0 when the logits were not finite. */
     public int code() {
         return code;
     }

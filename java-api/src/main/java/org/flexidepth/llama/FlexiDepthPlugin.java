@@ -5,15 +5,18 @@ import org.flexidepth.llama.bindings.llama_h;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Set;
 import java.util.stream.IntStream;
 
 /**
  * A FlexiDepth plug-in (router and adapter per routed layer) loaded onto a model. Attach it to
- * sessions with {@link Session#attach(FlexiDepthPlugin, float)}. Closing it detaches it from
- * every session. Thread-safe.
+ * sessions with {@link Session#attach(FlexiDepthPlugin, float)}. Thread-safe; closing it from any
+ * thread is safe: it waits for the current decode of every session that uses it, detaches it
+ * from them (which empties their caches and ends their generations, see {@link CachePolicy}),
+ * then frees it. Closing the model closes its plug-ins.
  */
 public final class FlexiDepthPlugin implements AutoCloseable {
     private final LlamaModel model;
@@ -23,12 +26,16 @@ public final class FlexiDepthPlugin implements AutoCloseable {
     private final int routerSize, adapterSize;
     private final float defaultThreshold;
     private final String architecture;
+    private final String fingerprint;
+    private final Set<Session> users = new HashSet<>(); // guarded by this
+    private final Object closing = new Object();        // held for the whole of close()
     private volatile boolean closed;
 
-    private FlexiDepthPlugin(LlamaModel model, Path path, MemorySegment handle) {
+    private FlexiDepthPlugin(LlamaModel model, Path path, MemorySegment handle, String fingerprint) {
         this.model = model;
         this.path = path;
         this.handle = handle;
+        this.fingerprint = fingerprint;
         int n = llama_h.llama_flexidepth_n_routed(handle);
         this.routedLayers = IntStream.range(0, n).mapToObj(i -> llama_h.llama_flexidepth_routed_layer(handle, i)).toList();
         this.routerSize = llama_h.llama_flexidepth_router_size(handle);
@@ -43,9 +50,11 @@ public final class FlexiDepthPlugin implements AutoCloseable {
      * @throws FlexiDepthException if the file is missing, corrupt, or built for another model
      */
     static FlexiDepthPlugin load(LlamaModel model, Path path) {
-        if (!Files.isRegularFile(path)) {
-            throw new FlexiDepthException(FlexiDepthException.Reason.IO, "FlexiDepth plug-in not found: " + path);
-        }
+        FilePaths.problem(path).ifPresent(problem -> {
+            throw new FlexiDepthException(FlexiDepthException.Reason.IO, "FlexiDepth plug-in " + path + " " + problem
+                    + (problem.equals("not found") ? "" : "; expected a plug-in file (.gguf)"));
+        });
+        String fingerprint = Fingerprint.of(path);
         return model.read(() -> {
             try (Arena arena = Arena.ofConfined()) {
                 MemorySegment status = arena.allocate(ValueLayout.JAVA_INT);
@@ -54,7 +63,9 @@ public final class FlexiDepthPlugin implements AutoCloseable {
                     throw new FlexiDepthException(FlexiDepthException.Reason.of(status.get(ValueLayout.JAVA_INT, 0)),
                             "cannot load FlexiDepth plug-in " + path + ": " + llama_h.llama_flexidepth_last_error().getString(0));
                 }
-                return new FlexiDepthPlugin(model, path, h);
+                FlexiDepthPlugin plugin = new FlexiDepthPlugin(model, path, h, fingerprint);
+                model.pluginLoaded(plugin);
+                return plugin;
             }
         });
     }
@@ -101,11 +112,43 @@ public final class FlexiDepthPlugin implements AutoCloseable {
         return handle;
     }
 
-    /** Frees the plug-in, detaching it from every session that uses it. Idempotent. */
+    /** Identifies the file the plug-in was loaded from (see {@link SessionState}). */
+    String fingerprint() {
+        return fingerprint;
+    }
+
+    /** Called by a session that is about to attach this plug-in; refused once closing has begun. */
+    synchronized void addUser(Session session) {
+        if (closed) {
+            throw new ResourceClosedException("the FlexiDepth plug-in is closed");
+        }
+        users.add(session);
+    }
+
+    synchronized void removeUser(Session session) {
+        users.remove(session);
+    }
+
+    /**
+     * Detaches the plug-in from every session that uses it, waiting for each one's decode in
+     * progress, then frees it. Idempotent; a second caller returns once the first has finished.
+     */
     @Override
-    public synchronized void close() {
-        if (!closed) {
-            closed = true;
+    public void close() {
+        synchronized (closing) {
+            List<Session> detach;
+            synchronized (this) {
+                if (closed) {
+                    return;
+                }
+                closed = true; // no session can attach it from here on
+                detach = List.copyOf(users);
+                users.clear();
+            }
+            for (Session s : detach) {
+                s.pluginClosed(this);
+            }
+            model.pluginClosed(this);
             model.read(() -> {
                 llama_h.llama_flexidepth_free(handle);
                 return null;

@@ -126,7 +126,16 @@ public final class Generation implements Iterator<Token>, AutoCloseable {
             finish(StopReason.CANCELLED);
             return null;
         }
-        int id = llama_h.llama_sampler_sample(sampler, session.context(), -1);
+        try {
+            return produce();
+        } catch (RuntimeException e) {
+            finish(StopReason.FAILED); // the session's cache is as before this token
+            throw e;
+        }
+    }
+
+    private Token produce() {
+        int id = session.sample(sampler, tokens.size());
         float logProb = llama_h.llama_fork_token_logprob(session.context(), -1, id);
         if (model.isEndOfGeneration(id)) {
             Token t = new Token(id, stops.append(utf8.flush()) + stops.flush(), logProb, sinceLastToken(), Optional.empty());
@@ -145,7 +154,7 @@ public final class Generation implements Iterator<Token>, AutoCloseable {
             if (session.cachedLengthUnchecked() >= session.contextSize()) {
                 stop = stop == null ? StopReason.CONTEXT_FULL : stop;
             } else {
-                List<LayerUsage> u = session.decode(new int[] {id}, 0, 1, 0);
+                List<LayerUsage> u = session.decodeNext(id);
                 usage = u.isEmpty() ? Optional.empty() : Optional.of(u.get(0));
             }
         }

@@ -17,7 +17,11 @@ public record GenerationOptions(int maxTokens, List<String> stopStrings, Samplin
         if (maxTokens < 1) {
             throw new InvalidArgumentException("maxTokens must be >= 1, was " + maxTokens);
         }
+        if (stopStrings == null || stopStrings.contains(null)) {
+            throw new InvalidArgumentException("stop strings must not be null");
+        }
         stopStrings = List.copyOf(stopStrings);
+        stopStrings.forEach(stop -> TextChecks.requireWellFormed(stop, "the stop string"));
         if (stopStrings.stream().anyMatch(String::isEmpty)) {
             throw new InvalidArgumentException("stop strings must not be empty");
         }
@@ -50,6 +54,9 @@ public record GenerationOptions(int maxTokens, List<String> stopStrings, Samplin
         }
 
         public Builder stopString(String stop) {
+            if (stop == null) {
+                throw new InvalidArgumentException("a stop string must not be null");
+            }
             stopStrings.add(stop);
             return this;
         }

@@ -1,5 +1,7 @@
 package org.flexidepth.llama;
 
+import org.flexidepth.gguf.GgufFile;
+import org.flexidepth.gguf.GgufReader;
 import org.flexidepth.llama.bindings.llama_chat_message;
 import org.flexidepth.llama.bindings.llama_h;
 import org.flexidepth.llama.bindings.llama_model_params;
@@ -23,7 +25,7 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
 
 /**
  * A GGUF model loaded into memory. Thread-safe: any number of threads may tokenize and open
- * sessions at once. Closing it closes its sessions.
+ * sessions at once. Closing it, from any thread, closes its sessions and plug-ins first.
  *
  * <pre>{@code
  * try (LlamaModel model = LlamaModel.load(Path.of("model.gguf"));
@@ -38,13 +40,16 @@ public final class LlamaModel implements AutoCloseable {
     private final MemorySegment vocab;
     private final ModelInfo info;
     private final Set<Session> sessions = ConcurrentHashMap.newKeySet();
+    private final Set<FlexiDepthPlugin> plugins = ConcurrentHashMap.newKeySet();
+    private final String fingerprint;
     // Readers are calls that use the native model; close() takes the write lock so none is in flight.
     private final ReentrantReadWriteLock lifecycle = new ReentrantReadWriteLock();
     private volatile boolean closed;
 
-    private LlamaModel(Path path, MemorySegment model) {
+    private LlamaModel(Path path, MemorySegment model, String fingerprint) {
         this.path = path;
         this.model = model;
+        this.fingerprint = fingerprint;
         this.vocab = llama_h.llama_model_get_vocab(model);
         this.info = readInfo();
     }
@@ -61,6 +66,7 @@ public final class LlamaModel implements AutoCloseable {
      */
     public static LlamaModel load(Path path, ModelOptions options) {
         checkReadableGguf(path);
+        String fingerprint = Fingerprint.of(path);
         NativeLibrary.load();
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment params = llama_h.llama_model_default_params(arena);
@@ -74,16 +80,18 @@ public final class LlamaModel implements AutoCloseable {
             NativeLog.clearNativeError();
             MemorySegment m = llama_h.llama_model_load_from_file(arena.allocateFrom(path.toString()), params);
             if (m.equals(MemorySegment.NULL)) {
-                throw new ModelLoadException("cannot load model " + path + NativeLog.nativeErrorSuffix());
+                String suffix = NativeLog.nativeErrorSuffix();
+                throw new ModelLoadException(adapterInsteadOfModel(path).orElse("cannot load model " + path + suffix));
             }
-            return new LlamaModel(path, m);
+            return new LlamaModel(path, m, fingerprint);
         }
     }
 
     private static void checkReadableGguf(Path path) {
-        if (!Files.isRegularFile(path)) {
-            throw new ModelLoadException("model file not found: " + path);
-        }
+        FilePaths.problem(path).ifPresent(problem -> {
+            throw new ModelLoadException(problem.equals("not found") ? "model file not found: " + path
+                    : "model path " + path + " " + problem + "; expected a GGUF model file");
+        });
         try (InputStream in = Files.newInputStream(path)) {
             byte[] magic = in.readNBytes(4);
             if (!Arrays.equals(magic, "GGUF".getBytes(StandardCharsets.US_ASCII))) {
@@ -92,6 +100,29 @@ public final class LlamaModel implements AutoCloseable {
         } catch (IOException e) {
             throw new ModelLoadException("cannot read model file " + path + ": " + e.getMessage(), e);
         }
+    }
+
+    /** Says so when a file that failed to load as a model is an adapter (LoRA or FlexiDepth plug-in). */
+    private static Optional<String> adapterInsteadOfModel(Path path) {
+        GgufFile header;
+        try {
+            header = GgufReader.readHeader(path);
+        } catch (IOException | RuntimeException e) {
+            return Optional.empty(); // not readable as GGUF at all: llama.cpp's message says more
+        }
+        String type = header.get("general.type").map(v -> v.value() instanceof String str ? str : "").orElse("");
+        if (!type.equals("adapter")) {
+            return Optional.empty();
+        }
+        String adapter = header.get("adapter.type").map(v -> v.value() instanceof String str ? str : "").orElse("");
+        String base = header.architecture().orElse("?");
+        return Optional.of(switch (adapter) {
+            case "flexidepth" -> path + " is a FlexiDepth plug-in for a '" + base + "' model, not a model: load its base model,"
+                    + " then the plug-in with LlamaModel.loadFlexiDepth(path)";
+            case "lora" -> path + " is a LoRA adapter for a '" + base + "' model, not a model: load its base model and"
+                    + " apply the adapter to it";
+            default -> path + " is an adapter (adapter.type '" + adapter + "'), not a model: load its base model instead";
+        });
     }
 
     private ModelInfo readInfo() {
@@ -205,6 +236,19 @@ public final class LlamaModel implements AutoCloseable {
         sessions.remove(s);
     }
 
+    void pluginLoaded(FlexiDepthPlugin p) {
+        plugins.add(p);
+    }
+
+    void pluginClosed(FlexiDepthPlugin p) {
+        plugins.remove(p);
+    }
+
+    /** Identifies the file the model was loaded from (see {@link SessionState}). */
+    String fingerprint() {
+        return fingerprint;
+    }
+
     /** Tokens of {@code text}, with BOS if the model wants one and special tokens parsed. */
     public int[] tokenize(String text) {
         return tokenize(text, true, true);
@@ -217,6 +261,10 @@ public final class LlamaModel implements AutoCloseable {
      * @param parseSpecial recognise special-token text such as {@code <|im_start|>}
      */
     public int[] tokenize(String text, boolean addSpecial, boolean parseSpecial) {
+        if (text == null) {
+            throw new InvalidArgumentException("the text to tokenize must not be null");
+        }
+        TextChecks.requireWellFormed(text, "the text");
         byte[] utf8 = text.getBytes(StandardCharsets.UTF_8);
         return read(() -> {
             try (Arena arena = Arena.ofConfined()) {
@@ -368,21 +416,33 @@ public final class LlamaModel implements AutoCloseable {
         }
     }
 
-    /** Closes every open session, then frees the model. Idempotent. */
+    /**
+     * Closes every open session and plug-in (each waits for its decode in progress), then frees the
+     * model. Safe from any thread, in any order with closing sessions and plug-ins. Idempotent.
+     */
     @Override
     public void close() {
-        for (Session s : List.copyOf(sessions)) {
-            s.close();
-        }
-        lifecycle.writeLock().lock();
-        try {
-            if (closed) {
-                return;
+        while (true) {
+            for (Session s : List.copyOf(sessions)) {
+                s.close();
             }
-            closed = true;
-            llama_h.llama_model_free(model);
-        } finally {
-            lifecycle.writeLock().unlock();
+            for (FlexiDepthPlugin p : List.copyOf(plugins)) {
+                p.close();
+            }
+            lifecycle.writeLock().lock();
+            try {
+                if (closed) {
+                    return;
+                }
+                if (sessions.isEmpty() && plugins.isEmpty()) {
+                    closed = true;
+                    llama_h.llama_model_free(model);
+                    return;
+                }
+                // another thread opened a session or loaded a plug-in meanwhile: close those too
+            } finally {
+                lifecycle.writeLock().unlock();
+            }
         }
     }
 

@@ -47,6 +47,12 @@ public record Sampling(float temperature, int topK, float topP, float minP, floa
             throw new InvalidArgumentException("seed must fit in 32 unsigned bits, was " + seed);
         }
         grammar = grammar == null ? Optional.empty() : grammar;
+        // llama.cpp treats an empty grammar as none at all, which would silently drop a constraint
+        // the caller asked for (a grammar file that came out empty, say)
+        if (grammar.isPresent() && grammar.get().isBlank()) {
+            throw new InvalidArgumentException("the grammar is empty; a GBNF grammar needs at least a root rule (leave it unset for none)");
+        }
+        grammar.ifPresent(g -> TextChecks.requireWellFormed(g, "the grammar"));
     }
 
     /** Always the most likely token: deterministic. */

@@ -10,7 +10,10 @@ import java.lang.foreign.ValueLayout;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
+import java.util.TreeMap;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.Consumer;
 
@@ -18,7 +21,9 @@ import java.util.function.Consumer;
  * A llama.cpp context on a model: a KV cache that remembers the tokens evaluated so far, so a
  * prompt that starts with what the cache already holds (the next turn of a chat) only evaluates
  * the new part. Confined to one thread at a time: a call from a second thread while another is
- * inside the session throws {@link ConcurrentUseException}.
+ * inside the session throws {@link ConcurrentUseException}. Closing it (or its plug-in, or its
+ * model) is safe from any thread: it waits for the decode in progress. A call that fails leaves
+ * the cache as it was before the call.
  */
 public final class Session implements AutoCloseable {
     private final LlamaModel model;
@@ -29,16 +34,22 @@ public final class Session implements AutoCloseable {
     private final MemorySegment batchToken, batchPos, batchLogits;
     private final int contextSize, batchSize;
     private final ReentrantLock lock = new ReentrantLock();
+    // closes from other threads (of the session, its plug-in, its model) waiting for the lock: a
+    // call that finds the lock taken by one of them waits instead of reporting concurrent use
+    private final AtomicInteger lifecycleWaiters = new AtomicInteger();
     private volatile Thread user;
     private volatile boolean closed;
     // Native scratch reused for every token: token text, logits index.
     private MemorySegment pieceBuffer;
+    private final MemorySegment sampledToken;
     private int[] cached = new int[64];
     private int cachedLength;
+    private long cacheChanges; // counts native changes to the KV cache, to know when a failed call must restore it
     private Generation active;
     // FlexiDepth: the attached plug-in and reused buffers for the routing of one decode
     private FlexiDepthPlugin plugin;
     private float threshold;
+    private Map<Integer, Boolean> forced = Map.of();
     private MemorySegment routingGates, routingRun;
 
     Session(LlamaModel model, SessionOptions options) {
@@ -72,6 +83,7 @@ public final class Session implements AutoCloseable {
             seqIds.getAtIndex(ValueLayout.ADDRESS, i).reinterpret(4).set(ValueLayout.JAVA_INT, 0, 0);
         }
         pieceBuffer = arena.allocate(64);
+        sampledToken = arena.allocate(ValueLayout.JAVA_INT);
     }
 
     public LlamaModel model() {
@@ -146,24 +158,42 @@ public final class Session implements AutoCloseable {
 
     /** A conversation rendered with a named llama.cpp template ("chatml", "llama3", ...). */
     public Conversation conversation(String templateName, List<ChatMessage> history) {
+        if (templateName == null || history == null || history.stream().anyMatch(java.util.Objects::isNull)) {
+            throw new InvalidArgumentException("the template name and the history must not be null");
+        }
         return new Conversation(this, Optional.of(templateName), history);
     }
 
     /**
      * Attaches a FlexiDepth plug-in with threshold {@code tau}: from the next evaluated token on,
      * every token is routed and carries its {@link LayerUsage}. Replaces a plug-in attached before.
-     * The cache is kept; tokens already in it were computed without (or with the previous) plug-in.
+     * Empties the cache ({@link CachePolicy#DISCARD}), so that no reply reuses K/V computed under
+     * other routing.
      */
     public void attach(FlexiDepthPlugin plugin, float tau) {
+        attach(plugin, tau, CachePolicy.DISCARD);
+    }
+
+    /** Like {@link #attach(FlexiDepthPlugin, float)}; {@code cache} says what happens to the cached tokens. */
+    public void attach(FlexiDepthPlugin plugin, float tau, CachePolicy cache) {
         if (plugin.model() != model) {
             throw new InvalidArgumentException("the plug-in was loaded for " + plugin.model().path().getFileName()
                     + ", not for this session's model " + model.path().getFileName());
         }
         checkThreshold(tau);
+        requirePolicy(cache);
         enter(() -> {
+            FlexiDepthPlugin previous = this.plugin;
+            plugin.addUser(this); // refused once the plug-in is closing
             int rc = llama_h.llama_flexidepth_attach(ctx, plugin.handle(), tau);
             if (rc != 0) {
+                if (previous != plugin) {
+                    plugin.removeUser(this);
+                }
                 throw new FlexiDepthException(FlexiDepthException.Reason.of(rc), llama_h.llama_flexidepth_last_error().getString(0));
+            }
+            if (previous != null && previous != plugin) {
+                previous.removeUser(this);
             }
             int n = plugin.routedLayers().size();
             if (routingGates == null || routingGates.byteSize() < 4L * n * batchSize) {
@@ -172,28 +202,60 @@ public final class Session implements AutoCloseable {
             }
             this.plugin = plugin;
             this.threshold = tau;
+            this.forced = Map.of();
+            routingChanged(cache);
             return null;
         });
     }
 
-    /** Changes the threshold of the attached plug-in; takes effect at the next token, no graph rebuild. */
+    /**
+     * Changes the threshold of the attached plug-in; takes effect at the next token, no graph
+     * rebuild. Empties the cache ({@link CachePolicy#DISCARD}).
+     */
     public void setThreshold(float tau) {
+        setThreshold(tau, CachePolicy.DISCARD);
+    }
+
+    /** Like {@link #setThreshold(float)}; {@code cache} says what happens to the cached tokens. */
+    public void setThreshold(float tau, CachePolicy cache) {
         checkThreshold(tau);
+        requirePolicy(cache);
         enter(() -> {
-            if (attachedPlugin().isEmpty()) {
-                throw new InvalidArgumentException("no FlexiDepth plug-in is attached to this session");
+            requireAttached();
+            int rc = llama_h.llama_flexidepth_set_threshold(ctx, tau);
+            if (rc != 0) {
+                throw new FlexiDepthException(FlexiDepthException.Reason.of(rc), llama_h.llama_flexidepth_last_error().getString(0));
             }
-            llama_h.llama_flexidepth_set_threshold(ctx, tau);
             threshold = tau;
+            routingChanged(cache);
             return null;
         });
     }
 
-    /** Detaches the plug-in: the session computes the base model again. */
+    /**
+     * Detaches the plug-in: the session computes the base model again. Empties the cache
+     * ({@link CachePolicy#DISCARD}), whose K/V were computed with the plug-in.
+     */
     public void detach() {
+        detach(CachePolicy.DISCARD);
+    }
+
+    /** Like {@link #detach()}; {@code cache} says what happens to the cached tokens. */
+    public void detach(CachePolicy cache) {
+        requirePolicy(cache);
         enter(() -> {
-            llama_h.llama_flexidepth_detach(ctx);
+            FlexiDepthPlugin p = plugin;
+            if (p == null) {
+                return null;
+            }
+            int rc = llama_h.llama_flexidepth_detach(ctx);
+            if (rc != 0) {
+                throw new FlexiDepthException(FlexiDepthException.Reason.of(rc), llama_h.llama_flexidepth_last_error().getString(0));
+            }
+            p.removeUser(this);
             plugin = null;
+            forced = Map.of();
+            routingChanged(cache);
             return null;
         });
     }
@@ -203,15 +265,22 @@ public final class Session implements AutoCloseable {
      * ({@code true}) or are skipped ({@code false}) for every token; the others keep routing. With a
      * plug-in whose adapters are zero, a forced skip removes the layer, which is how static layer
      * removal and early exit are measured. Takes effect at the next token, no graph rebuild.
+     * Empties the cache ({@link CachePolicy#DISCARD}).
      *
      * @throws InvalidArgumentException if no plug-in is attached or a layer is not routed
      */
-    public void forceRouting(java.util.Map<Integer, Boolean> decisions) {
+    public void forceRouting(Map<Integer, Boolean> decisions) {
+        forceRouting(decisions, CachePolicy.DISCARD);
+    }
+
+    /** Like {@link #forceRouting(Map)}; {@code cache} says what happens to the cached tokens. */
+    public void forceRouting(Map<Integer, Boolean> decisions, CachePolicy cache) {
+        requirePolicy(cache);
+        Map<Integer, Boolean> copy = Map.copyOf(decisions);
         enter(() -> {
-            FlexiDepthPlugin p = attachedPlugin().orElseThrow(
-                    () -> new InvalidArgumentException("no FlexiDepth plug-in is attached to this session"));
+            FlexiDepthPlugin p = requireAttached();
             List<Integer> routed = p.routedLayers();
-            for (Integer layer : decisions.keySet()) {
+            for (Integer layer : copy.keySet()) {
                 if (!routed.contains(layer)) {
                     throw new InvalidArgumentException("layer " + layer + " is not routed by " + p);
                 }
@@ -219,29 +288,83 @@ public final class Session implements AutoCloseable {
             try (Arena a = Arena.ofConfined()) {
                 MemorySegment d = a.allocate(ValueLayout.JAVA_BYTE, routed.size());
                 for (int r = 0; r < routed.size(); r++) {
-                    Boolean run = decisions.get(routed.get(r));
+                    Boolean run = copy.get(routed.get(r));
                     d.set(ValueLayout.JAVA_BYTE, r, (byte) (run == null ? -1 : run ? 1 : 0));
                 }
-                llama_h.llama_flexidepth_force(ctx, d, routed.size());
+                int rc = llama_h.llama_flexidepth_force(ctx, d, routed.size());
+                if (rc != 0) {
+                    throw new FlexiDepthException(FlexiDepthException.Reason.of(rc), llama_h.llama_flexidepth_last_error().getString(0));
+                }
             }
+            forced = copy;
+            routingChanged(cache);
             return null;
         });
     }
 
-    /** Lets every router decide again after {@link #forceRouting}. */
+    /** Lets every router decide again after {@link #forceRouting}. Empties the cache if routing was forced. */
     public void releaseRouting() {
         enter(() -> {
-            if (attachedPlugin().isPresent()) {
+            if (plugin != null && !forced.isEmpty()) {
                 llama_h.llama_flexidepth_force(ctx, MemorySegment.NULL, 0);
+                forced = Map.of();
+                routingChanged(CachePolicy.DISCARD);
             }
             return null;
         });
     }
 
-    /** The attached plug-in, if any (a closed plug-in is detached). */
-    public Optional<FlexiDepthPlugin> attachedPlugin() {
+    private FlexiDepthPlugin requireAttached() {
+        if (plugin == null) {
+            throw new InvalidArgumentException("no FlexiDepth plug-in is attached to this session");
+        }
+        return plugin;
+    }
+
+    private static void requirePolicy(CachePolicy cache) {
+        if (cache == null) {
+            throw new InvalidArgumentException("the cache policy must not be null");
+        }
+    }
+
+    /** After the routing changed: the cached K/V no longer match it unless the caller keeps them. */
+    private void routingChanged(CachePolicy cache) {
+        if (cache == CachePolicy.DISCARD) {
+            endActive();
+            clearCache();
+        }
+    }
+
+    /**
+     * The plug-in is closing on some thread: wait for the call in progress, then detach it. The
+     * cache is emptied and a generation in progress ends, as after {@link #detach()}.
+     */
+    void pluginClosed(FlexiDepthPlugin p) {
+        underLifecycleLock(() -> {
+            if (!closed && plugin == p) {
+                endActive();
+                // cannot fail in a way that matters here: llama_flexidepth_free detaches by force
+                llama_h.llama_flexidepth_detach(ctx);
+                plugin = null;
+                forced = Map.of();
+                clearCache();
+            }
+        });
+    }
+
+    /** What the cached K/V are computed with, recorded in saved states. */
+    private String routing() {
         FlexiDepthPlugin p = plugin;
-        return p == null || p.isClosed() ? Optional.empty() : Optional.of(p);
+        if (p == null) {
+            return "the base model";
+        }
+        return "FlexiDepth plug-in " + p.path().getFileName() + " [" + p.fingerprint() + "] at tau " + threshold
+                + (forced.isEmpty() ? "" : " with forced routing " + new TreeMap<>(forced));
+    }
+
+    /** The attached plug-in, if any (closing a plug-in detaches it). */
+    public Optional<FlexiDepthPlugin> attachedPlugin() {
+        return Optional.ofNullable(plugin);
     }
 
     /** The attached plug-in's threshold tau. */
@@ -272,18 +395,19 @@ public final class Session implements AutoCloseable {
         }
         return enter(() -> {
             endActive();
-            llama_h.llama_memory_clear(llama_h.llama_get_memory(ctx), true);
-            cachedLength = 0;
-            float[] logProbs = new float[tokens.length - 1];
-            List<LayerUsage> usage = new java.util.ArrayList<>();
-            for (int at = 0; at < tokens.length; at += batchSize) {
-                int n = Math.min(batchSize, tokens.length - at);
-                usage.addAll(decode(tokens, at, n, 0));
-                for (int j = 0; j < n && at + j + 1 < tokens.length; j++) {
-                    logProbs[at + j] = llama_h.llama_fork_token_logprob(ctx, j, tokens[at + j + 1]);
+            return restoringCacheOnFailure(() -> {
+                clearCache();
+                float[] logProbs = new float[tokens.length - 1];
+                List<LayerUsage> usage = new java.util.ArrayList<>();
+                for (int at = 0; at < tokens.length; at += batchSize) {
+                    int n = Math.min(batchSize, tokens.length - at);
+                    usage.addAll(decode(tokens, at, n, 0));
+                    for (int j = 0; j < n && at + j + 1 < tokens.length; j++) {
+                        logProbs[at + j] = llama_h.llama_fork_token_logprob(ctx, j, tokens[at + j + 1]);
+                    }
                 }
-            }
-            return new TokenScores(tokens, logProbs, usage);
+                return new TokenScores(tokens, logProbs, usage);
+            });
         });
     }
 
@@ -291,13 +415,48 @@ public final class Session implements AutoCloseable {
     public void clear() {
         enter(() -> {
             endActive();
-            llama_h.llama_memory_clear(llama_h.llama_get_memory(ctx), true);
-            cachedLength = 0;
+            clearCache();
             return null;
         });
     }
 
-    /** A snapshot of the cache, restorable with {@link #restoreState(SessionState)}. */
+    private void clearCache() {
+        llama_h.llama_memory_clear(llama_h.llama_get_memory(ctx), true);
+        cachedLength = 0;
+        cacheChanges++;
+    }
+
+    /**
+     * Runs a call that decodes and, if it fails, puts the cache back as it was: the tokens cached
+     * before are evaluated again from an emptied cache (whose data is zeroed, so no NaN or
+     * half-written K/V survives), which computes the same K/V under the same routing.
+     */
+    private <T> T restoringCacheOnFailure(Call<T> call) {
+        long changesBefore = cacheChanges;
+        int[] before = Arrays.copyOf(cached, cachedLength);
+        try {
+            return call.run();
+        } catch (RuntimeException e) {
+            if (cacheChanges != changesBefore) {
+                try {
+                    clearCache();
+                    for (int at = 0; at < before.length; at += batchSize) {
+                        int n = Math.min(batchSize, before.length - at);
+                        decode(before, at, n, n);
+                    }
+                } catch (RuntimeException again) {
+                    clearCache(); // an empty cache rather than one that disagrees with cachedTokens()
+                    e.addSuppressed(again);
+                }
+            }
+            throw e;
+        }
+    }
+
+    /**
+     * A snapshot of the cache, restorable with {@link #restoreState(SessionState)}. It records the
+     * model and the routing (plug-in, threshold, forced routing) its K/V were computed with.
+     */
     public SessionState saveState() {
         return enter(() -> {
             endActive();
@@ -305,69 +464,89 @@ public final class Session implements AutoCloseable {
             try (Arena tmp = Arena.ofConfined()) {
                 MemorySegment buf = tmp.allocate(size);
                 long written = llama_h.llama_state_get_data(ctx, buf, size);
-                return new SessionState(Arrays.copyOf(cached, cachedLength), buf.asSlice(0, written).toArray(ValueLayout.JAVA_BYTE));
+                return new SessionState(Arrays.copyOf(cached, cachedLength), buf.asSlice(0, written).toArray(ValueLayout.JAVA_BYTE),
+                        model.fingerprint(), routing());
             }
         });
     }
 
-    /** Restores a snapshot taken from a session of the same model and context size. */
+    /**
+     * Restores a snapshot taken from a session of the same model file, with the same routing (the
+     * same plug-in and threshold attached, or none), and a context at least as large.
+     *
+     * @throws InvalidArgumentException if the state was saved from another model or with other routing
+     */
     public void restoreState(SessionState state) {
         enter(() -> {
             endActive();
-            byte[] data = state.data();
-            if (state.tokensView().length > contextSize) {
-                throw new ContextFullException("the state holds " + state.tokensView().length + " tokens, more than this session's context of " + contextSize);
-            }
+            checkCompatible(state.model(), state.routing(), state.tokensView().length);
             try (Arena tmp = Arena.ofConfined()) {
-                MemorySegment buf = tmp.allocateFrom(ValueLayout.JAVA_BYTE, data);
-                NativeLog.clearNativeError();
-                long read = llama_h.llama_state_set_data(ctx, buf, data.length);
-                if (read == 0) {
-                    cachedLength = 0;
-                    throw new InvalidArgumentException("the state does not fit this session" + NativeLog.nativeErrorSuffix());
-                }
+                restoreNative(tmp.allocateFrom(ValueLayout.JAVA_BYTE, state.data()), state.tokensView());
             }
-            setCached(state.tokensView(), state.tokensView().length);
             return null;
         });
     }
 
-    /** Writes the cache and its tokens to a file (llama.cpp's session file format). */
+    /** Writes the cache, its tokens and what they were computed with to a file (atomically). */
     public void saveState(Path file) {
         enter(() -> {
             endActive();
+            long size = llama_h.llama_state_get_size(ctx);
             try (Arena tmp = Arena.ofConfined()) {
-                MemorySegment toks = tmp.allocateFrom(ValueLayout.JAVA_INT, Arrays.copyOf(cached, cachedLength));
-                NativeLog.clearNativeError();
-                if (!llama_h.llama_state_save_file(ctx, tmp.allocateFrom(file.toString()), toks, cachedLength)) {
-                    throw new LlamaException("cannot write session state to " + file + NativeLog.nativeErrorSuffix());
+                MemorySegment buf = tmp.allocate(size);
+                long written = llama_h.llama_state_get_data(ctx, buf, size);
+                SessionStateFile.write(file, new SessionStateFile.Header(model.fingerprint(), routing(),
+                        Arrays.copyOf(cached, cachedLength)), buf.asSlice(0, written));
+            }
+            return null;
+        });
+    }
+
+    /**
+     * Restores a file written by {@link #saveState(Path)}.
+     *
+     * @throws InvalidArgumentException if the file is missing, corrupt, or saved from another model or with other routing
+     */
+    public void restoreState(Path file) {
+        enter(() -> {
+            endActive();
+            FilePaths.problem(file).ifPresent(problem -> {
+                throw new InvalidArgumentException("session state file " + file + " " + problem);
+            });
+            try (SessionStateFile.Reader in = SessionStateFile.open(file)) {
+                SessionStateFile.Header h = in.header();
+                checkCompatible(h.model(), h.routing(), h.tokens().length);
+                try (Arena tmp = Arena.ofConfined()) {
+                    restoreNative(in.readData(tmp), h.tokens());
                 }
             }
             return null;
         });
     }
 
-    /** Restores a file written by {@link #saveState(Path)}. */
-    public void restoreState(Path file) {
-        enter(() -> {
-            endActive();
-            if (!java.nio.file.Files.isRegularFile(file)) {
-                throw new InvalidArgumentException("session state file not found: " + file);
-            }
-            try (Arena tmp = Arena.ofConfined()) {
-                MemorySegment toks = tmp.allocate(ValueLayout.JAVA_INT, contextSize);
-                MemorySegment count = tmp.allocate(ValueLayout.JAVA_LONG);
-                NativeLog.clearNativeError();
-                if (!llama_h.llama_state_load_file(ctx, tmp.allocateFrom(file.toString()), toks, contextSize, count)) {
-                    llama_h.llama_memory_clear(llama_h.llama_get_memory(ctx), true);
-                    cachedLength = 0;
-                    throw new InvalidArgumentException("cannot restore session state from " + file + NativeLog.nativeErrorSuffix());
-                }
-                int n = (int) count.get(ValueLayout.JAVA_LONG, 0);
-                setCached(toks.asSlice(0, 4L * n).toArray(ValueLayout.JAVA_INT), n);
-            }
-            return null;
-        });
+    private void checkCompatible(String stateModel, String stateRouting, int tokens) {
+        if (!stateModel.equals(model.fingerprint())) {
+            throw new InvalidArgumentException("the state was saved from another model file than " + model.path().getFileName()
+                    + " (fingerprint " + stateModel + ", this model's " + model.fingerprint() + ")");
+        }
+        if (!stateRouting.equals(routing())) {
+            throw new InvalidArgumentException("the state was computed with " + stateRouting + "; this session computes with "
+                    + routing() + ": attach the same plug-in and threshold (or detach) before restoring it");
+        }
+        if (tokens > contextSize) {
+            throw new ContextFullException("the state holds " + tokens + " tokens, more than this session's context of " + contextSize);
+        }
+    }
+
+    private void restoreNative(MemorySegment data, int[] tokens) {
+        NativeLog.clearNativeError();
+        long read = llama_h.llama_state_set_data(ctx, data, data.byteSize());
+        cacheChanges++;
+        if (read == 0) {
+            clearCache();
+            throw new InvalidArgumentException("the state does not fit this session" + NativeLog.nativeErrorSuffix());
+        }
+        setCached(tokens, tokens.length);
     }
 
     // ---- used by Generation, always inside enter() ----
@@ -381,6 +560,10 @@ public final class Session implements AutoCloseable {
             throw new ContextFullException("the prompt has " + prompt.length + " tokens; this session's context holds "
                     + contextSize + " (including at least one generated token)");
         }
+        return restoringCacheOnFailure(() -> evaluatePromptAfterPrefix(prompt, g, usage));
+    }
+
+    private int evaluatePromptAfterPrefix(int[] prompt, Generation g, List<LayerUsage> usage) {
         int reuse = 0;
         while (reuse < cachedLength && reuse < prompt.length && cached[reuse] == prompt[reuse]) {
             reuse++;
@@ -390,6 +573,7 @@ public final class Session implements AutoCloseable {
         }
         if (reuse < cachedLength) {
             MemorySegment mem = llama_h.llama_get_memory(ctx);
+            cacheChanges++;
             if (!llama_h.llama_memory_seq_rm(mem, 0, reuse, -1)) {
                 llama_h.llama_memory_clear(mem, true); // e.g. recurrent models cannot drop a suffix
                 reuse = 0;
@@ -421,12 +605,19 @@ public final class Session implements AutoCloseable {
             batchLogits.set(ValueLayout.JAVA_BYTE, i, (byte) (i >= firstOutput ? 1 : 0));
         }
         llama_batch.n_tokens(batch, n);
+        cacheChanges++;
         int rc = llama_h.llama_decode(ctx, batch);
         if (rc == 1) {
             throw new ContextFullException("no room in the KV cache for " + n + " more tokens");
         }
         if (rc != 0) {
             throw new DecodeException(rc, "evaluating " + n + " tokens failed" + NativeLog.nativeErrorSuffix());
+        }
+        for (int i = firstOutput; i < n; i++) {
+            if (!llama_h.llama_fork_logits_finite(ctx, i)) {
+                throw new DecodeException("the logits of token " + (cachedLength + i) + " are not finite (NaN or infinite):"
+                        + " the model or plug-in computes garbage for this input; the cache is restored");
+            }
         }
         if (cachedLength + n > cached.length) {
             cached = Arrays.copyOf(cached, Math.max(cached.length * 2, cachedLength + n));
@@ -459,6 +650,31 @@ public final class Session implements AutoCloseable {
             out.add(new LayerUsage(model.info().layers(), routed, ran, gates));
         }
         return out;
+    }
+
+    /** Decodes one generated token; on failure the cache is as before. */
+    List<LayerUsage> decodeNext(int token) {
+        return restoringCacheOnFailure(() -> decode(new int[] {token}, 0, 1, 0));
+    }
+
+    /**
+     * Samples the next token from the last decode's logits with {@code sampler}.
+     *
+     * @throws InvalidArgumentException if the samplers (a grammar) admit no token of the vocabulary
+     */
+    int sample(MemorySegment sampler, int generated) {
+        int rc = llama_h.llama_fork_sampler_sample(sampler, ctx, -1, sampledToken);
+        if (rc == llama_h.LLAMA_FORK_SAMPLE_OK()) {
+            return sampledToken.get(ValueLayout.JAVA_INT, 0);
+        }
+        if (rc == llama_h.LLAMA_FORK_SAMPLE_NO_CANDIDATE()) {
+            throw new InvalidArgumentException("the grammar admits no token of this model's vocabulary after "
+                    + generated + " generated tokens");
+        }
+        if (rc == llama_h.LLAMA_FORK_SAMPLE_NOT_FINITE()) {
+            throw new DecodeException("the logits are not finite (NaN or infinite); no token can be sampled");
+        }
+        throw new DecodeException(rc, "sampling failed" + NativeLog.nativeErrorSuffix());
     }
 
     /** Reads one token's text bytes into the reused native buffer. */
@@ -503,9 +719,13 @@ public final class Session implements AutoCloseable {
     /** Runs {@code call} as the only thread inside this session. */
     <T> T enter(Call<T> call) {
         if (!lock.tryLock()) {
-            Thread other = user;
-            throw new ConcurrentUseException("the session is in use by thread \"" + (other == null ? "?" : other.getName())
+            if (lifecycleWaiters.get() > 0) {
+                lock.lock(); // being closed, or its plug-in, from another thread: wait, then find out
+            } else {
+                Thread other = user;
+                throw new ConcurrentUseException("the session is in use by thread \"" + (other == null ? "?" : other.getName())
                     + "\"; a session must be used by one thread at a time");
+            }
         }
         try {
             if (closed) {
@@ -531,22 +751,47 @@ public final class Session implements AutoCloseable {
         return closed;
     }
 
-    /** Frees the context. Waits for a call in progress on another thread. Idempotent. */
+    /** Runs a close from any thread once the call in progress (if any) has returned. */
+    private void underLifecycleLock(Runnable r) {
+        lifecycleWaiters.incrementAndGet();
+        try {
+            lock.lock();
+            try {
+                r.run();
+            } finally {
+                lock.unlock();
+            }
+        } finally {
+            lifecycleWaiters.decrementAndGet();
+        }
+    }
+
+    /**
+     * Frees the context. Safe from any thread: waits for a call in progress, after which the
+     * session's thread gets {@link ResourceClosedException}. Idempotent.
+     */
     @Override
     public void close() {
-        lock.lock();
-        try {
+        underLifecycleLock(() -> {
             if (closed) {
                 return;
             }
             endActive();
             closed = true;
+            FlexiDepthPlugin p = plugin;
+            if (p != null) {
+                p.removeUser(this);
+                plugin = null;
+            }
             llama_h.llama_batch_free(batch);
             llama_h.llama_free(ctx);
             arena.close();
-        } finally {
-            lock.unlock();
-        }
+        });
         model.sessionClosed(this);
+    }
+
+    /** Throws if the session is closed or in use by another thread. */
+    void checkUsable() {
+        enter(() -> null);
     }
 }

@@ -4,15 +4,20 @@ import java.util.Arrays;
 
 /**
  * A snapshot of a session: its KV cache and the tokens in it, as returned by
- * {@link Session#saveState()}. Immutable; restore it into a session of the same model.
+ * {@link Session#saveState()}, with what the cache was computed with (the model file and the
+ * FlexiDepth routing), so that it restores only where it means the same. Immutable.
  */
 public final class SessionState {
     private final int[] tokens;
     private final byte[] data;
+    private final String model;
+    private final String routing;
 
-    SessionState(int[] tokens, byte[] data) {
+    SessionState(int[] tokens, byte[] data, String model, String routing) {
         this.tokens = tokens.clone();
         this.data = data.clone();
+        this.model = model;
+        this.routing = routing;
     }
 
     /** The tokens in the cache when the snapshot was taken. */
@@ -25,6 +30,11 @@ public final class SessionState {
         return data.length;
     }
 
+    /** What the cached K/V were computed with: "the base model", or the plug-in and its threshold. */
+    public String routing() {
+        return routing;
+    }
+
     byte[] data() {
         return data;
     }
@@ -33,14 +43,19 @@ public final class SessionState {
         return tokens;
     }
 
+    String model() {
+        return model;
+    }
+
     @Override
     public String toString() {
-        return "SessionState[" + tokens.length + " tokens, " + data.length + " bytes]";
+        return "SessionState[" + tokens.length + " tokens, " + data.length + " bytes, " + routing + "]";
     }
 
     @Override
     public boolean equals(Object o) {
-        return o instanceof SessionState s && Arrays.equals(tokens, s.tokens) && Arrays.equals(data, s.data);
+        return o instanceof SessionState s && Arrays.equals(tokens, s.tokens) && Arrays.equals(data, s.data)
+                && model.equals(s.model) && routing.equals(s.routing);
     }
 
     @Override

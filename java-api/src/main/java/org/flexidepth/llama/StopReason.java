@@ -10,6 +10,8 @@ public enum StopReason {
     STOP_STRING,
     /** The session's context window is full. */
     CONTEXT_FULL,
-    /** {@link Generation#cancel()} was called. */
-    CANCELLED
+    /** {@link Generation#cancel()} was called, or the session or its plug-in was closed or changed. */
+    CANCELLED,
+    /** A token could not be computed or sampled; the call that met the failure threw its exception. */
+    FAILED
 }

@@ -28,7 +28,19 @@ class ModelLoadErrorsTest {
     @Test
     void directoryInsteadOfFile() {
         var e = assertThrows(ModelLoadException.class, () -> LlamaModel.load(dir));
-        assertTrue(e.getMessage().contains("not found"), e.getMessage());
+        assertTrue(e.getMessage().contains("is a directory"), e.getMessage());
+    }
+
+    @Test
+    void symbolicLinkLoopOrDanglingLink() throws IOException {
+        Path a = dir.resolve("loop-a.gguf"), b = dir.resolve("loop-b.gguf");
+        Files.createSymbolicLink(a, b);
+        Files.createSymbolicLink(b, a);
+        var loop = assertThrows(ModelLoadException.class, () -> LlamaModel.load(a));
+        assertTrue(loop.getMessage().contains("symbolic link that cannot be resolved"), loop.getMessage());
+        Path dangling = Files.createSymbolicLink(dir.resolve("dangling.gguf"), dir.resolve("nothing-here.gguf"));
+        var gone = assertThrows(ModelLoadException.class, () -> LlamaModel.load(dangling));
+        assertTrue(gone.getMessage().contains("symbolic link"), gone.getMessage());
     }
 
     @Test

@@ -174,6 +174,36 @@ public class llama_h {
         return LLAMA_LOAD_MODE_MMAP_MLOCK;
     }
 
+    private static final int LLAMA_FORK_SAMPLE_OK = 0;
+
+    public static int LLAMA_FORK_SAMPLE_OK() {
+        return LLAMA_FORK_SAMPLE_OK;
+    }
+
+    private static final int LLAMA_FORK_SAMPLE_NO_LOGITS = -1;
+
+    public static int LLAMA_FORK_SAMPLE_NO_LOGITS() {
+        return LLAMA_FORK_SAMPLE_NO_LOGITS;
+    }
+
+    private static final int LLAMA_FORK_SAMPLE_NOT_FINITE = -2;
+
+    public static int LLAMA_FORK_SAMPLE_NOT_FINITE() {
+        return LLAMA_FORK_SAMPLE_NOT_FINITE;
+    }
+
+    private static final int LLAMA_FORK_SAMPLE_NO_CANDIDATE = -3;
+
+    public static int LLAMA_FORK_SAMPLE_NO_CANDIDATE() {
+        return LLAMA_FORK_SAMPLE_NO_CANDIDATE;
+    }
+
+    private static final int LLAMA_FORK_SAMPLE_FAILED = -4;
+
+    public static int LLAMA_FORK_SAMPLE_FAILED() {
+        return LLAMA_FORK_SAMPLE_FAILED;
+    }
+
     private static final int LLAMA_FLEXIDEPTH_OK = 0;
 
     public static int LLAMA_FLEXIDEPTH_OK() {
@@ -2979,6 +3009,74 @@ public class llama_h {
         }
     }
 
+    private static class llama_fork_logits_finite {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                llama_h.C_BOOL,
+                llama_h.C_POINTER,
+                llama_h.C_INT
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_fork_logits_finite");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_fork_logits_finite$descriptor() {
+        return llama_fork_logits_finite.DESC;
+    }
+
+    public static MethodHandle llama_fork_logits_finite$handle() {
+        return llama_fork_logits_finite.HANDLE;
+    }
+
+    public static MemorySegment llama_fork_logits_finite$address() {
+        return llama_fork_logits_finite.ADDR;
+    }
+
+    public static boolean llama_fork_logits_finite(MemorySegment ctx, int idx) {
+        var mh$ = llama_fork_logits_finite.HANDLE;
+        try {
+            return (boolean) mh$.invokeExact(ctx, idx);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class llama_fork_sampler_sample {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                llama_h.C_INT,
+                llama_h.C_POINTER,
+                llama_h.C_POINTER,
+                llama_h.C_INT,
+                llama_h.C_POINTER
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_fork_sampler_sample");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_fork_sampler_sample$descriptor() {
+        return llama_fork_sampler_sample.DESC;
+    }
+
+    public static MethodHandle llama_fork_sampler_sample$handle() {
+        return llama_fork_sampler_sample.HANDLE;
+    }
+
+    public static MemorySegment llama_fork_sampler_sample$address() {
+        return llama_fork_sampler_sample.ADDR;
+    }
+
+    public static int llama_fork_sampler_sample(MemorySegment smpl, MemorySegment ctx, int idx, MemorySegment token) {
+        var mh$ = llama_fork_sampler_sample.HANDLE;
+        try {
+            return (int) mh$.invokeExact(smpl, ctx, idx, token);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static class llama_flexidepth_load {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
                 llama_h.C_POINTER,
@@ -3303,7 +3401,8 @@ public class llama_h {
     }
 
     private static class llama_flexidepth_detach {
-        public static final FunctionDescriptor DESC = FunctionDescriptor.ofVoid(
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                llama_h.C_INT,
                 llama_h.C_POINTER
             );
 
@@ -3324,10 +3423,10 @@ public class llama_h {
         return llama_flexidepth_detach.ADDR;
     }
 
-    public static void llama_flexidepth_detach(MemorySegment ctx) {
+    public static int llama_flexidepth_detach(MemorySegment ctx) {
         var mh$ = llama_flexidepth_detach.HANDLE;
         try {
-            mh$.invokeExact(ctx);
+            return (int) mh$.invokeExact(ctx);
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }

@@ -29,6 +29,22 @@ record ChatOptions(Optional<Path> model, Optional<String> prompt, Optional<Strin
               --tau T             FlexiDepth threshold (default: the plug-in's, usually 0.5)
             """;
 
+    /** Every option; each takes a value. */
+    private static final java.util.Set<String> OPTIONS = java.util.Set.of("--model", "-m", "--prompt", "-p", "--system",
+            "--template", "--max-tokens", "-n", "--temp", "--top-k", "--top-p", "--min-p", "--repeat-penalty", "--seed",
+            "--grammar-file", "--ctx", "-c", "--threads", "-t", "--flexidepth", "--tau");
+
+    private static String readGrammar(Path file) {
+        if (!Files.isRegularFile(file)) {
+            throw new IllegalArgumentException("grammar file not found: " + file);
+        }
+        try {
+            return Files.readString(file);
+        } catch (IOException e) {
+            throw new IllegalArgumentException("cannot read grammar file " + file + ": " + e.getMessage());
+        }
+    }
+
     static ChatOptions parse(String[] args) throws IOException {
         Path model = null, flexidepth = null;
         Float tau = null;
@@ -40,6 +56,9 @@ record ChatOptions(Optional<Path> model, Optional<String> prompt, Optional<Strin
             String a = args[i];
             if (a.equals("-h") || a.equals("--help")) {
                 throw new IllegalArgumentException("");
+            }
+            if (!OPTIONS.contains(a)) {
+                throw new IllegalArgumentException("unknown option " + a);
             }
             if (i + 1 >= args.length) {
                 throw new IllegalArgumentException("missing value for " + a);
@@ -58,7 +77,7 @@ record ChatOptions(Optional<Path> model, Optional<String> prompt, Optional<Strin
                     case "--min-p" -> sampling.minP(Float.parseFloat(v));
                     case "--repeat-penalty" -> sampling.repeatPenalty(Float.parseFloat(v));
                     case "--seed" -> sampling.seed(Long.parseLong(v));
-                    case "--grammar-file" -> sampling.grammar(Files.readString(Path.of(v)));
+                    case "--grammar-file" -> sampling.grammar(readGrammar(Path.of(v)));
                     case "--ctx", "-c" -> session.contextSize(Integer.parseInt(v));
                     case "--threads", "-t" -> session.threads(Integer.parseInt(v));
                     case "--flexidepth" -> flexidepth = Path.of(v);

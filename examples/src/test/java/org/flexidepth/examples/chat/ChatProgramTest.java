@@ -117,5 +117,14 @@ class ChatProgramTest {
         Run missing = chat("", List.of(), "--model", cache.resolve("none.gguf").toString(), "--prompt", "x");
         assertEquals(1, missing.exit());
         assertTrue(missing.err().contains("model file not found"), missing.err());
+        Run unknown = chat("", List.of(), "--bogus-flag");
+        assertEquals(2, unknown.exit());
+        assertTrue(unknown.err().contains("unknown option --bogus-flag") && unknown.err().contains("usage:"), unknown.err());
+        Run unknownWithValue = chat("", List.of(), "--bogus-flag", "1", "--prompt", "x");
+        assertTrue(unknownWithValue.err().contains("unknown option --bogus-flag"), unknownWithValue.err());
+        Run noGrammar = chat("", List.of(), "--grammar-file", cache.resolve("none.gbnf").toString(), "--prompt", "x");
+        assertEquals(2, noGrammar.exit());
+        assertTrue(noGrammar.err().contains("grammar file not found: " + cache.resolve("none.gbnf"))
+                && noGrammar.err().contains("usage:"), noGrammar.err());
     }
 }
