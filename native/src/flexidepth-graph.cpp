@@ -87,7 +87,8 @@ static ggml_tensor * ids_where(ggml_context * ctx, ggml_tensor * mask) {
     return ggml_cast(ctx, ggml_scale_bias(ctx, mask, 1.0f, -1.0f), GGML_TYPE_I32);
 }
 
-ggml_tensor * flexidepth_masked_mul_mat(const llm_graph_context & g, ggml_tensor * w, ggml_tensor * cur) {
+// The skip ids for a product of w with cur when w's layer is masked in this graph, else nullptr.
+static ggml_tensor * masked_ids(const llm_graph_context & g, const ggml_tensor * w, const ggml_tensor * cur) {
     // only the weights registered by route() in masked mode are masked
     if (g.cparams.flexidepth == nullptr || cur->ne[2] != 1 || cur->ne[3] != 1) {
         return nullptr;
@@ -102,13 +103,22 @@ ggml_tensor * flexidepth_masked_mul_mat(const llm_graph_context & g, ggml_tensor
                 continue;
             }
             // the last layer has all rows before the output selection and fewer after it
-            ggml_tensor * ids = rows->ids_all && rows->ids_all->ne[1] == cur->ne[1] ? rows->ids_all
-                              : rows->ids_out && rows->ids_out->ne[1] == cur->ne[1] ? rows->ids_out : nullptr;
-            return ids ? mul_mat_rows(g.ctx0, w, cur, ids) : nullptr;
+            return rows->ids_all && rows->ids_all->ne[1] == cur->ne[1] ? rows->ids_all
+                 : rows->ids_out && rows->ids_out->ne[1] == cur->ne[1] ? rows->ids_out : nullptr;
         }
         return nullptr;
     }
     return nullptr;
+}
+
+ggml_tensor * flexidepth_masked_mul_mat(const llm_graph_context & g, ggml_tensor * w, ggml_tensor * cur) {
+    ggml_tensor * ids = masked_ids(g, w, cur);
+    return ids ? mul_mat_rows(g.ctx0, w, cur, ids) : nullptr;
+}
+
+ggml_tensor * flexidepth_masked_lora_mm(const llm_graph_context & g, ggml_tensor * w, ggml_tensor * a, ggml_tensor * b, ggml_tensor * cur) {
+    ggml_tensor * ids = masked_ids(g, w, cur);
+    return ids ? mul_mat_rows(g.ctx0, b, mul_mat_rows(g.ctx0, a, cur, ids), ids) : nullptr;
 }
 
 ggml_tensor * flexidepth_attention_mask(const llm_graph_context & g, int il, ggml_tensor * kq_mask) {

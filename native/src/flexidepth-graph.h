@@ -93,6 +93,11 @@ public:
 // out (exact zeros), or nullptr when w is not masked in this graph.
 ggml_tensor * flexidepth_masked_mul_mat(const llm_graph_context & g, ggml_tensor * w, ggml_tensor * cur);
 
+// For llm_graph_context::build_lora_mm: the LoRA delta B (A cur) of a masked w with the skipped
+// tokens left out as well (exact zeros), so that a skipped token computes what SPEC section 2 says
+// with or without LoRA adapters; nullptr when w is not masked in this graph.
+ggml_tensor * flexidepth_masked_lora_mm(const llm_graph_context & g, ggml_tensor * w, ggml_tensor * a, ggml_tensor * b, ggml_tensor * cur);
+
 // For llm_graph_context::build_attn with flash attention: the KQ mask of layer il with the rows of
 // skipped tokens fully masked, so that the attention kernel reads no K or V for them (their output
 // is zero and discarded); the mask unchanged when the layer is not masked.

@@ -2,6 +2,7 @@
 // tests that compare the fork with an independent reference forward pass.
 //
 // usage: flexidepth-eval MODEL.gguf PLUGIN.gguf|- TAU SCRIPT OUT.bin [dense|masked|masked-fa]
+//                       [--lora LORA.gguf SCALE]   a LoRA adapter applied with the plug-in
 // SCRIPT lines:
 //   batch S:T,T,T [S:T,...]   one llama_decode; tokens of sequence S continue that sequence;
 //                             every token outputs logits
@@ -30,6 +31,9 @@ static void quiet(enum ggml_log_level level, const char * text, void *) {
 static llama_flexidepth_mode mode = LLAMA_FLEXIDEPTH_MODE_MASKED;
 static bool flash_attn = false; // "masked-fa": llama.cpp's defaults (flash attention, F16 cache)
 
+static llama_adapter_lora * lora = nullptr;
+static float lora_scale = 1.0f;
+
 static llama_context * new_context(llama_model * model, llama_flexidepth * fd, float tau) {
     llama_context_params cp = llama_context_default_params();
     cp.n_ctx = 512;
@@ -53,6 +57,10 @@ static llama_context * new_context(llama_model * model, llama_flexidepth * fd, f
         fprintf(stderr, "cannot create context\n");
         exit(1);
     }
+    if (lora && llama_set_adapters_lora(ctx, &lora, 1, &lora_scale) != 0) {
+        fprintf(stderr, "cannot apply the LoRA adapter\n");
+        exit(1);
+    }
     if (fd && (llama_flexidepth_attach(ctx, fd, tau) != 0 || llama_flexidepth_set_mode(ctx, mode) != 0)) {
         fprintf(stderr, "attach failed: %s\n", llama_flexidepth_last_error());
         exit(1);
@@ -61,19 +69,33 @@ static llama_context * new_context(llama_model * model, llama_flexidepth * fd, f
 }
 
 int main(int argc, char ** argv) {
-    if (argc != 6 && argc != 7) {
-        fprintf(stderr, "usage: %s MODEL PLUGIN|- TAU SCRIPT OUT [dense|masked]\n", argv[0]);
+    if (argc < 6) {
+        fprintf(stderr, "usage: %s MODEL PLUGIN|- TAU SCRIPT OUT [dense|masked|masked-fa] [--lora FILE SCALE]\n", argv[0]);
         return 2;
     }
-    if (argc == 7) {
-        mode = std::string(argv[6]) == "dense" ? LLAMA_FLEXIDEPTH_MODE_DENSE : LLAMA_FLEXIDEPTH_MODE_MASKED;
-        flash_attn = std::string(argv[6]) == "masked-fa";
+    const char * lora_path = nullptr;
+    for (int i = 6; i < argc; ++i) {
+        const std::string a = argv[i];
+        if (a == "dense" || a == "masked" || a == "masked-fa") {
+            mode = a == "dense" ? LLAMA_FLEXIDEPTH_MODE_DENSE : LLAMA_FLEXIDEPTH_MODE_MASKED;
+            flash_attn = a == "masked-fa";
+        } else if (a == "--lora" && i + 2 < argc) {
+            lora_path = argv[++i];
+            lora_scale = (float) atof(argv[++i]);
+        } else {
+            fprintf(stderr, "unknown option %s\n", a.c_str());
+            return 2;
+        }
     }
     llama_log_set(quiet, nullptr);
     llama_backend_init();
     llama_model * model = llama_model_load_from_file(argv[1], llama_model_default_params());
     if (!model) {
         fprintf(stderr, "cannot load %s\n", argv[1]);
+        return 1;
+    }
+    if (lora_path && (lora = llama_adapter_lora_init(model, lora_path)) == nullptr) {
+        fprintf(stderr, "cannot load LoRA %s\n", lora_path);
         return 1;
     }
     llama_flexidepth * fd = nullptr;

@@ -187,6 +187,37 @@ public final class RandomFixtures {
                 layers, adapterType);
     }
 
+    /** The tensors a random LoRA adapter adapts in every layer (all the products FlexiDepth masks, plus K and V). */
+    public static final List<String> LORA_TARGETS = List.of("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down");
+
+    /**
+     * Writes a random LoRA adapter in llama.cpp's format (general.type adapter, adapter.type lora,
+     * adapter.lora.alpha; per target {@code blk.L.T.weight.lora_a} [in, rank] and {@code .lora_b}
+     * [rank, out]) for a llama model of shape {@code s}.
+     */
+    public static void writeLora(Path out, Shape s, long seed, int rank, float alpha) throws IOException {
+        GgufWriter w = new GgufWriter()
+                .putString("general.architecture", "llama")
+                .putString("general.type", "adapter")
+                .putString("adapter.type", "lora")
+                .putFloat32("adapter.lora.alpha", alpha);
+        long d = s.embd();
+        for (int l = 0; l < s.layers(); l++) {
+            for (String t : LORA_TARGETS) {
+                long in = t.equals("ffn_down") ? s.ff() : d;
+                long outDim = switch (t) {
+                    case "attn_k", "attn_v" -> s.kvDim();
+                    case "ffn_gate", "ffn_up" -> s.ff();
+                    default -> d;
+                };
+                String name = "blk." + l + "." + t + ".weight";
+                w.addTensor(name + ".lora_a", GgmlType.F32, new long[] {in, rank}, gaussian(seed, name + ".a", in * rank, 0, 1 / Math.sqrt(in)));
+                w.addTensor(name + ".lora_b", GgmlType.F32, new long[] {rank, outDim}, gaussian(seed, name + ".b", rank * outDim, 0, 0.5 / Math.sqrt(rank)));
+            }
+        }
+        w.write(out);
+    }
+
     public static void main(String[] args) throws IOException {
         if (args.length < 2 || !(args[0].equals("model") || args[0].equals("plugin"))) {
             System.err.println("usage: RandomFixtures model|plugin OUT.gguf [--layers N --embd D --heads H --kv-heads K --ff F "

@@ -31,12 +31,20 @@ final class EvalDriver {
     }
 
     static List<Output> run(Path model, Path plugin, float tau, List<String> script, Path dir, Mode mode) throws IOException, InterruptedException {
+        return run(model, plugin, tau, script, dir, mode, List.of());
+    }
+
+    /** With more driver options, e.g. {@code --lora FILE SCALE}. */
+    static List<Output> run(Path model, Path plugin, float tau, List<String> script, Path dir, Mode mode, List<String> options)
+            throws IOException, InterruptedException {
         Path exe = ProjectPaths.nativeBuild().resolve("bin/flexidepth-eval");
         assertTrue(Files.isExecutable(exe), exe + " missing: build the native tree");
         Path scriptFile = Files.write(Files.createTempFile(dir, "script", ".txt"), script);
         Path out = Files.createTempFile(dir, "out", ".bin");
-        Process p = new ProcessBuilder(exe.toString(), model.toString(), plugin == null ? "-" : plugin.toString(),
-                Float.toString(tau), scriptFile.toString(), out.toString(), mode.name().toLowerCase().replace('_', '-')).redirectErrorStream(true).start();
+        List<String> cmd = new ArrayList<>(List.of(exe.toString(), model.toString(), plugin == null ? "-" : plugin.toString(),
+                Float.toString(tau), scriptFile.toString(), out.toString(), mode.name().toLowerCase().replace('_', '-')));
+        cmd.addAll(options);
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
         String log = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
         assertEquals(0, p.waitFor(), "flexidepth-eval failed: " + log);
         ByteBuffer b = ByteBuffer.wrap(Files.readAllBytes(out)).order(ByteOrder.LITTLE_ENDIAN);

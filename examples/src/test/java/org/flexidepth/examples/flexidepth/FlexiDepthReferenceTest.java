@@ -287,6 +287,32 @@ class FlexiDepthReferenceTest {
                 "dropping skipped tokens' K/V changes later outputs (max diff " + drop.maxLogitError() + ")");
     }
 
+    /**
+     * A LoRA adapter on every product of the base model together with the plug-in: the reference
+     * merges the adapter into its weights, the fork adds the low-rank delta and, in MASKED mode,
+     * must leave it out for skipped tokens just as it leaves out the base product.
+     */
+    @ParameterizedTest
+    @org.junit.jupiter.params.provider.EnumSource(value = EvalDriver.Mode.class, names = {"DENSE", "MASKED"})
+    void loraAdaptersAndPluginsTogetherMatchTheReference(EvalDriver.Mode mode) throws Exception {
+        Case c0 = cases().findFirst().orElseThrow();
+        Path[] files = mixedFixture(c0);
+        Path model = files[0], plugin = files[1], lora = dir.resolve("lora.gguf");
+        RandomFixtures.writeLora(lora, c0.shape(), 51, 4, 8f);
+        float scale = 0.75f;
+        Script script = Script.standard(c0.shape().vocab(), 13);
+        List<EvalDriver.Output> fork = EvalDriver.run(model, plugin, TAU, script.lines(), dir, mode,
+                List.of("--lora", lora.toString(), Float.toString(scale)));
+        Comparison c = compare(new ReferenceModel(model, plugin).withLora(lora, scale), fork, script, false);
+        System.out.printf(mode + " + LoRA: max |logit diff| %.2e, max |gate diff| %.2e, skips per layer %s of %d%n",
+                c.maxLogitError(), c.maxGateError(), java.util.Arrays.toString(c.skipsPerLayer()), c.tokens());
+        assertTrue(c.maxLogitError() < LOGIT_TOLERANCE, "logits differ by " + c.maxLogitError());
+        assertTrue(c.maxGateError() < GATE_TOLERANCE, "gates differ by " + c.maxGateError());
+        assertTrue(java.util.Arrays.stream(c.skipsPerLayer()).allMatch(k -> k > 0 && k < c.tokens()), "decisions are mixed");
+        List<EvalDriver.Output> without = EvalDriver.run(model, plugin, TAU, script.lines(), dir, mode);
+        assertTrue(maxDiff(without, fork) > 0.1, "the LoRA adapter must change the logits for this to prove anything");
+    }
+
     static double maxDiff(List<EvalDriver.Output> a, List<EvalDriver.Output> b) {
         double m = 0;
         for (int i = 0; i < a.size(); i++) {

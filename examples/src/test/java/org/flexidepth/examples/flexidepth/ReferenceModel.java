@@ -96,6 +96,49 @@ final class ReferenceModel {
         }
     }
 
+    /**
+     * Adds a LoRA adapter to the weights, as its definition says: W + scale * (alpha / rank) * B A,
+     * merged here in double precision (the fork adds scale * B (A x) to W x instead).
+     */
+    ReferenceModel withLora(Path lora, float scale) throws IOException {
+        try (GgufReader r = GgufReader.open(lora)) {
+            float alpha = (float) r.file().require("adapter.lora.alpha").asDouble();
+            for (int l = 0; l < layers; l++) {
+                String p = "blk." + l + ".";
+                merge(r, p + "attn_q.weight", wq[l], alpha, scale);
+                merge(r, p + "attn_k.weight", wk[l], alpha, scale);
+                merge(r, p + "attn_v.weight", wv[l], alpha, scale);
+                merge(r, p + "attn_output.weight", wo[l], alpha, scale);
+                merge(r, p + "ffn_gate.weight", wGate[l], alpha, scale);
+                merge(r, p + "ffn_up.weight", wUp[l], alpha, scale);
+                merge(r, p + "ffn_down.weight", wDown[l], alpha, scale);
+            }
+        }
+        return this;
+    }
+
+    private static void merge(GgufReader r, String weight, float[] w, float alpha, float scale) throws IOException {
+        if (r.file().tensor(weight + ".lora_a").isEmpty()) {
+            return;
+        }
+        float[] a = r.readFloats(weight + ".lora_a"), b = r.readFloats(weight + ".lora_b");
+        int in = (int) r.file().tensor(weight + ".lora_a").orElseThrow().shape()[0];
+        int rank = a.length / in, out = b.length / rank;
+        if ((long) in * out != w.length) {
+            throw new IllegalArgumentException(weight + ": LoRA shape does not match the weight");
+        }
+        double s = alpha != 0 ? scale * alpha / rank : scale;
+        for (int o = 0; o < out; o++) {
+            for (int i = 0; i < in; i++) {
+                double delta = 0;
+                for (int k = 0; k < rank; k++) {
+                    delta += (double) b[o * rank + k] * a[k * in + i];
+                }
+                w[o * in + i] = (float) (w[o * in + i] + s * delta);
+            }
+        }
+    }
+
     private static float[] optional(GgufReader r, String name) throws IOException {
         return r.file().tensor(name).isPresent() ? r.readFloats(name) : null;
     }
