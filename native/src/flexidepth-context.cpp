@@ -242,8 +242,9 @@ int32_t llama_flexidepth_get_routing(const struct llama_context * ctx, float * g
     }
     const size_t n_routed = b->fd->layers.size();
     for (int32_t t = 0; t < n; ++t) {
+        const int32_t u = b->slot[t]; // where the ubatches computed batch token t
         for (size_t r = 0; r < n_routed; ++r) {
-            const float g = b->gates[r * b->capacity + t];
+            const float g = b->gates[r * b->capacity + u];
             if (gates) {
                 gates[t * n_routed + r] = g;
             }

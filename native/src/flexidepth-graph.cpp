@@ -266,7 +266,11 @@ void llm_flexidepth_graph::add_skip_loss() {
     b->train_skip_loss = loss;
 }
 
-void flexidepth_begin_batch(llama_flexidepth_binding * b, int32_t n_tokens) {
+static uint64_t seq_pos_key(llama_seq_id seq, llama_pos pos) {
+    return ((uint64_t) (uint32_t) seq << 32) | (uint32_t) pos;
+}
+
+void flexidepth_begin_batch(llama_flexidepth_binding * b, const llama_batch & batch) {
     if (b == nullptr || b->fd == nullptr) {
         return;
     }
@@ -275,13 +279,22 @@ void flexidepth_begin_batch(llama_flexidepth_binding * b, int32_t n_tokens) {
     if (!b->collect) {
         return;
     }
+    const int32_t n_tokens = batch.n_tokens;
     if (n_tokens > b->capacity) {
         // grows only: steady-state decoding allocates nothing
         b->capacity = n_tokens;
         b->gates.resize((size_t) b->capacity * b->fd->layers.size());
+        b->slot.resize(b->capacity);
         b->pos.resize(b->capacity);
         b->seq.resize(b->capacity);
     }
+    for (int32_t t = 0; t < n_tokens; ++t) {
+        b->pos[t] = batch.pos[t];
+        b->seq[t] = batch.seq_id[t][0];
+    }
+    b->n_batch = n_tokens;
+    b->batch_index.clear();
+    b->in_batch_order = true;
 }
 
 void flexidepth_collect(llama_flexidepth_binding * b, ggml_backend_sched_t sched,
@@ -306,9 +319,24 @@ void flexidepth_collect(llama_flexidepth_binding * b, ggml_backend_sched_t sched
         ggml_backend_t backend = ggml_backend_sched_get_tensor_backend(sched, t);
         ggml_backend_tensor_get_async(backend, t, b->gates.data() + r * b->capacity + token_offset, 0, n * sizeof(float));
     }
+    // Which batch token each computed row is. Usually the ubatches cut the batch in order; when
+    // they do not (split_equal over several sequences), (sequence, position) names the token:
+    // the batch allocator refuses a batch where a sequence repeats a position.
     for (int64_t i = 0; i < n; ++i) {
-        b->pos[token_offset + i] = ubatch.pos[i];
-        b->seq[token_offset + i] = ubatch.seq_id[i][0];
+        const int64_t u = token_offset + i;
+        if (b->in_batch_order && (ubatch.pos[i] != b->pos[u] || ubatch.seq_id[i][0] != b->seq[u])) {
+            b->in_batch_order = false;
+            for (int32_t k = 0; k < b->n_batch; ++k) {
+                b->batch_index.emplace(seq_pos_key(b->seq[k], b->pos[k]), k);
+            }
+        }
+        int32_t t = (int32_t) u;
+        if (!b->in_batch_order) {
+            auto it = b->batch_index.find(seq_pos_key(ubatch.seq_id[i][0], ubatch.pos[i]));
+            GGML_ASSERT(it != b->batch_index.end());
+            t = it->second;
+        }
+        b->slot[t] = (int32_t) u;
     }
     b->n_recorded = (int32_t) (token_offset + n);
 }

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <unordered_map>
 #include <vector>
 
 struct llama_context;
@@ -37,20 +38,27 @@ struct llama_flexidepth_binding {
     std::vector<ggml_tensor *> train_gates;
     ggml_tensor * train_skip_loss = nullptr;
 
-    // routing of the last decode, layer-major: gates[r * capacity + t]
+    // routing of the last decode, layer-major in the order ubatches computed the tokens:
+    // gates[r * capacity + u]; slot[t] is the u of batch token t (ubatches may reorder tokens,
+    // as split_equal does for several sequences)
     int32_t capacity = 0;
     int32_t n_recorded = 0;
     float tau_recorded = 0.5f;
     std::vector<float> gates;
-    std::vector<llama_pos> pos;
-    std::vector<llama_seq_id> seq;
+    std::vector<int32_t> slot;
+    std::vector<llama_pos> pos;      // by batch index
+    std::vector<llama_seq_id> seq;   // by batch index, the token's first sequence
+    // (first sequence, position) of each batch token -> its batch index, for the reordered case
+    std::unordered_map<uint64_t, int32_t> batch_index;
+    int32_t n_batch = 0;
+    bool in_batch_order = true;      // the last batch's ubatches so far kept batch order
 };
 
 // Graph nodes one routed layer adds, for the graph size budget.
 uint32_t flexidepth_graph_nodes(const llama_flexidepth_binding * binding);
 
 // Called by llama_context: before a batch's first ubatch, after each ubatch's compute, on free.
-void flexidepth_begin_batch(llama_flexidepth_binding * binding, int32_t n_tokens);
+void flexidepth_begin_batch(llama_flexidepth_binding * binding, const llama_batch & batch);
 void flexidepth_collect(llama_flexidepth_binding * binding, ggml_backend_sched_t sched,
                         const llm_graph_result * res, const llama_ubatch & ubatch, int64_t token_offset);
 void flexidepth_context_destroyed(const llama_context * ctx);

@@ -3,11 +3,16 @@
 //
 // usage: flexidepth-eval MODEL.gguf PLUGIN.gguf|- TAU SCRIPT OUT.bin [dense|masked|masked-fa]
 //                       [--lora LORA.gguf SCALE]   a LoRA adapter applied with the plug-in
+//                       [--ubatch N]               n_ubatch (default 512)
+//                       [--non-unified]            one KV stream per sequence (ubatches split_equal)
+//                       [--kv q8_0]                Q8_0 K/V cache (with masked-fa)
 // SCRIPT lines:
 //   batch S:T,T,T [S:T,...]   one llama_decode; tokens of sequence S continue that sequence;
 //                             every token outputs logits
 //   save                      keep the context state in memory
 //   restore                   restore it into a brand-new context (plug-in attached again)
+//   rm S P0 P1                llama_memory_seq_rm of positions [P0, P1) of sequence S (P1 -1: to the end)
+//   shift S P0 D              llama_memory_seq_add: positions >= P0 of sequence S move by D
 // OUT.bin, little-endian, per token of every batch:
 //   int32 seq, int32 pos, float logits[n_vocab], float gates[n_routed], uint8 run[n_routed]
 // preceded per batch by int32 n_tokens, and at the start by int32 n_vocab, int32 n_routed.
@@ -31,6 +36,9 @@ static void quiet(enum ggml_log_level level, const char * text, void *) {
 static llama_flexidepth_mode mode = LLAMA_FLEXIDEPTH_MODE_MASKED;
 static bool flash_attn = false; // "masked-fa": llama.cpp's defaults (flash attention, F16 cache)
 
+static int n_ubatch = 512;
+static bool kv_unified = true;
+static bool kv_q8 = false;
 static llama_adapter_lora * lora = nullptr;
 static float lora_scale = 1.0f;
 
@@ -38,9 +46,9 @@ static llama_context * new_context(llama_model * model, llama_flexidepth * fd, f
     llama_context_params cp = llama_context_default_params();
     cp.n_ctx = 512;
     cp.n_batch = 512;
-    cp.n_ubatch = 512;
+    cp.n_ubatch = n_ubatch;
     cp.n_seq_max = 4;
-    cp.kv_unified = true;
+    cp.kv_unified = kv_unified;
     cp.n_threads = 2;
     cp.n_threads_batch = 2;
     // an F32 cache and no flash attention (whose CPU kernel rounds Q to F16), so that the comparison
@@ -51,6 +59,10 @@ static llama_context * new_context(llama_model * model, llama_flexidepth * fd, f
         cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
     } else {
         cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_ENABLED;
+    }
+    if (kv_q8) {
+        cp.type_k = GGML_TYPE_Q8_0;
+        cp.type_v = GGML_TYPE_Q8_0;
     }
     llama_context * ctx = llama_init_from_model(model, cp);
     if (!ctx) {
@@ -79,6 +91,13 @@ int main(int argc, char ** argv) {
         if (a == "dense" || a == "masked" || a == "masked-fa") {
             mode = a == "dense" ? LLAMA_FLEXIDEPTH_MODE_DENSE : LLAMA_FLEXIDEPTH_MODE_MASKED;
             flash_attn = a == "masked-fa";
+        } else if (a == "--ubatch" && i + 1 < argc) {
+            n_ubatch = atoi(argv[++i]);
+        } else if (a == "--non-unified") {
+            kv_unified = false;
+        } else if (a == "--kv" && i + 1 < argc && std::string(argv[i + 1]) == "q8_0") {
+            kv_q8 = true;
+            ++i;
         } else if (a == "--lora" && i + 2 < argc) {
             lora_path = argv[++i];
             lora_scale = (float) atof(argv[++i]);
@@ -138,6 +157,22 @@ int main(int argc, char ** argv) {
                 return 1;
             }
             next_pos = saved_pos;
+        } else if (cmd == "rm" || cmd == "shift") {
+            int seq = 0, p0 = 0, arg = 0;
+            words >> seq >> p0 >> arg;
+            llama_memory_t mem = llama_get_memory(ctx);
+            if (cmd == "rm") {
+                if (!llama_memory_seq_rm(mem, seq, p0, arg)) {
+                    fprintf(stderr, "seq_rm failed\n");
+                    return 1;
+                }
+                if (arg < 0 || arg >= next_pos[seq]) {
+                    next_pos[seq] = p0;
+                }
+            } else {
+                llama_memory_seq_add(mem, seq, p0, -1, arg);
+                next_pos[seq] += arg;
+            }
         } else if (cmd == "batch") {
             std::vector<std::pair<int, int>> items; // (seq, token)
             std::string group;

@@ -172,6 +172,7 @@ final class ReferenceModel {
         final DecisionOverride override;
         final List<double[]>[] keys, values;
         final List<Boolean>[] visible;
+        final List<Integer> positions = new ArrayList<>(); // of the cache entries, as llama.cpp's seq_rm/seq_add see them
         int pos;
 
         @SuppressWarnings("unchecked")
@@ -220,6 +221,9 @@ final class ReferenceModel {
                 keys[l].add(k);
                 values[l].add(v);
                 visible[l].add(run || !dropSkippedKv);
+                if (l == 0) {
+                    positions.add(pos);
+                }
                 double[] h = x.clone();
                 if (run) {
                     double[] q = project(wq[l], bq[l], qNorm[l], z, heads, pos, true);
@@ -247,6 +251,40 @@ final class ReferenceModel {
             pos++;
             double[] n = rmsNorm(x, outNorm);
             return new Step(matVec(output, n, d, vocab), gates, ran);
+        }
+
+        /** Forgets the cache entries at positions [p0, p1) (p1 < 0: to the end), as llama_memory_seq_rm. */
+        void remove(int p0, int p1) {
+            for (int i = positions.size() - 1; i >= 0; i--) {
+                int p = positions.get(i);
+                if (p >= p0 && (p1 < 0 || p < p1)) {
+                    positions.remove(i);
+                    for (int l = 0; l < layers; l++) {
+                        keys[l].remove(i);
+                        values[l].remove(i);
+                        visible[l].remove(i);
+                    }
+                }
+            }
+            if (p1 < 0 || p1 >= pos) {
+                pos = p0;
+            }
+        }
+
+        /**
+         * Moves the entries at positions >= p0 by delta, as llama_memory_seq_add: their keys are
+         * rotated by delta more (RoPE composes), values and everything computed from them stay.
+         */
+        void shift(int p0, int delta) {
+            for (int i = 0; i < positions.size(); i++) {
+                if (positions.get(i) >= p0) {
+                    positions.set(i, positions.get(i) + delta);
+                    for (int l = 0; l < layers; l++) {
+                        keys[l].set(i, rope(keys[l].get(i), kvHeads, delta));
+                    }
+                }
+            }
+            pos += delta;
         }
 
         private double[] attention(int l, double[] q) {
