@@ -142,7 +142,8 @@ ggml_tensor * flexidepth_attention_mask(const llm_graph_context & g, int il, ggm
             ggml_tensor * bias = ggml_log(ctx0, rows->run);
             bias = ggml_pad(ctx0, bias, 0, (int) (kq_mask->ne[1] - rows->run->ne[1]), 0, 0);
             ggml_tensor * masked = ggml_add(ctx0, kq_mask, ggml_cast(ctx0, bias, kq_mask->type));
-            // the CUDA backend recognises this name (patch 0004) and scans the mask at decode too
+            // the CUDA backend scans a mask with this flag (patch 0004) at decode too
+            masked->flags |= GGML_TENSOR_FLAG_MASK_SKIPS_ROWS;
             ggml_format_name(masked, "fd_kq_mask-%d", il);
             g.cb(masked, "fd_kq_mask", il);
             return masked;

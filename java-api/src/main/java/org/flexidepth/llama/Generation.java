@@ -122,6 +122,11 @@ public final class Generation implements Iterator<Token>, AutoCloseable {
 
     /** Produces the next token, or null after finishing. Runs inside the session. */
     private Token advance() {
+        if (stopReason != null) {
+            // ended meanwhile by another thread (its plug-in closed), which freed the sampler;
+            // read under the session's lock, which that thread held to end it
+            return null;
+        }
         if (cancelRequested.get()) {
             finish(StopReason.CANCELLED);
             return null;
@@ -194,7 +199,9 @@ public final class Generation implements Iterator<Token>, AutoCloseable {
         generationEnd = System.nanoTime();
         llama_h.llama_sampler_free(sampler);
         session.generationFinished(this);
-        onFinish.accept(result());
+        // not result(), which iterates: finish may run on a thread that closes the plug-in, and must
+        // not take the token the generation's own thread has yet to read
+        onFinish.accept(ended());
     }
 
     /** Ends the generation if it is still running (a new generation started, or the session closes). */
@@ -253,6 +260,10 @@ public final class Generation implements Iterator<Token>, AutoCloseable {
         while (hasNext()) {
             next();
         }
+        return ended();
+    }
+
+    private GenerationResult ended() {
         return new GenerationResult(text.toString(), tokens, stopReason, stats());
     }
 

@@ -13,7 +13,8 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.TreeMap;
-import java.util.concurrent.atomic.AtomicInteger;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.Consumer;
 
@@ -33,11 +34,10 @@ public final class Session implements AutoCloseable {
     private final MemorySegment batch;
     private final MemorySegment batchToken, batchPos, batchLogits;
     private final int contextSize, batchSize;
-    private final ReentrantLock lock = new ReentrantLock();
-    // closes from other threads (of the session, its plug-in, its model) waiting for the lock: a
-    // call that finds the lock taken by one of them waits instead of reporting concurrent use
-    private final AtomicInteger lifecycleWaiters = new AtomicInteger();
-    private volatile Thread user;
+    private final SessionLock lock = new SessionLock();
+    // threads closing the session, its plug-in or its model, waiting for the lock or holding it: a
+    // call that finds the lock held by one of them waits instead of reporting concurrent use
+    private final Set<Thread> lifecycleThreads = ConcurrentHashMap.newKeySet();
     private volatile boolean closed;
     // Native scratch reused for every token: token text, logits index.
     private MemorySegment pieceBuffer;
@@ -716,16 +716,31 @@ public final class Session implements AutoCloseable {
         T run();
     }
 
+    /** The lock, telling who holds it. */
+    private static final class SessionLock extends ReentrantLock {
+        private static final long serialVersionUID = 1L;
+
+        Thread owner() {
+            return getOwner();
+        }
+    }
+
     /** Runs {@code call} as the only thread inside this session. */
     <T> T enter(Call<T> call) {
-        if (!lock.tryLock()) {
-            if (lifecycleWaiters.get() > 0) {
-                lock.lock(); // being closed, or its plug-in, from another thread: wait, then find out
-            } else {
-                Thread other = user;
-                throw new ConcurrentUseException("the session is in use by thread \"" + (other == null ? "?" : other.getName())
-                    + "\"; a session must be used by one thread at a time");
+        while (!lock.tryLock()) {
+            Thread owner = lock.owner();
+            if (owner == null) {
+                continue; // released between the two reads: try again
             }
+            if (lifecycleThreads.contains(owner)) {
+                lock.lock(); // being closed, or its plug-in, from another thread: wait, then find out
+                break;
+            }
+            if (lock.owner() != owner || lifecycleThreads.contains(owner)) {
+                continue; // a close released the lock (and left the set) between the reads, or took it again
+            }
+            throw new ConcurrentUseException("the session is in use by thread \"" + owner.getName()
+                    + "\"; a session must be used by one thread at a time");
         }
         try {
             if (closed) {
@@ -735,14 +750,8 @@ public final class Session implements AutoCloseable {
                 throw new ConcurrentUseException("the session is generating on thread \"" + active.owner().getName()
                         + "\"; a session must be used by one thread at a time (Generation.cancel() is the exception)");
             }
-            if (lock.getHoldCount() == 1) {
-                user = Thread.currentThread();
-            }
             return call.run();
         } finally {
-            if (lock.getHoldCount() == 1) {
-                user = null;
-            }
             lock.unlock();
         }
     }
@@ -753,7 +762,8 @@ public final class Session implements AutoCloseable {
 
     /** Runs a close from any thread once the call in progress (if any) has returned. */
     private void underLifecycleLock(Runnable r) {
-        lifecycleWaiters.incrementAndGet();
+        Thread me = Thread.currentThread();
+        boolean added = lifecycleThreads.add(me); // false when nested (closing a plug-in closes nothing else here)
         try {
             lock.lock();
             try {
@@ -762,7 +772,9 @@ public final class Session implements AutoCloseable {
                 lock.unlock();
             }
         } finally {
-            lifecycleWaiters.decrementAndGet();
+            if (added) {
+                lifecycleThreads.remove(me);
+            }
         }
     }
 
