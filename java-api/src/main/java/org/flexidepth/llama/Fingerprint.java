@@ -40,12 +40,16 @@ final class Fingerprint {
     }
 
     private static void digest(FileChannel ch, MessageDigest sha, long at, long length) throws IOException {
-        ByteBuffer buf = ByteBuffer.allocate((int) length);
-        while (buf.hasRemaining()) {
-            if (ch.read(buf, at + buf.position()) < 0) {
+        // in small pieces: loading models in a loop must not grow the Java heap by megabytes each time
+        ByteBuffer buf = ByteBuffer.allocate(1 << 16);
+        for (long done = 0; done < length; ) {
+            buf.clear().limit((int) Math.min(buf.capacity(), length - done));
+            int n = ch.read(buf, at + done);
+            if (n < 0) {
                 throw new IOException("the file shrank while it was read");
             }
+            sha.update(buf.flip());
+            done += n;
         }
-        sha.update(buf.flip());
     }
 }
