@@ -6,7 +6,6 @@
 #include "ggml-backend.h"
 
 #include <algorithm>
-#include <cstring>
 #include <memory>
 
 uint32_t flexidepth_graph_nodes(const llama_flexidepth_binding * binding) {
@@ -32,20 +31,6 @@ void llm_graph_input_flexidepth::set_input(const llama_ubatch * ubatch) {
     ggml_backend_tensor_set(taus, taus_host.data(), 0, ggml_nbytes(taus));
 }
 
-// Whether any routed layer's weights live in a Metal buffer.
-static bool on_metal(const llama_model & model, const llama_flexidepth & fd) {
-    for (const auto & L : fd.layers) {
-        const ggml_tensor * w = model.layers[L.il].ffn_down;
-        if (w != nullptr && w->buffer != nullptr) {
-            const char * name = ggml_backend_buft_name(ggml_backend_buffer_get_type(w->buffer));
-            if (strncmp(name, "Metal", 5) == 0 || strncmp(name, "MTL", 3) == 0) {
-                return true;
-            }
-        }
-    }
-    return false;
-}
-
 llm_flexidepth_graph::llm_flexidepth_graph(const llm_graph_context & g, const llama_model & model) : g(g), model(model) {
     llama_flexidepth_binding * b = g.cparams.flexidepth;
     if (b == nullptr || b->fd == nullptr) {
@@ -58,10 +43,6 @@ llm_flexidepth_graph::llm_flexidepth_graph(const llm_graph_context & g, const ll
     }
     masked = !b->training && (b->mode == LLAMA_FLEXIDEPTH_MODE_MASKED ||
              (b->mode == LLAMA_FLEXIDEPTH_MODE_AUTO && g.n_tokens <= LLAMA_FLEXIDEPTH_MASKED_MAX_TOKENS));
-    if (masked && g.n_tokens > 1 && on_metal(model, *fd)) {
-        // Metal's matrix-matrix mul_mat_id does not zero skipped rows (only its vector kernel does)
-        masked = false;
-    }
     const int64_t n_routed = (int64_t) fd->layers.size();
     auto input = std::make_unique<llm_graph_input_flexidepth>(b);
     input->taus = ggml_new_tensor_1d(g.ctx0, GGML_TYPE_F32, n_routed);
@@ -177,7 +158,9 @@ void llm_flexidepth_graph::route(int il, ggml_tensor * z) {
     run = ggml_step(ctx0, ggml_sub(ctx0, gate, ggml_view_1d(ctx0, inp->taus, 1, r_idx * sizeof(float)))); // g > tau
     g.cb(run, "fd_run", il);
     rows = nullptr;
-    if (masked && L->maskable) {
+    // a layer is masked where its weights' backend skips tokens at this batch size (Metal's
+    // matrix-matrix mul_mat_id, for one, does not zero skipped rows: single tokens only)
+    if (masked && L->maskable && (g.n_tokens == 1 || L->maskable_batched)) {
         inp->rows.push_back(std::make_unique<llm_graph_input_flexidepth::masked_rows>());
         rows = inp->rows.back().get();
         rows->il = il;

@@ -77,16 +77,40 @@ ggml_tensor * optional_bias(ggml_context * meta, int il) {
     return t;
 }
 
-// Whether the device holding w runs the one-expert ggml_mul_mat_id that skips tokens. Not every
-// weight layout has it: the CPU's AMX buffers, for one, hold repacked weights only their own
-// MUL_MAT kernel reads, and the scheduler aborts on an op the weight's buffer cannot run.
-bool runs_masked_mul_mat(const ggml_tensor * w) {
+// Which batch sizes the device holding w skips tokens for in the one-expert ggml_mul_mat_id:
+// its backend declares it (feature MUL_MAT_ID_SKIP, patch 0004: "1" every size, "vec" single
+// tokens only); a backend without the feature would read out of bounds on an id of -1.
+enum class skip_support { none, single_token, all };
+
+skip_support declared_skip_support(ggml_backend_dev_t dev) {
+    ggml_backend_reg_t reg = ggml_backend_dev_backend_reg(dev);
+    auto get_features = reg ? (ggml_backend_get_features_t) ggml_backend_reg_get_proc_address(reg, "ggml_backend_get_features") : nullptr;
+    for (const ggml_backend_feature * f = get_features ? get_features(reg) : nullptr; f && f->name; ++f) {
+        if (strcmp(f->name, "MUL_MAT_ID_SKIP") == 0) {
+            return strcmp(f->value, "1") == 0 ? skip_support::all : skip_support::single_token;
+        }
+    }
+    return skip_support::none;
+}
+
+// Whether the buffer holding w runs that product at all. Not every weight layout has it: the
+// CPU's AMX buffers, for one, hold repacked weights only their own MUL_MAT kernel reads, and the
+// scheduler aborts on an op the weight's buffer cannot run.
+skip_support runs_masked_mul_mat(const ggml_tensor * w) {
     if (w->buffer == nullptr) {
-        return true;
+        return skip_support::all;
     }
     ggml_backend_dev_t dev = ggml_backend_buft_get_device(ggml_backend_buffer_get_type(w->buffer));
     if (dev == nullptr) {
-        return true;
+        // upstream's plain CPU buffer type names no device (a FIXME there): it is the CPU's
+        dev = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
+    }
+    if (dev == nullptr) {
+        return skip_support::none;
+    }
+    const skip_support declared = declared_skip_support(dev);
+    if (declared == skip_support::none) {
+        return declared;
     }
     ggml_init_params params = { 3 * ggml_tensor_overhead(), nullptr, true };
     ggml_context_ptr ctx(ggml_init(params));
@@ -94,7 +118,7 @@ bool runs_masked_mul_mat(const ggml_tensor * w) {
     ggml_tensor * x   = ggml_new_tensor_3d(ctx.get(), GGML_TYPE_F32, w->ne[0], 1, T);
     ggml_tensor * ids = ggml_new_tensor_2d(ctx.get(), GGML_TYPE_I32, 1, T);
     ggml_tensor * op  = ggml_mul_mat_id(ctx.get(), const_cast<ggml_tensor *>(w), x, ids);
-    return ggml_backend_dev_supports_op(dev, op);
+    return ggml_backend_dev_supports_op(dev, op) ? declared : skip_support::none;
 }
 
 void load(llama_flexidepth & fd, const llama_model & model, const char * path) {
@@ -228,7 +252,9 @@ void load(llama_flexidepth & fd, const llama_model & model, const char * path) {
                              dup(c, m.adapter_gate), dup(c, m.adapter_up), dup(c, m.adapter_down)});
         const llama_layer & base = model.layers[m.il];
         for (const ggml_tensor * w : {base.wq, base.wo, base.ffn_gate, base.ffn_up, base.ffn_down}) {
-            fd.layers.back().maskable &= w == nullptr || runs_masked_mul_mat(w);
+            const skip_support s = w == nullptr ? skip_support::all : runs_masked_mul_mat(w);
+            fd.layers.back().maskable &= s != skip_support::none;
+            fd.layers.back().maskable_batched &= s == skip_support::all;
         }
     }
     for (auto & [buft, c] : ctx_for) {

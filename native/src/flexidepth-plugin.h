@@ -22,8 +22,10 @@ struct llama_flexidepth_layer {
     ggml_tensor * adapter_up;    // [d, d_a]  input projection
     ggml_tensor * adapter_down;  // [d_a, d]  output projection
     // whether every base weight of the layer can run MASKED mode's token-skipping product where it
-    // is stored; a layer whose mixing lacks exact zeros from any of them stays DENSE
+    // is stored, for single-token ubatches and for larger ones (the backend's MUL_MAT_ID_SKIP
+    // feature, patch 0004); a layer that cannot stays DENSE
     bool maskable = true;
+    bool maskable_batched = true;
 };
 
 struct llama_flexidepth {

@@ -6,6 +6,8 @@
 //                       [--ubatch N]               n_ubatch (default 512)
 //                       [--non-unified]            one KV stream per sequence (ubatches split_equal)
 //                       [--kv q8_0]                Q8_0 K/V cache (with masked-fa)
+// Prints "mul_mat_id nodes: N" at the end: the token-skipping products in the graphs it ran, so that
+// tests see that MASKED mode really masks (DENSE computes the same values without them).
 // SCRIPT lines:
 //   batch S:T,T,T [S:T,...]   one llama_decode; tokens of sequence S continue that sequence;
 //                             every token outputs logits
@@ -40,6 +42,14 @@ static int n_ubatch = 512;
 static bool kv_unified = true;
 static bool kv_q8 = false;
 static llama_adapter_lora * lora = nullptr;
+static long mul_mat_id_nodes = 0;
+
+static bool count_nodes(struct ggml_tensor * t, bool ask, void *) {
+    if (ask && t->op == GGML_OP_MUL_MAT_ID) {
+        mul_mat_id_nodes++;
+    }
+    return false; // observe nothing: the graph is computed as without the callback
+}
 static float lora_scale = 1.0f;
 
 static llama_context * new_context(llama_model * model, llama_flexidepth * fd, float tau) {
@@ -64,6 +74,8 @@ static llama_context * new_context(llama_model * model, llama_flexidepth * fd, f
         cp.type_k = GGML_TYPE_Q8_0;
         cp.type_v = GGML_TYPE_Q8_0;
     }
+    cp.cb_eval = count_nodes;
+    cp.cb_eval_user_data = nullptr;
     llama_context * ctx = llama_init_from_model(model, cp);
     if (!ctx) {
         fprintf(stderr, "cannot create context\n");
@@ -225,6 +237,7 @@ int main(int argc, char ** argv) {
         }
     }
     fclose(out);
+    fprintf(stderr, "mul_mat_id nodes: %ld\n", mul_mat_id_nodes);
     llama_free(ctx);
     llama_flexidepth_free(fd);
     llama_model_free(model);

@@ -37,6 +37,19 @@ final class EvalDriver {
     /** With more driver options, e.g. {@code --lora FILE SCALE}. */
     static List<Output> run(Path model, Path plugin, float tau, List<String> script, Path dir, Mode mode, List<String> options)
             throws IOException, InterruptedException {
+        return runLogged(model, plugin, tau, script, dir, mode, options).outputs();
+    }
+
+    /** The outputs and what the driver printed (its last line counts the graphs' token-skipping products). */
+    record Run(List<Output> outputs, String log) {
+        long mulMatIdNodes() {
+            return log.lines().filter(l -> l.startsWith("mul_mat_id nodes: ")).mapToLong(l -> Long.parseLong(l.substring(18).trim()))
+                    .findFirst().orElseThrow(() -> new AssertionError("no node count in " + log));
+        }
+    }
+
+    static Run runLogged(Path model, Path plugin, float tau, List<String> script, Path dir, Mode mode, List<String> options)
+            throws IOException, InterruptedException {
         Path exe = ProjectPaths.nativeBuild().resolve("bin/flexidepth-eval");
         assertTrue(Files.isExecutable(exe), exe + " missing: build the native tree");
         Path scriptFile = Files.write(Files.createTempFile(dir, "script", ".txt"), script);
@@ -67,6 +80,6 @@ final class EvalDriver {
                 outputs.add(new Output(seq, pos, logits, gates, ran));
             }
         }
-        return outputs;
+        return new Run(outputs, log);
     }
 }

@@ -435,6 +435,33 @@ class FlexiDepthReferenceTest {
         assertTrue(c.maxGateError() < 2e-2, "gates differ by " + c.maxGateError());
     }
 
+    /**
+     * MASKED and DENSE compute the same values, so equal results alone do not show that MASKED
+     * skips anything: its graphs must hold the token-skipping products (ggml_mul_mat_id; the dense
+     * base model has none), at decode and at prefill, which they do only where the backend declares
+     * that it skips tokens (feature MUL_MAT_ID_SKIP).
+     */
+    @Test
+    void maskedModeBuildsTokenSkippingProductsAndDenseModeNone() throws Exception {
+        Case c0 = cases().findFirst().orElseThrow();
+        Path[] files = mixedFixture(c0);
+        Script script = Script.standard(c0.shape().vocab(), 13);
+        long masked = EvalDriver.runLogged(files[0], files[1], TAU, script.lines(), dir, EvalDriver.Mode.MASKED, List.of()).mulMatIdNodes();
+        long dense = EvalDriver.runLogged(files[0], files[1], TAU, script.lines(), dir, EvalDriver.Mode.DENSE, List.of()).mulMatIdNodes();
+        long decodeOnly = EvalDriver.runLogged(files[0], files[1], TAU, List.of("batch 0:1", "batch 0:300"), dir,
+                EvalDriver.Mode.MASKED, List.of()).mulMatIdNodes();
+        long prefillOnly = EvalDriver.runLogged(files[0], files[1], TAU, List.of("batch 0:1,300,301,302,303"), dir,
+                EvalDriver.Mode.MASKED, List.of()).mulMatIdNodes();
+        System.out.printf("mul_mat_id nodes: MASKED %d, DENSE %d, two single tokens %d, one 5-token batch %d%n",
+                masked, dense, decodeOnly, prefillOnly);
+        assertEquals(0, dense);
+        // per routed layer and graph: Wq, Wo, gate, up, down and the adapter's three products
+        int routed = c0.shape().layers() - c0.shape().layers() / 2;
+        assertEquals(2L * routed * 8, decodeOnly, "two single-token graphs");
+        assertEquals((long) routed * 8, prefillOnly, "one multi-token graph");
+        assertTrue(masked > 0);
+    }
+
     static double maxDiff(List<EvalDriver.Output> a, List<EvalDriver.Output> b) {
         double m = 0;
         for (int i = 0; i < a.size(); i++) {
