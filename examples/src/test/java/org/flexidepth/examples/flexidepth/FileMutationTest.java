@@ -88,6 +88,18 @@ class FileMutationTest {
         return b;
     }
 
+    /** "works", or the simple name of the LlamaException it threw; anything else fails the test. */
+    static String outcome(int mutant, StringBuilder what, Runnable use) {
+        try {
+            use.run();
+            return "works";
+        } catch (LlamaException e) {
+            return e.getClass().getSimpleName();
+        } catch (Throwable t) {
+            throw new AssertionError("mutant " + mutant + " (" + what + ") threw " + t, t);
+        }
+    }
+
     @Test
     void mutatedModelsLoadAndRunOrFailWithTypedExceptions() throws IOException {
         SplittableRandom r = new SplittableRandom(20261201);
@@ -95,16 +107,11 @@ class FileMutationTest {
         for (int i = 0; i < MUTANTS; i++) {
             StringBuilder what = new StringBuilder();
             Path m = Files.write(dir.resolve("mutant-model.gguf"), mutate(model, modelHeader, r, what));
-            String outcome;
-            try (LlamaModel loaded = LlamaModel.load(m); Session s = loaded.newSession()) {
-                s.complete("w1 w2 w3", THREE);
-                outcome = "works";
-            } catch (LlamaException e) {
-                outcome = e.getClass().getSimpleName();
-            } catch (Throwable t) {
-                throw new AssertionError("mutant " + i + " (" + what + ") threw " + t, t);
-            }
-            outcomes.merge(outcome, 1, Integer::sum);
+            outcomes.merge(outcome(i, what, () -> {
+                try (LlamaModel loaded = LlamaModel.load(m); Session s = loaded.newSession()) {
+                    s.complete("w1 w2 w3", THREE);
+                }
+            }), 1, Integer::sum);
         }
         System.out.println("mutated models: " + outcomes);
         assertTrue(outcomes.getOrDefault("ModelLoadException", 0) > MUTANTS / 4, "most mutations break the file: " + outcomes);
@@ -118,17 +125,12 @@ class FileMutationTest {
             for (int i = 0; i < MUTANTS; i++) {
                 StringBuilder what = new StringBuilder();
                 Path p = Files.write(dir.resolve("mutant-plugin.gguf"), mutate(plugin, pluginHeader, r, what));
-                String outcome;
-                try (FlexiDepthPlugin fd = loaded.loadFlexiDepth(p)) {
-                    s.attach(fd, 0.5f);
-                    s.complete("w1 w2 w3", THREE);
-                    outcome = "works";
-                } catch (LlamaException e) {
-                    outcome = e.getClass().getSimpleName();
-                } catch (Throwable t) {
-                    throw new AssertionError("mutant " + i + " (" + what + ") threw " + t, t);
-                }
-                outcomes.merge(outcome, 1, Integer::sum);
+                outcomes.merge(outcome(i, what, () -> {
+                    try (FlexiDepthPlugin fd = loaded.loadFlexiDepth(p)) {
+                        s.attach(fd, 0.5f);
+                        s.complete("w1 w2 w3", THREE);
+                    }
+                }), 1, Integer::sum);
             }
             // the model and the session are unharmed by all of it
             assertTrue(s.attachedPlugin().isEmpty());
