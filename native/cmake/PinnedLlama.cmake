@@ -111,17 +111,37 @@ function(pinned_llama_prepare work_dir patch_dir)
     set(LLAMA_FORK_DIR "${fork}" PARENT_SCOPE)
 endfunction()
 
-# Script mode, used by the patch-series test: prepare a scratch tree and apply the series to it.
+# Every change of a tree against the pinned commit, new files included, as one diff.
+function(_pinned_tree_diff tree out)
+    # intent-to-add makes new files part of the diff without staging their content
+    _pinned_run(git -C "${tree}" add --intent-to-add --all)
+    execute_process(COMMAND git -C "${tree}" diff --binary ${LLAMA_COMMIT} OUTPUT_VARIABLE diff RESULT_VARIABLE rc)
+    if (NOT rc EQUAL 0)
+        message(FATAL_ERROR "git diff failed in ${tree}")
+    endif()
+    set(${out} "${diff}" PARENT_SCOPE)
+endfunction()
+
+# Script mode, used by the patch-series test: apply the series to a fresh clone of the pristine
+# tree and check that the result is the fork tree the build compiled, file for file.
 if (CMAKE_SCRIPT_MODE_FILE STREQUAL CMAKE_CURRENT_LIST_FILE)
-    if (NOT WORK_DIR OR NOT PATCH_DIR OR NOT PRISTINE_DIR)
-        message(FATAL_ERROR "usage: cmake -DPRISTINE_DIR=... -DPATCH_DIR=... -DWORK_DIR=... -P PinnedLlama.cmake")
+    if (NOT WORK_DIR OR NOT PATCH_DIR OR NOT PRISTINE_DIR OR NOT FORK_DIR)
+        message(FATAL_ERROR "usage: cmake -DPRISTINE_DIR=... -DFORK_DIR=... -DPATCH_DIR=... -DWORK_DIR=... -P PinnedLlama.cmake")
     endif()
     file(REMOVE_RECURSE "${WORK_DIR}")
     _pinned_clone("${PRISTINE_DIR}" "${WORK_DIR}")
     pinned_apply_patches("${WORK_DIR}" "${PATCH_DIR}")
-    execute_process(COMMAND git -C "${WORK_DIR}" status --porcelain OUTPUT_VARIABLE changes)
+    _pinned_tree_diff("${WORK_DIR}" fresh)
+    _pinned_tree_diff("${FORK_DIR}" built)
     file(GLOB patches "${PATCH_DIR}/*.patch")
     list(LENGTH patches n)
-    message(STATUS "patch series of ${n} patch(es) applies cleanly to ${LLAMA_COMMIT}")
+    if (NOT fresh STREQUAL built)
+        execute_process(COMMAND git -C "${FORK_DIR}" diff --stat ${LLAMA_COMMIT} OUTPUT_VARIABLE built_stat)
+        execute_process(COMMAND git -C "${WORK_DIR}" diff --stat ${LLAMA_COMMIT} OUTPUT_VARIABLE fresh_stat)
+        message(FATAL_ERROR "the fork tree ${FORK_DIR} is not the pinned commit plus the ${n} patches:\n"
+                "fork tree:\n${built_stat}\nfresh clone with the series:\n${fresh_stat}")
+    endif()
+    string(LENGTH "${fresh}" bytes)
+    message(STATUS "the ${n} patch(es) applied to a fresh clone of ${LLAMA_COMMIT} give the fork tree exactly (${bytes} bytes of diff)")
     file(REMOVE_RECURSE "${WORK_DIR}")
 endif()

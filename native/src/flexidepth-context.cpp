@@ -33,9 +33,9 @@ llama_flexidepth_binding * binding_of(const llama_context * ctx) {
 
 } // namespace
 
-// Test hook (native/tests/test-flexidepth-faults.cpp): the next compute-buffer reservation of a
+// Test hook (native/tests/flexidepth-faults.cpp): the next compute-buffer reservation of a
 // plug-in change fails as an allocation failure would, so the recovery path can be tested.
-std::atomic<int> fail_next_reserve{0};
+static std::atomic<int> fail_next_reserve{0};
 
 void llama_context::set_flexidepth(llama_flexidepth_binding * binding, uint64_t plugin_id, bool force) {
     synchronize();
