@@ -5,15 +5,17 @@
 # comes uninstrumented from the fork's libllama. The base model is stories260K from ../shared.
 # usage: native/fuzz/run-fuzzer.sh BUILD_DIR plugin|state SECONDS     exit 77: skipped
 set -euo pipefail
+# a skip (77) under CI=true, which installs clang and provides ../shared, is a failure
+skip() { echo "$1"; if [ "${CI:-}" = true ]; then echo "CI=true: this check must run"; exit 1; fi; exit 77; }
 cd "$(dirname "$0")/../.."
 BUILD=$(cd "$1" && pwd); TARGET=$2; SECONDS_TO_RUN=$3
 CXX=$(command -v clang++-14 || command -v clang++ || true)
-[ -n "$CXX" ] || { echo "no clang++: fuzzing skipped (apt install clang-14)"; exit 77; }
+[ -n "$CXX" ] || skip "no clang++: fuzzing skipped (apt install clang-14)"
 echo 'extern "C" int LLVMFuzzerTestOneInput(const unsigned char *, unsigned long) { return 0; }' \
     | "$CXX" -fsanitize=fuzzer,address -x c++ - -o /dev/null 2>/dev/null \
-    || { echo "$CXX has no libFuzzer runtime: fuzzing skipped (apt install libclang-rt-14-dev)"; exit 77; }
+    || skip "$CXX has no libFuzzer runtime: fuzzing skipped (apt install libclang-rt-14-dev)"
 SHARED=${FLEXI_SHARED_DIR:-../shared}
-[ -f "$SHARED/models/stories260K.bin" ] || { echo "../shared is absent: fuzzing skipped"; exit 77; }
+[ -f "$SHARED/models/stories260K.bin" ] || skip "../shared is absent: fuzzing skipped"
 OUT=$BUILD/fuzz; mkdir -p "$OUT"
 FORK=$BUILD/_deps/llama.cpp-fork
 MODEL=$OUT/stories260K.gguf

@@ -2,7 +2,6 @@ package org.flexidepth.examples.api;
 
 import org.flexidepth.examples.DefaultModel;
 import org.flexidepth.examples.ProjectPaths;
-import org.junit.jupiter.api.Assumptions;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -22,7 +21,7 @@ public final class RealModels {
     }
 
     static void assumeShared() {
-        Assumptions.assumeTrue(ProjectPaths.shared().isPresent(),
+        org.flexidepth.examples.Prerequisites.require(ProjectPaths.shared().isPresent(),
                 "../shared is absent: real-model tests need it (see ../shared/README.md)");
     }
 

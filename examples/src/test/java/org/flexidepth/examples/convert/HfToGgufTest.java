@@ -33,7 +33,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /** Converts ../shared/models/tinystories656k and checks the result, with the pristine upstream tools when built. */
 class HfToGgufTest {
@@ -49,10 +48,10 @@ class HfToGgufTest {
     /** Per test rather than in @BeforeAll, so that surefire lists each skipped test with the reason. */
     @BeforeEach
     void needsTheModel() throws IOException {
-        assumeTrue(ProjectPaths.shared().isPresent(),
+        org.flexidepth.examples.Prerequisites.require(ProjectPaths.shared().isPresent(),
                 "../shared is absent: the converter tests need ../shared/models/tinystories656k");
         model = ProjectPaths.shared().get().resolve("models/tinystories656k");
-        assumeTrue(Files.isDirectory(model), model + " is absent");
+        org.flexidepth.examples.Prerequisites.require(Files.isDirectory(model), model + " is absent");
         if (log == null) {
             convertOnce();
         }
@@ -298,7 +297,7 @@ class HfToGgufTest {
 
     private static Path pristineTool(String name) {
         Path exe = ProjectPaths.nativeBuild().resolve("pristine/bin").resolve(name);
-        assumeTrue(Files.isExecutable(exe), exe + " is not built: build the native tree (see README) to run this check");
+        org.flexidepth.examples.Prerequisites.require(Files.isExecutable(exe), exe + " is not built: build the native tree (see README) to run this check");
         return exe;
     }
 

@@ -3,7 +3,6 @@ package org.flexidepth.examples.layermap;
 import org.flexidepth.examples.flexidepth.RandomFixtures;
 import org.flexidepth.gguf.GgmlType;
 import org.flexidepth.gguf.Json;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -74,7 +73,7 @@ class LayerMapTest {
 
     @Test
     void chromiumRendersTheTokensTheLegendAndTheChart() throws Exception {
-        Assumptions.assumeTrue(Files.isExecutable(CHROMIUM), "Debian's chromium is not installed (.ci/run installs it)");
+        org.flexidepth.examples.Prerequisites.require(Files.isExecutable(CHROMIUM), "Debian's chromium is not installed (.ci/run installs it)");
         Path page = out.resolve("layer-map.html");
         String dom = chromium("--dump-dom", "--virtual-time-budget=3000", page.toUri().toString());
         Matcher m = Pattern.compile("rendered tokens=(\\d+) bars=(\\d+)").matcher(dom);
