@@ -58,4 +58,20 @@ class GoldenGenerationTest {
             assertEquals(bytes.toString(java.nio.charset.StandardCharsets.UTF_8), r.text(), "text of the same tokens");
         }
     }
+
+    /**
+     * An outside fact about the demo model: ../shared/README.md says that greedy decoding from
+     * "The King said to his people that" continues "were in the house of the LORD, and the LORD,".
+     * Checks the project's conversion of flexi-demo-12L (and the library) against its trainer's word.
+     */
+    @org.junit.jupiter.api.Test
+    void flexiDemo12LContinuesAsItsReadmeSays() throws Exception {
+        RealModels.assumeShared();
+        try (org.flexidepth.llama.LlamaModel m = org.flexidepth.llama.LlamaModel.load(org.flexidepth.examples.DefaultModel.flexiDemo12L());
+             org.flexidepth.llama.Session s = m.newSession()) {
+            String text = s.complete("The King said to his people that",
+                    org.flexidepth.llama.GenerationOptions.builder().maxTokens(16).build()).text();
+            org.junit.jupiter.api.Assertions.assertTrue(text.strip().startsWith("were in the house of the LORD, and the LORD,"), text);
+        }
+    }
 }

@@ -168,6 +168,12 @@ class FlexiDepthReferenceTest {
                 skips[r] += o.ran()[r] ? 0 : 1;
             }
         }
+        // The reference follows the fork only within the margin; how often that happens is bounded
+        // (twice what gates spread evenly over [0, 1] would give, plus two), so that a drift that
+        // pushes many gates towards tau fails instead of being followed.
+        int bound = (int) Math.ceil(4 * borderlineMargin * decisions) + 2;
+        System.out.printf("borderline decisions (|g - tau| < %.0e): %d of %d, bound %d%n", borderlineMargin, borderline[0], decisions, bound);
+        assertTrue(borderline[0] <= bound, borderline[0] + " of " + decisions + " decisions within " + borderlineMargin + " of tau");
         return new Comparison(maxLogit, maxGate, decisions, borderline[0], skips, fork.size());
     }
 

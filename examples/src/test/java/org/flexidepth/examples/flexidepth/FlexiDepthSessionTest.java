@@ -118,14 +118,20 @@ class FlexiDepthSessionTest {
                 List.of("batch 0:" + String.join(",", Arrays.stream(PROMPT).mapToObj(String::valueOf).toList())), dir);
         try (Session s = model.newSession(); Generation g = attachAndStart(s, 0.5f)) {
             List<LayerUsage> usage = g.promptLayerUsage();
+            int exempt = 0, decisions = 0;
             for (int t = 0; t < PROMPT.length; t++) {
                 for (int i = 0; i < ROUTED.size(); i++) {
                     assertEquals(expected.get(t).gates()[i], usage.get(t).gate(i), 2e-3);
+                    decisions++;
                     if (Math.abs(expected.get(t).gates()[i] - 0.5f) > 0.01f) {
                         assertEquals(expected.get(t).ran()[i], usage.get(t).ran(i));
+                    } else {
+                        exempt++;
                     }
                 }
             }
+            // as in FlexiDepthReferenceTest: the exemption near tau is bounded, not open-ended
+            assertTrue(exempt <= Math.ceil(4 * 0.01 * decisions) + 2, exempt + " of " + decisions + " decisions exempt");
         }
     }
 
