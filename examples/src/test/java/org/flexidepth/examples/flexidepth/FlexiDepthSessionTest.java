@@ -27,6 +27,7 @@ import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -141,7 +142,7 @@ class FlexiDepthSessionTest {
     }
 
     @Test
-    void thresholdChangesBetweenCallsAndDetachRestoresTheBaseModel() {
+    void thresholdChangesBetweenCallsAndDetachRestoresTheBaseModel() throws IOException {
         try (Session s = model.newSession()) {
             List<Integer> base = ids(s.generate(PROMPT, TEN).result());
             s.clear();
@@ -162,7 +163,8 @@ class FlexiDepthSessionTest {
             assertEquals(base, ids(again));
             assertTrue(again.tokens().stream().allMatch(t -> t.layers().isEmpty()));
             assertTrue(again.stats().layers().isEmpty());
-            assertFalse(mixed.isEmpty());
+            assertNotEquals(base, mixed, "the plug-in at tau 0.5 changes the reply");
+            assertEquals(referenceGreedy(0.5f), mixed, "the reply equals the independent f64 reference's");
         }
     }
 
@@ -233,6 +235,28 @@ class FlexiDepthSessionTest {
             s.attach(p, 0.5f);
             assertEquals(10, s.generate(PROMPT, TEN).result().tokens().size());
         }
+    }
+
+    /** Greedy tokens of the f64 reference (ReferenceModel) with the plug-in at tau, after PROMPT. */
+    private static List<Integer> referenceGreedy(float tau) throws IOException {
+        ReferenceModel ref = new ReferenceModel(modelPath, pluginPath);
+        ReferenceModel.Sequence seq = ref.sequence(0, tau, false, null);
+        ReferenceModel.Step step = null;
+        for (int t : PROMPT) {
+            step = seq.step(t);
+        }
+        List<Integer> out = new java.util.ArrayList<>();
+        for (int i = 0; i < TEN.maxTokens(); i++) {
+            int best = 0;
+            for (int v = 1; v < step.logits().length; v++) {
+                best = step.logits()[v] > step.logits()[best] ? v : best;
+            }
+            out.add(best);
+            if (i + 1 < TEN.maxTokens()) {
+                step = seq.step(best);
+            }
+        }
+        return out;
     }
 
     private static List<Integer> ids(GenerationResult r) {
