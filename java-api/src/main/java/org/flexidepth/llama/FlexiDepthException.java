@@ -50,4 +50,11 @@ public class FlexiDepthException extends LlamaException {
     public Reason reason() {
         return reason;
     }
+
+    /** Throws for a failed status of the native FlexiDepth API, with its last error as the message. */
+    static void throwIfFailed(int status) {
+        if (status != 0) {
+            throw new FlexiDepthException(Reason.of(status), org.flexidepth.llama.bindings.llama_h.llama_flexidepth_last_error().getString(0));
+        }
+    }
 }

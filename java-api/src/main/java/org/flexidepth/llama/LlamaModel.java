@@ -206,9 +206,7 @@ public final class LlamaModel implements AutoCloseable {
                 MemorySegment out = arena.allocate(ValueLayout.JAVA_FLOAT, nLayer);
                 int rc = llama_h.llama_flexidepth_block_influence(model, arena.allocateFrom(ValueLayout.JAVA_INT, calibrationTokens),
                         calibrationTokens.length, windowLength, threads, out, nLayer);
-                if (rc != 0) {
-                    throw new FlexiDepthException(FlexiDepthException.Reason.of(rc), llama_h.llama_flexidepth_last_error().getString(0));
-                }
+                FlexiDepthException.throwIfFailed(rc);
                 double[] bi = new double[nLayer];
                 for (int l = 0; l < nLayer; l++) {
                     bi[l] = out.getAtIndex(ValueLayout.JAVA_FLOAT, l);

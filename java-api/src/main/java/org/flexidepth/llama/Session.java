@@ -190,7 +190,7 @@ public final class Session implements AutoCloseable {
                 if (previous != plugin) {
                     plugin.removeUser(this);
                 }
-                throw new FlexiDepthException(FlexiDepthException.Reason.of(rc), llama_h.llama_flexidepth_last_error().getString(0));
+                FlexiDepthException.throwIfFailed(rc);
             }
             if (previous != null && previous != plugin) {
                 previous.removeUser(this);
@@ -223,9 +223,7 @@ public final class Session implements AutoCloseable {
         enter(() -> {
             requireAttached();
             int rc = llama_h.llama_flexidepth_set_threshold(ctx, tau);
-            if (rc != 0) {
-                throw new FlexiDepthException(FlexiDepthException.Reason.of(rc), llama_h.llama_flexidepth_last_error().getString(0));
-            }
+            FlexiDepthException.throwIfFailed(rc);
             threshold = tau;
             routingChanged(cache);
             return null;
@@ -249,9 +247,7 @@ public final class Session implements AutoCloseable {
                 return null;
             }
             int rc = llama_h.llama_flexidepth_detach(ctx);
-            if (rc != 0) {
-                throw new FlexiDepthException(FlexiDepthException.Reason.of(rc), llama_h.llama_flexidepth_last_error().getString(0));
-            }
+            FlexiDepthException.throwIfFailed(rc);
             p.removeUser(this);
             plugin = null;
             forced = Map.of();
@@ -292,9 +288,7 @@ public final class Session implements AutoCloseable {
                     d.set(ValueLayout.JAVA_BYTE, r, (byte) (run == null ? -1 : run ? 1 : 0));
                 }
                 int rc = llama_h.llama_flexidepth_force(ctx, d, routed.size());
-                if (rc != 0) {
-                    throw new FlexiDepthException(FlexiDepthException.Reason.of(rc), llama_h.llama_flexidepth_last_error().getString(0));
-                }
+                FlexiDepthException.throwIfFailed(rc);
             }
             forced = copy;
             routingChanged(cache);
@@ -460,11 +454,8 @@ public final class Session implements AutoCloseable {
     public SessionState saveState() {
         return enter(() -> {
             endActive();
-            long size = llama_h.llama_state_get_size(ctx);
             try (Arena tmp = Arena.ofConfined()) {
-                MemorySegment buf = tmp.allocate(size);
-                long written = llama_h.llama_state_get_data(ctx, buf, size);
-                return new SessionState(Arrays.copyOf(cached, cachedLength), buf.asSlice(0, written).toArray(ValueLayout.JAVA_BYTE),
+                return new SessionState(Arrays.copyOf(cached, cachedLength), stateData(tmp).toArray(ValueLayout.JAVA_BYTE),
                         model.fingerprint(), routing());
             }
         });
@@ -491,12 +482,9 @@ public final class Session implements AutoCloseable {
     public void saveState(Path file) {
         enter(() -> {
             endActive();
-            long size = llama_h.llama_state_get_size(ctx);
             try (Arena tmp = Arena.ofConfined()) {
-                MemorySegment buf = tmp.allocate(size);
-                long written = llama_h.llama_state_get_data(ctx, buf, size);
                 SessionStateFile.write(file, new SessionStateFile.Header(model.fingerprint(), routing(),
-                        Arrays.copyOf(cached, cachedLength)), buf.asSlice(0, written));
+                        Arrays.copyOf(cached, cachedLength)), stateData(tmp));
             }
             return null;
         });
@@ -522,6 +510,13 @@ public final class Session implements AutoCloseable {
             }
             return null;
         });
+    }
+
+    /** llama.cpp's state of the context, in native memory of {@code arena}. */
+    private MemorySegment stateData(Arena arena) {
+        long size = llama_h.llama_state_get_size(ctx);
+        MemorySegment buf = arena.allocate(size);
+        return buf.asSlice(0, llama_h.llama_state_get_data(ctx, buf, size));
     }
 
     private void checkCompatible(String stateModel, String stateRouting, int tokens) {
