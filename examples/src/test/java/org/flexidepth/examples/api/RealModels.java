@@ -20,7 +20,7 @@ public final class RealModels {
     private RealModels() {
     }
 
-    static void assumeShared() {
+    public static void assumeShared() {
         org.flexidepth.examples.Prerequisites.require(ProjectPaths.shared().isPresent(),
                 "../shared is absent: real-model tests need it (see ../shared/README.md)");
     }
@@ -29,6 +29,15 @@ public final class RealModels {
         assumeShared();
         try {
             return DefaultModel.stories260K();
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    public static Path flexiDemo12L() {
+        assumeShared();
+        try {
+            return DefaultModel.flexiDemo12L();
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
@@ -44,7 +53,7 @@ public final class RealModels {
     }
 
     /** Greedy token ids from the pristine upstream library (native/tests/reference-greedy.c). */
-    static int[] referenceGreedy(Path model, int nPredict, String prompt) throws IOException, InterruptedException {
+    public static int[] referenceGreedy(Path model, int nPredict, String prompt) throws IOException, InterruptedException {
         Path exe = ProjectPaths.nativeBuild().resolve("pristine-tools/reference-greedy");
         assertTrue(Files.isExecutable(exe), exe + " missing: build the native tree (see README)");
         Process p = new ProcessBuilder(List.of(exe.toString(), model.toString(), String.valueOf(nPredict), prompt)).start();
