@@ -110,6 +110,8 @@ extern "C" int LLVMFuzzerInitialize(int * argc, char *** argv) {
     }
     state_target = target != nullptr && strcmp(target, "state") == 0;
     llama_backend_init();
+    // the CPU backend is a variant loaded at run time from the build's bin/ (run-fuzzer.sh)
+    ggml_backend_load_all_from_path(getenv("FLEXI_BACKEND_DIR"));
     model = llama_model_load_from_file(path, llama_model_default_params());
     if (model == nullptr) {
         fprintf(stderr, "cannot load %s\n", path);

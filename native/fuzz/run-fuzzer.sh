@@ -32,7 +32,7 @@ if [ ! -x "$EXE" ] || [ -n "$(find "${SRCS[@]}" native/src/*.h -newer "$EXE")" ]
         -L "$BUILD/bin" -lllama -lggml -lggml-base -Wl,-rpath,"$BUILD/bin" -w
 fi
 CORPUS=$OUT/corpus-$TARGET; SEEDS=$OUT/seeds; mkdir -p "$CORPUS" "$SEEDS"
-export FLEXI_FUZZ_MODEL=$MODEL FLEXI_FUZZ_TARGET=$TARGET
+export FLEXI_FUZZ_MODEL=$MODEL FLEXI_FUZZ_TARGET=$TARGET FLEXI_BACKEND_DIR=$BUILD/bin
 export ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1
 "$EXE" --write-seeds "$SEEDS"
 cp -n "$SEEDS/$([ "$TARGET" = plugin ] && echo plugin.gguf || echo state.bin)" "$CORPUS/" 2>/dev/null || true

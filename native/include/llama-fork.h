@@ -36,6 +36,19 @@ extern "C" {
     LLAMA_API int32_t llama_fork_sampler_sample(struct llama_sampler * smpl, struct llama_context * ctx,
                                                 int32_t idx, llama_token * token);
 
+    enum llama_fork_backend_status {
+        LLAMA_FORK_BACKEND_OK             =  0,
+        LLAMA_FORK_BACKEND_NO_CPU_VARIANT = -1, // no CPU backend in dir runs on this CPU (or none is there)
+    };
+
+    // Loads the backends of a build from `dir` (ggml_backend_load_all_from_path): of the CPU
+    // backend's variants (libggml-cpu-<variant>.so) the best one this CPU runs, or the single
+    // libggml-cpu.so of a -march=native build, and any other backend there (libggml-cuda.so, ...).
+    // Writes the file name of the CPU backend in use into cpu_library (capacity n, may be NULL) and
+    // returns a status. A library with the CPU backend linked in loads nothing; calling it again
+    // loads nothing more.
+    LLAMA_API int32_t llama_fork_backend_load(const char * dir, char * cpu_library, size_t n);
+
 #ifdef __cplusplus
 }
 #endif

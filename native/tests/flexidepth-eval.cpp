@@ -15,11 +15,14 @@
 //   restore                   restore it into a brand-new context (plug-in attached again)
 //   rm S P0 P1                llama_memory_seq_rm of positions [P0, P1) of sequence S (P1 -1: to the end)
 //   shift S P0 D              llama_memory_seq_add: positions >= P0 of sequence S move by D
+//   force D,D,...|-           llama_flexidepth_force: per routed layer 1 run, 0 skip, -1 router
+//                             ("-": the routers decide again); kept across restore
 // OUT.bin, little-endian, per token of every batch:
 //   int32 seq, int32 pos, float logits[n_vocab], float gates[n_routed], uint8 run[n_routed]
 // preceded per batch by int32 n_tokens, and at the start by int32 n_vocab, int32 n_routed.
 #include "llama.h"
 #include "llama-flexidepth.h"
+#include "llama-fork.h"
 
 #include <cstdio>
 #include <cstdlib>
@@ -51,6 +54,7 @@ static bool count_nodes(struct ggml_tensor * t, bool ask, void *) {
     return false; // observe nothing: the graph is computed as without the callback
 }
 static float lora_scale = 1.0f;
+static std::vector<int8_t> forced; // empty: the routers decide
 
 static llama_context * new_context(llama_model * model, llama_flexidepth * fd, float tau) {
     llama_context_params cp = llama_context_default_params();
@@ -89,6 +93,10 @@ static llama_context * new_context(llama_model * model, llama_flexidepth * fd, f
         fprintf(stderr, "attach failed: %s\n", llama_flexidepth_last_error());
         exit(1);
     }
+    if (fd && !forced.empty() && llama_flexidepth_force(ctx, forced.data(), (int32_t) forced.size()) != 0) {
+        fprintf(stderr, "force failed: %s\n", llama_flexidepth_last_error());
+        exit(1);
+    }
     return ctx;
 }
 
@@ -120,6 +128,14 @@ int main(int argc, char ** argv) {
     }
     llama_log_set(quiet, nullptr);
     llama_backend_init();
+    // the CPU backend variant this CPU runs best, from beside the program; tests under qemu read
+    // which one from the log
+    char cpu_library[256];
+    if (llama_fork_backend_load(nullptr, cpu_library, sizeof(cpu_library)) != LLAMA_FORK_BACKEND_OK) {
+        fprintf(stderr, "no CPU backend beside this program runs on this CPU\n");
+        return 1;
+    }
+    fprintf(stderr, "CPU backend: %s\n", cpu_library);
     llama_model * model = llama_model_load_from_file(argv[1], llama_model_default_params());
     if (!model) {
         fprintf(stderr, "cannot load %s\n", argv[1]);
@@ -169,6 +185,21 @@ int main(int argc, char ** argv) {
                 return 1;
             }
             next_pos = saved_pos;
+        } else if (cmd == "force") {
+            std::string list;
+            words >> list;
+            forced.clear();
+            if (list != "-") {
+                std::stringstream ds(list);
+                std::string d;
+                while (std::getline(ds, d, ',')) {
+                    forced.push_back((int8_t) atoi(d.c_str()));
+                }
+            }
+            if (!fd || llama_flexidepth_force(ctx, forced.empty() ? nullptr : forced.data(), (int32_t) forced.size()) != 0) {
+                fprintf(stderr, "force failed: %s\n", fd ? llama_flexidepth_last_error() : "no plug-in");
+                return 1;
+            }
         } else if (cmd == "rm" || cmd == "shift") {
             int seq = 0, p0 = 0, arg = 0;
             words >> seq >> p0 >> arg;

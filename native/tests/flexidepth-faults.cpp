@@ -45,6 +45,7 @@ int main(int argc, char ** argv) {
     }
     llama_log_set(quiet, nullptr);
     llama_backend_init();
+    ggml_backend_load_all(); // the CPU backend is a variant loaded at run time
     llama_model_params mp = llama_model_default_params();
     llama_model * model = llama_model_load_from_file(argv[1], mp);
     if (!model) {

@@ -2,8 +2,15 @@
 // reference that the Java API's golden tests compare with, token for token. It does what
 // upstream's llama-simple does (tokenize with special tokens, one prompt batch, greedy sampler).
 //
+// Built a second time against the fork as fork-greedy (FORK_BACKENDS): the same program on the
+// run-time dispatched CPU backend, loaded from $FLEXI_BACKEND_DIR (default: beside the program),
+// which the tests run under qemu-user with older CPUs and compare with the pristine output.
+//
 // usage: reference-greedy MODEL.gguf N_PREDICT PROMPT
 #include "llama.h"
+#ifdef FORK_BACKENDS
+#include "llama-fork.h"
+#endif
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +32,14 @@ int main(int argc, char ** argv) {
     const char * prompt = argv[3];
     llama_log_set(quiet, NULL);
     llama_backend_init();
+#ifdef FORK_BACKENDS
+    char cpu_library[256];
+    if (llama_fork_backend_load(getenv("FLEXI_BACKEND_DIR"), cpu_library, sizeof(cpu_library)) != LLAMA_FORK_BACKEND_OK) {
+        fprintf(stderr, "no CPU backend library runs on this CPU\n");
+        return 1;
+    }
+    fprintf(stderr, "CPU backend: %s\n", cpu_library);
+#endif
 
     struct llama_model * model = llama_model_load_from_file(argv[1], llama_model_default_params());
     if (!model) {

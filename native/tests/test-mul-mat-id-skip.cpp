@@ -3,9 +3,13 @@
 // exact zeros for skipped ones, for F32, F16, Q8_0, Q4_0 and Q4_K weights, at skip ratios 0, 0.5
 // and 1, through the generic CPU path and, where the CPU has one, the repacked (extra buffer) path;
 // layouts whose buffer cannot run the op (AMX) are left out, as the runtime leaves them dense.
+// It runs on every CPU backend variant beside it that this CPU can execute (under qemu-user with
+// an older -cpu, the lower ones), since patch 0004 is compiled into each of them.
 #include "ggml.h"
 #include "ggml-backend.h"
-#include "ggml-cpu.h"
+
+#include <algorithm>
+#include <dirent.h>
 
 #include <cmath>
 #include <cstdio>
@@ -23,6 +27,7 @@ static std::map<std::string, int> cases_of;
 static std::map<std::string, double> worst_of;
 
 static bool half_precision_f16 = false;
+static std::string current_variant;
 
 static bool cpu_has_avx512_fp16() {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -84,7 +89,7 @@ static void run_case(ggml_backend_t backend, ggml_backend_buffer_type_t buft, co
         return;
     }
     cases++;
-    const std::string key = std::string(buft_name) + "/" + ggml_type_name(type);
+    const std::string key = current_variant + " " + buft_name + "/" + ggml_type_name(type);
     cases_of[key]++;
     std::vector<uint8_t> q(ggml_row_size(type, K) * N);
     ggml_quantize_chunk(type, w.data(), q.data(), 0, N, K, nullptr);
@@ -104,7 +109,7 @@ static void run_case(ggml_backend_t backend, ggml_backend_buffer_type_t buft, co
     std::vector<float> m(N * n_tokens), d(N * n_tokens);
     ggml_backend_tensor_get(masked, m.data(), 0, m.size() * sizeof(float));
     ggml_backend_tensor_get(dense, d.data(), 0, d.size() * sizeof(float));
-    const std::string name = std::string(ggml_type_name(type)) + " " + buft_name + " skip " + std::to_string(skip_ratio)
+    const std::string name = current_variant + " " + ggml_type_name(type) + " " + buft_name + " skip " + std::to_string(skip_ratio)
                              + " tokens " + std::to_string(n_tokens);
     for (int t = 0; t < n_tokens; ++t) {
         for (int i = 0; i < N; ++i) {
@@ -140,21 +145,55 @@ done:
     ggml_free(wctx);
 }
 
-int main() {
-    // x86 CPUs with AVX512-FP16 (Sapphire Rapids and later) take the half-precision F16 path
-    half_precision_f16 = getenv("FLEXI_F16_HALF_ACC") != nullptr || cpu_has_avx512_fp16();
-    ggml_backend_t backend = ggml_backend_cpu_init();
-    ggml_backend_cpu_set_n_threads(backend, 2);
-    std::vector<std::pair<ggml_backend_buffer_type_t, std::string>> bufts = {{ggml_backend_cpu_buffer_type(), "CPU"}};
-    ggml_backend_dev_t dev = ggml_backend_get_device(backend);
-    auto get_extra = (ggml_backend_dev_get_extra_bufts_t)
-        ggml_backend_reg_get_proc_address(ggml_backend_dev_backend_reg(dev), "ggml_backend_dev_get_extra_bufts");
+// The CPU backend libraries beside this program: the variants of a run-time dispatched build
+// (libggml-cpu-<variant>.so) or the one library of a -march=native build.
+static std::vector<std::string> cpu_libraries(const char * argv0) {
+    std::string dir = argv0;
+    dir = dir.find('/') == std::string::npos ? "." : dir.substr(0, dir.find_last_of('/'));
+    std::vector<std::string> out;
+    if (DIR * d = opendir(dir.c_str())) {
+        while (dirent * e = readdir(d)) {
+            const std::string n = e->d_name;
+            if (n.rfind("libggml-cpu", 0) == 0 && n.size() > 3 && n.compare(n.size() - 3, 3, ".so") == 0) {
+                out.push_back(dir + "/" + n);
+            }
+        }
+        closedir(d);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+static bool has_feature(ggml_backend_reg_t reg, const char * name) {
+    auto get = (ggml_backend_get_features_t) ggml_backend_reg_get_proc_address(reg, "ggml_backend_get_features");
+    for (ggml_backend_feature * f = get ? get(reg) : nullptr; f && f->name; ++f) {
+        if (strcmp(f->name, name) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static const ggml_type types[] = {GGML_TYPE_F32, GGML_TYPE_F16, GGML_TYPE_Q8_0, GGML_TYPE_Q4_0, GGML_TYPE_Q4_K};
+
+// Every case on one CPU backend library, in its plain buffer and its repacked layouts.
+static void run_library(ggml_backend_reg_t reg, const std::string & variant) {
+    ggml_backend_dev_t dev = ggml_backend_reg_dev_get(reg, 0);
+    ggml_backend_t backend = ggml_backend_dev_init(dev, nullptr);
+    auto set_threads = (ggml_backend_set_n_threads_t) ggml_backend_reg_get_proc_address(reg, "ggml_backend_set_n_threads");
+    if (set_threads) {
+        set_threads(backend, 2);
+    }
+    // patch 0004 is in every variant: each one says so, and each one runs the cases
+    check(has_feature(reg, "MUL_MAT_ID_SKIP"), variant + ": no MUL_MAT_ID_SKIP feature");
+    std::vector<std::pair<ggml_backend_buffer_type_t, std::string>> bufts = {{ggml_backend_dev_buffer_type(dev), "CPU"}};
+    auto get_extra = (ggml_backend_dev_get_extra_bufts_t) ggml_backend_reg_get_proc_address(reg, "ggml_backend_dev_get_extra_bufts");
     if (get_extra) {
         for (ggml_backend_buffer_type_t * b = get_extra(dev); b && *b; ++b) {
             bufts.emplace_back(*b, ggml_backend_buft_name(*b));
         }
     }
-    const ggml_type types[] = {GGML_TYPE_F32, GGML_TYPE_F16, GGML_TYPE_Q8_0, GGML_TYPE_Q4_0, GGML_TYPE_Q4_K};
+    current_variant = variant;
     for (auto & [buft, name] : bufts) {
         for (ggml_type type : types) {
             for (double skip : {0.0, 0.5, 1.0}) {
@@ -167,14 +206,35 @@ int main() {
     ggml_backend_free(backend);
     // the plain CPU buffer runs every case of every type: 3 skip ratios x 3 batch sizes
     for (ggml_type type : types) {
-        const std::string key = std::string("CPU/") + ggml_type_name(type);
+        const std::string key = variant + " CPU/" + ggml_type_name(type);
         check(cases_of[key] == 9, key + ": " + std::to_string(cases_of[key]) + " cases ran, expected 9");
     }
-    for (auto & [key, n] : cases_of) {
-        printf("%-24s %d cases, worst |masked - dense| / sum|w x| %.2e\n", key.c_str(), n, worst_of[key]);
-    }
-    printf("%d cases, %d failures (buffer types:", cases, failures);
+    printf("%s: buffer types", variant.c_str());
     for (auto & b : bufts) printf(" %s", b.second.c_str());
-    printf(")\n");
+    printf("\n");
+}
+
+int main(int, char ** argv) {
+    const std::vector<std::string> libraries = cpu_libraries(argv[0]);
+    int ran = 0;
+    for (const std::string & path : libraries) {
+        const std::string file = path.substr(path.find_last_of('/') + 1);
+        // only a -march=native build on a CPU with AVX512-FP16 accumulates F16 dot products in
+        // half precision (simd-mappings.h under __AVX512FP16__); no variant is built with it
+        half_precision_f16 = getenv("FLEXI_F16_HALF_ACC") != nullptr || (file == "libggml-cpu.so" && cpu_has_avx512_fp16());
+        ggml_backend_reg_t reg = ggml_backend_load(path.c_str());
+        if (!reg) {
+            printf("%s: this CPU cannot run it, left out\n", file.c_str());
+            continue;
+        }
+        run_library(reg, file);
+        ggml_backend_unload(reg);
+        ran++;
+    }
+    check(ran > 0, "no CPU backend library beside the program runs on this CPU");
+    for (auto & [key, n] : cases_of) {
+        printf("%-44s %d cases, worst |masked - dense| / sum|w x| %.2e\n", key.c_str(), n, worst_of[key]);
+    }
+    printf("%d CPU libraries of %zu ran, %d cases, %d failures\n", ran, libraries.size(), cases, failures);
     return failures == 0 ? 0 : 1;
 }

@@ -6,7 +6,7 @@
 #include "ggml.h"
 #include "ggml-alloc.h"
 #include "ggml-backend.h"
-#include "ggml-cpu.h"
+#include "test-cpu-backend.h"
 #include "ggml-opt.h"
 
 #include <cmath>
@@ -31,7 +31,7 @@ static int run(bool extra_term) {
         x0[i] = 0.05f * (i % 7) - 0.1f;
     }
 
-    ggml_backend_t cpu = ggml_backend_cpu_init();
+    ggml_backend_t cpu = test_cpu_backend(1);
     ggml_backend_sched_t sched = ggml_backend_sched_new(&cpu, nullptr, 1, 4096, false, true);
 
     ggml_init_params sp = { 16 * ggml_tensor_overhead(), nullptr, true };

@@ -136,6 +136,7 @@ int main(int argc, char ** argv) {
     }
     llama_log_set(quiet, nullptr);
     llama_backend_init();
+    ggml_backend_load_all(); // the CPU backend is a variant loaded at run time
     llama_model_params mp = llama_model_default_params();
     mp.use_extra_bufts = repack; // weights in the CPU's repacked layouts (x86: Q4_0, Q4_K, ...) or plain
     llama_model * model = llama_model_load_from_file(model_path.c_str(), mp);

@@ -145,6 +145,7 @@ int main(int argc, char ** argv) {
     signal(SIGINT, [](int) { interrupted = true; });
 
     llama_backend_init();
+    ggml_backend_load_all(); // the CPU backend is a variant loaded at run time
     llama_model_params mp = llama_model_default_params();
     mp.use_extra_bufts = false; // the CPU's repacked weight layouts have no backward pass
     llama_model * model = llama_model_load_from_file(model_path.c_str(), mp);

@@ -19,6 +19,15 @@ public final class Llama {
         return llama_h.llama_print_system_info().getString(0);
     }
 
+    /**
+     * The CPU backend library in use: the variant for this CPU's instruction-set level that the
+     * loader chose at start-up, such as {@code libggml-cpu-haswell.so} (AVX2), or
+     * {@code libggml-cpu.so} for a library built for one machine.
+     */
+    public static String cpuBackend() {
+        return NativeLibrary.cpuBackend();
+    }
+
     /** Whether a GPU backend was compiled in. */
     public static boolean supportsGpuOffload() {
         NativeLibrary.load();

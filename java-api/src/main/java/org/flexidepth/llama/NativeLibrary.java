@@ -2,8 +2,12 @@ package org.flexidepth.llama;
 
 import org.flexidepth.llama.bindings.llama_h;
 
+import org.slf4j.LoggerFactory;
+
 import java.io.IOException;
 import java.io.InputStream;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
@@ -12,22 +16,30 @@ import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
 import java.util.HexFormat;
 import java.util.List;
+import java.util.Locale;
 
 /**
  * Loads the fork's shared libraries once per JVM, before any binding is used: from the directory
- * named by the system property {@value #PATH_PROPERTY}, or else from this jar, extracted once into
- * a cache folder keyed by the libraries' content.
+ * named by the system property {@value #PATH_PROPERTY}, or else from this jar (the folder of the
+ * running platform), extracted once into a cache folder keyed by the libraries' content.
+ * The CPU backend comes as one library per instruction-set level; ggml's registry loads the best
+ * one this CPU runs ({@link Llama#cpuBackend()} names it), so the jar never executes an
+ * instruction the CPU lacks.
  */
 final class NativeLibrary {
     static final String PATH_PROPERTY = "flexillama.library.path";
     static final String CACHE_PROPERTY = "flexillama.cache.dir";
-    private static final String RESOURCE_DIR = "/org/flexidepth/llama/natives/linux-x86_64/";
-    // Dependency order: each library's DT_NEEDED entries are already loaded when it is.
-    private static final List<String> LIBRARIES = List.of(
-            "libggml-base.so", "libggml-cpu.so", "libggml-cuda.so", "libggml-metal.so", "libggml.so", "libllama.so");
-    private static final List<String> REQUIRED = List.of("libggml-base.so", "libggml-cpu.so", "libggml.so", "libllama.so");
+    /** The platforms a jar can carry natives for, as {@code os-arch} folder names. */
+    static final List<String> PLATFORMS = List.of("linux-x86_64", "linux-aarch64");
+    // The libraries the others link against, in dependency order: each one's DT_NEEDED entries are
+    // already loaded when it is. The backends (libggml-cpu-*.so, libggml-cuda.so) are modules that
+    // ggml loads itself from the same folder.
+    private static final List<String> LINKED = List.of("libggml-base.so", "libggml.so", "libllama.so");
+    // the jar's list of its libraries: a jar cannot list a resource folder
+    private static final String LIST = "natives.list";
 
     private static volatile boolean loaded;
+    private static volatile String cpuBackend;
 
     private NativeLibrary() {
     }
@@ -42,20 +54,60 @@ final class NativeLibrary {
             }
             List<String> looked = new ArrayList<>();
             Path dir = locate(looked);
-            for (String name : LIBRARIES) {
+            for (String name : LINKED) {
                 Path lib = dir.resolve(name);
-                if (Files.exists(lib)) {
-                    try {
-                        System.load(lib.toAbsolutePath().toString());
-                    } catch (UnsatisfiedLinkError e) {
-                        throw new NativeLibraryException("cannot load " + lib + ": " + e.getMessage(), e);
-                    }
+                try {
+                    System.load(lib.toAbsolutePath().toString());
+                } catch (UnsatisfiedLinkError e) {
+                    throw new NativeLibraryException("cannot load " + lib + ": " + e.getMessage(), e);
                 }
             }
             NativeLog.install();
             llama_h.llama_backend_init();
+            cpuBackend = loadBackends(dir);
             loaded = true;
         }
+    }
+
+    /** The file name of the CPU backend library in use. */
+    static String cpuBackend() {
+        load();
+        return cpuBackend;
+    }
+
+    private static String loadBackends(Path dir) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment name = arena.allocate(256);
+            int status = llama_h.llama_fork_backend_load(arena.allocateFrom(dir.toAbsolutePath().toString()), name, 256);
+            if (status != llama_h.LLAMA_FORK_BACKEND_OK()) {
+                List<String> shipped;
+                try (var files = Files.list(dir)) {
+                    shipped = files.map(p -> p.getFileName().toString()).filter(n -> n.startsWith("libggml-cpu")).sorted().toList();
+                } catch (IOException e) {
+                    shipped = List.of();
+                }
+                throw new NativeLibraryException(shipped.isEmpty()
+                        ? "no CPU backend library (libggml-cpu*.so) in " + dir
+                        : "none of the CPU backend libraries in " + dir + " runs on this CPU (" + System.getProperty("os.arch")
+                                + "): " + String.join(", ", shipped) + " each need instructions it lacks");
+            }
+            String chosen = name.getString(0);
+            LoggerFactory.getLogger(NativeLibrary.class).info("CPU backend {} from {}", chosen, dir);
+            return chosen;
+        }
+    }
+
+    /** The folder name of the running platform, e.g. {@code linux-x86_64}. */
+    static String platform() {
+        String os = System.getProperty("os.name").toLowerCase(Locale.ROOT);
+        String arch = System.getProperty("os.arch").toLowerCase(Locale.ROOT);
+        String o = os.startsWith("linux") ? "linux" : os.startsWith("mac") ? "macos" : os.startsWith("windows") ? "windows" : os;
+        String a = switch (arch) {
+            case "amd64", "x86_64" -> "x86_64";
+            case "aarch64", "arm64" -> "aarch64";
+            default -> arch;
+        };
+        return o + "-" + a;
     }
 
     private static Path locate(List<String> looked) {
@@ -68,43 +120,52 @@ final class NativeLibrary {
             }
             throw notFound(looked);
         }
-        looked.add("jar resources " + RESOURCE_DIR);
-        if (NativeLibrary.class.getResource(RESOURCE_DIR + "libllama.so") == null) {
+        String platform = platform();
+        String resources = "/org/flexidepth/llama/natives/" + platform + "/";
+        looked.add("jar resources " + resources);
+        if (NativeLibrary.class.getResource(resources + LIST) == null) {
+            if (!PLATFORMS.contains(platform)) {
+                throw new NativeLibraryException("no native libraries for " + platform + " (os.name " + System.getProperty("os.name")
+                        + ", os.arch " + System.getProperty("os.arch") + "): this library supports " + String.join(", ", PLATFORMS));
+            }
             throw notFound(looked);
         }
         try {
-            return extract(looked);
+            return extract(resources, looked);
         } catch (IOException e) {
             throw new NativeLibraryException("cannot extract the native libraries from the jar: " + e.getMessage(), e);
         }
     }
 
     private static boolean hasAll(Path dir) {
-        return REQUIRED.stream().allMatch(n -> Files.isRegularFile(dir.resolve(n)));
+        return LINKED.stream().allMatch(n -> Files.isRegularFile(dir.resolve(n)));
     }
 
     private static NativeLibraryException notFound(List<String> looked) {
-        return new NativeLibraryException("the native libraries (" + String.join(", ", REQUIRED) + ") were not found; looked in:\n  "
+        return new NativeLibraryException("the native libraries (" + String.join(", ", LINKED) + ") were not found; looked in:\n  "
                 + String.join("\n  ", looked) + "\nBuild them with `cmake -S . -B build/native && cmake --build build/native` and set -D"
                 + PATH_PROPERTY + "=build/native/bin, or use a jar built after the native build.");
     }
 
     /** Copies the libraries out of the jar unless a previous run already did, and returns their folder. */
-    private static Path extract(List<String> looked) throws IOException {
+    private static Path extract(String resources, List<String> looked) throws IOException {
         MessageDigest sha;
         try {
             sha = MessageDigest.getInstance("SHA-256");
         } catch (NoSuchAlgorithmException e) {
             throw new IllegalStateException(e);
         }
-        List<String> present = new ArrayList<>();
-        for (String name : LIBRARIES) {
-            try (InputStream in = NativeLibrary.class.getResourceAsStream(RESOURCE_DIR + name)) {
-                if (in != null) {
-                    present.add(name);
-                    sha.update(name.getBytes());
-                    sha.update(in.readAllBytes());
+        List<String> present;
+        try (InputStream in = NativeLibrary.class.getResourceAsStream(resources + LIST)) {
+            present = new String(in.readAllBytes(), java.nio.charset.StandardCharsets.UTF_8).lines().filter(l -> !l.isBlank()).toList();
+        }
+        for (String name : present) {
+            try (InputStream in = NativeLibrary.class.getResourceAsStream(resources + name)) {
+                if (in == null) {
+                    throw new NativeLibraryException("the jar's " + LIST + " names " + name + ", which it does not hold");
                 }
+                sha.update(name.getBytes());
+                sha.update(in.readAllBytes());
             }
         }
         String key = HexFormat.of().formatHex(sha.digest()).substring(0, 16);
@@ -117,7 +178,7 @@ final class NativeLibrary {
         Files.createDirectories(base);
         Path tmp = Files.createTempDirectory(base, key + ".tmp");
         for (String name : present) {
-            try (InputStream in = NativeLibrary.class.getResourceAsStream(RESOURCE_DIR + name)) {
+            try (InputStream in = NativeLibrary.class.getResourceAsStream(resources + name)) {
                 Files.copy(in, tmp.resolve(name), StandardCopyOption.REPLACE_EXISTING);
             }
         }

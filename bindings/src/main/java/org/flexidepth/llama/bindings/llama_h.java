@@ -204,6 +204,18 @@ public class llama_h {
         return LLAMA_FORK_SAMPLE_FAILED;
     }
 
+    private static final int LLAMA_FORK_BACKEND_OK = 0;
+
+    public static int LLAMA_FORK_BACKEND_OK() {
+        return LLAMA_FORK_BACKEND_OK;
+    }
+
+    private static final int LLAMA_FORK_BACKEND_NO_CPU_VARIANT = -1;
+
+    public static int LLAMA_FORK_BACKEND_NO_CPU_VARIANT() {
+        return LLAMA_FORK_BACKEND_NO_CPU_VARIANT;
+    }
+
     private static final int LLAMA_FLEXIDEPTH_OK = 0;
 
     public static int LLAMA_FLEXIDEPTH_OK() {
@@ -3072,6 +3084,40 @@ public class llama_h {
         var mh$ = llama_fork_sampler_sample.HANDLE;
         try {
             return (int) mh$.invokeExact(smpl, ctx, idx, token);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class llama_fork_backend_load {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                llama_h.C_INT,
+                llama_h.C_POINTER,
+                llama_h.C_POINTER,
+                llama_h.C_LONG
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_fork_backend_load");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_fork_backend_load$descriptor() {
+        return llama_fork_backend_load.DESC;
+    }
+
+    public static MethodHandle llama_fork_backend_load$handle() {
+        return llama_fork_backend_load.HANDLE;
+    }
+
+    public static MemorySegment llama_fork_backend_load$address() {
+        return llama_fork_backend_load.ADDR;
+    }
+
+    public static int llama_fork_backend_load(MemorySegment dir, MemorySegment cpu_library, long n) {
+        var mh$ = llama_fork_backend_load.HANDLE;
+        try {
+            return (int) mh$.invokeExact(dir, cpu_library, n);
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }

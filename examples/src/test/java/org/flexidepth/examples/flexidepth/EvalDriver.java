@@ -50,11 +50,18 @@ final class EvalDriver {
 
     static Run runLogged(Path model, Path plugin, float tau, List<String> script, Path dir, Mode mode, List<String> options)
             throws IOException, InterruptedException {
+        return runUnder(List.of(), model, plugin, tau, script, dir, mode, options);
+    }
+
+    /** Runs the driver under a launcher, e.g. {@code qemu-x86_64 -cpu Haswell}. */
+    static Run runUnder(List<String> launcher, Path model, Path plugin, float tau, List<String> script, Path dir, Mode mode,
+                        List<String> options) throws IOException, InterruptedException {
         Path exe = ProjectPaths.nativeBuild().resolve("bin/flexidepth-eval");
         assertTrue(Files.isExecutable(exe), exe + " missing: build the native tree");
         Path scriptFile = Files.write(Files.createTempFile(dir, "script", ".txt"), script);
         Path out = Files.createTempFile(dir, "out", ".bin");
-        List<String> cmd = new ArrayList<>(List.of(exe.toString(), model.toString(), plugin == null ? "-" : plugin.toString(),
+        List<String> cmd = new ArrayList<>(launcher);
+        cmd.addAll(List.of(exe.toString(), model.toString(), plugin == null ? "-" : plugin.toString(),
                 Float.toString(tau), scriptFile.toString(), out.toString(), mode.name().toLowerCase().replace('_', '-')));
         cmd.addAll(options);
         Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();

@@ -178,7 +178,7 @@ class FlexiDepthReferenceTest {
     }
 
     /** The model and the mixed-decision plug-in of a case (latter half of the layers routed): {model, plug-in}. */
-    private Path[] mixedFixture(Case c) throws java.io.IOException {
+    static Path[] mixedFixture(Case c, Path dir) throws java.io.IOException {
         RandomFixtures.Shape shape = c.shape();
         Path model = dir.resolve("model.gguf"), plugin = dir.resolve("plugin.gguf");
         RandomFixtures.writeModel(model, shape, 11, GgmlType.F32);
@@ -191,7 +191,7 @@ class FlexiDepthReferenceTest {
     @MethodSource("cases")
     void forkMatchesReferenceOnMixedDecisions(Case testCase) throws Exception {
         RandomFixtures.Shape shape = testCase.shape();
-        Path[] files = mixedFixture(testCase);
+        Path[] files = mixedFixture(testCase, dir);
         Path model = files[0], plugin = files[1];
         Script script = Script.standard(shape.vocab(), 13);
         List<EvalDriver.Output> fork = EvalDriver.run(model, plugin, TAU, script.lines(), dir, testCase.mode());
@@ -279,7 +279,7 @@ class FlexiDepthReferenceTest {
     @Test
     void flashAttentionSkippingKeepsTheResults() throws Exception {
         Case c0 = cases().findFirst().orElseThrow();
-        Path[] files = mixedFixture(c0);
+        Path[] files = mixedFixture(c0, dir);
         Path model = files[0], plugin = files[1];
         Script script = Script.standard(c0.shape().vocab(), 13);
         List<EvalDriver.Output> fork = EvalDriver.run(model, plugin, TAU, script.lines(), dir, EvalDriver.Mode.MASKED_FA);
@@ -315,7 +315,7 @@ class FlexiDepthReferenceTest {
     @org.junit.jupiter.params.provider.EnumSource(value = EvalDriver.Mode.class, names = {"DENSE", "MASKED"})
     void loraAdaptersAndPluginsTogetherMatchTheReference(EvalDriver.Mode mode) throws Exception {
         Case c0 = cases().findFirst().orElseThrow();
-        Path[] files = mixedFixture(c0);
+        Path[] files = mixedFixture(c0, dir);
         Path model = files[0], plugin = files[1], lora = dir.resolve("lora.gguf");
         RandomFixtures.writeLora(lora, c0.shape(), 51, 4, 8f);
         float scale = 0.75f;
@@ -386,7 +386,7 @@ class FlexiDepthReferenceTest {
     @org.junit.jupiter.params.provider.EnumSource(value = EvalDriver.Mode.class, names = {"DENSE", "MASKED"})
     void severalSequencesInReorderedUbatchesReportRoutingInBatchOrder(EvalDriver.Mode mode) throws Exception {
         Case c0 = cases().findFirst().orElseThrow();
-        Path[] files = mixedFixture(c0);
+        Path[] files = mixedFixture(c0, dir);
         Script script = new ScriptBuilder(c0.shape().vocab(), 61).batch(0, 6, 1, 6, 2, 6).batch(0, 1, 1, 1, 2, 1)
                 .batch(2, 1, 0, 1, 1, 1).batch(1, 1, 2, 1).batch(0, 2, 1, 2, 2, 2).build();
         List<EvalDriver.Output> fork = EvalDriver.run(files[0], files[1], TAU, script.lines(), dir, mode,
@@ -409,7 +409,7 @@ class FlexiDepthReferenceTest {
     @org.junit.jupiter.params.provider.EnumSource(value = EvalDriver.Mode.class, names = {"DENSE", "MASKED"})
     void seqRmAndAContextShiftMatchTheReference(EvalDriver.Mode mode) throws Exception {
         Case c0 = cases().findFirst().orElseThrow();
-        Path[] files = mixedFixture(c0);
+        Path[] files = mixedFixture(c0, dir);
         Script script = editedCacheScript(c0.shape().vocab());
         List<EvalDriver.Output> fork = EvalDriver.run(files[0], files[1], TAU, script.lines(), dir, mode, List.of("--ubatch", "4"));
         Comparison c = compare(new ReferenceModel(files[0], files[1]), fork, script, false);
@@ -430,7 +430,7 @@ class FlexiDepthReferenceTest {
     void aQuantizedCacheWithEditsAndSeveralSequencesStaysWithinItsPrecision() throws Exception {
         // heads of 32, the Q8_0 block size
         Case c0 = new Case(new RandomFixtures.Shape(4, 128, 4, 2, 256, 320, 512), 17, EvalDriver.Mode.MASKED_FA);
-        Path[] files = mixedFixture(c0);
+        Path[] files = mixedFixture(c0, dir);
         Script script = editedCacheScript(c0.shape().vocab());
         List<EvalDriver.Output> fork = EvalDriver.run(files[0], files[1], TAU, script.lines(), dir, EvalDriver.Mode.MASKED_FA,
                 List.of("--kv", "q8_0", "--non-unified", "--ubatch", "4"));
@@ -450,7 +450,7 @@ class FlexiDepthReferenceTest {
     @Test
     void maskedModeBuildsTokenSkippingProductsAndDenseModeNone() throws Exception {
         Case c0 = cases().findFirst().orElseThrow();
-        Path[] files = mixedFixture(c0);
+        Path[] files = mixedFixture(c0, dir);
         Script script = Script.standard(c0.shape().vocab(), 13);
         long masked = EvalDriver.runLogged(files[0], files[1], TAU, script.lines(), dir, EvalDriver.Mode.MASKED, List.of()).mulMatIdNodes();
         long dense = EvalDriver.runLogged(files[0], files[1], TAU, script.lines(), dir, EvalDriver.Mode.DENSE, List.of()).mulMatIdNodes();
