@@ -9,14 +9,14 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * A minimal JSON parser for the files that come with model checkpoints ({@code config.json},
- * {@code tokenizer.json}, safetensors headers), so that converters need no JSON library.
+ * A minimal JSON parser for safetensors headers and index files, internal to {@link SafetensorsReader}
+ * so that the library itself depends on nothing but SLF4J (programs built on it use Jackson).
  *
  * <p>Objects become {@link LinkedHashMap}s (file order kept, which tokenizer vocabularies rely
  * on), arrays {@link ArrayList}s, numbers {@link Long} when integral and in range and
  * {@link Double} otherwise, plus {@link String}, {@link Boolean} and {@code null}.
  */
-public final class Json {
+final class Json {
     private final String s;
     private int i;
 
@@ -25,7 +25,7 @@ public final class Json {
     }
 
     /** {@code s} as a JSON string literal, quoted and escaped. */
-    public static String quote(String s) {
+    static String quote(String s) {
         StringBuilder b = new StringBuilder("\"");
         for (char c : s.toCharArray()) {
             switch (c) {
@@ -47,7 +47,7 @@ public final class Json {
     }
 
     /** Parses a complete JSON text. @throws IllegalArgumentException if it is not valid JSON */
-    public static Object parse(String text) {
+    static Object parse(String text) {
         Json p = new Json(text);
         p.ws();
         Object v = p.value();
@@ -59,7 +59,7 @@ public final class Json {
     }
 
     /** Parses a UTF-8 JSON file. */
-    public static Object parse(Path file) throws IOException {
+    static Object parse(Path file) throws IOException {
         try {
             return parse(Files.readString(file));
         } catch (IllegalArgumentException e) {
@@ -69,7 +69,7 @@ public final class Json {
 
     /** Parses a file whose top level must be an object. */
     @SuppressWarnings("unchecked")
-    public static Map<String, Object> parseObject(Path file) throws IOException {
+    static Map<String, Object> parseObject(Path file) throws IOException {
         Object v = parse(file);
         if (!(v instanceof Map)) {
             throw new IOException(file + ": expected a JSON object at the top level");

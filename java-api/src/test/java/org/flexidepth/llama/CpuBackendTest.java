@@ -80,11 +80,18 @@ class CpuBackendTest {
         assertTrue(out.startsWith("ERROR no CPU backend library (libggml-cpu*.so) in " + dir), out);
     }
 
+    /** This JVM's class and module paths as one class path: the child runs unnamed, without module options. */
+    static String classPath() {
+        String modules = System.getProperty("jdk.module.path", "");
+        String classes = System.getProperty("java.class.path", "");
+        return modules.isEmpty() ? classes : classes.isEmpty() ? modules : modules + java.io.File.pathSeparator + classes;
+    }
+
     /** Loads the library from {@code libs} in a child JVM (loading is once per JVM) and prints the outcome. */
     static String childJvm(Path libs) throws IOException, InterruptedException {
         Path java = Path.of(System.getProperty("java.home"), "bin", "java");
         Process p = new ProcessBuilder(List.of(java.toString(), "--enable-native-access=ALL-UNNAMED",
-                "-cp", System.getProperty("java.class.path"), "-D" + NativeLibrary.PATH_PROPERTY + "=" + libs,
+                "-cp", classPath(), "-D" + NativeLibrary.PATH_PROPERTY + "=" + libs,
                 NativeLibraryLocationTest.class.getName())).redirectErrorStream(true).start();
         String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
         assertEquals(0, p.waitFor(), out);

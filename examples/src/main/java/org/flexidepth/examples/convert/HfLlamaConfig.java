@@ -1,6 +1,6 @@
 package org.flexidepth.examples.convert;
 
-import org.flexidepth.gguf.Json;
+import org.flexidepth.examples.JsonFiles;
 
 import java.io.IOException;
 import java.nio.file.Path;
@@ -24,7 +24,7 @@ record HfLlamaConfig(String architecture, int hiddenSize, int intermediateSize, 
     static final List<String> SUPPORTED = List.of("LlamaForCausalLM", "LLaMAForCausalLM");
 
     static HfLlamaConfig read(Path configJson) throws IOException {
-        Map<String, Object> c = Json.parseObject(configJson);
+        Map<String, Object> c = JsonFiles.readObject(configJson);
         String arch = c.get("architectures") instanceof List<?> l && !l.isEmpty() ? String.valueOf(l.getFirst()) : "?";
         if (!SUPPORTED.contains(arch)) {
             throw new IOException(configJson + ": architecture " + arch + " is not supported, only " + SUPPORTED);

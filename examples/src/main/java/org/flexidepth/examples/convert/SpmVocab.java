@@ -1,7 +1,7 @@
 package org.flexidepth.examples.convert;
 
 import org.flexidepth.gguf.GgufWriter;
-import org.flexidepth.gguf.Json;
+import org.flexidepth.examples.JsonFiles;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -63,9 +63,9 @@ record SpmVocab(List<String> tokens, float[] scores, int[] types, Optional<Integ
      * @param config for the fallback bos/eos ids
      */
     static SpmVocab read(Path dir, int nVocab, HfLlamaConfig config) throws IOException {
-        Map<String, Object> tok = Json.parseObject(dir.resolve("tokenizer.json"));
+        Map<String, Object> tok = JsonFiles.readObject(dir.resolve("tokenizer.json"));
         Map<String, Object> tokConfig = Files.isRegularFile(dir.resolve("tokenizer_config.json"))
-                ? Json.parseObject(dir.resolve("tokenizer_config.json")) : Map.of();
+                ? JsonFiles.readObject(dir.resolve("tokenizer_config.json")) : Map.of();
         List<String> warnings = new ArrayList<>();
 
         Map<?, ?> model = map(tok.get("model"), "model");

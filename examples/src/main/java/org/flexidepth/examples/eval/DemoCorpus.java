@@ -1,7 +1,7 @@
 package org.flexidepth.examples.eval;
 
 import org.flexidepth.examples.ProjectPaths;
-import org.flexidepth.gguf.Json;
+import org.flexidepth.examples.JsonFiles;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -88,7 +88,7 @@ public final class DemoCorpus {
             if (docs.size() == n) {
                 break;
             }
-            if (!line.isBlank() && Json.parse(line) instanceof Map<?, ?> m && m.get("document") instanceof String d) {
+            if (!line.isBlank() && JsonFiles.parse(line) instanceof Map<?, ?> m && m.get("document") instanceof String d) {
                 docs.add(d);
             }
         }

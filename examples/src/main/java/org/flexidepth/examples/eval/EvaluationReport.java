@@ -169,7 +169,7 @@ public final class EvaluationReport {
     }
 
     static String str(String s) {
-        return org.flexidepth.gguf.Json.quote(s);
+        return org.flexidepth.examples.JsonFiles.quote(s);
     }
 
     // ---- HTML ----

@@ -3,7 +3,7 @@ package org.flexidepth.examples.flexidepth;
 import org.flexidepth.examples.ConverterArguments;
 
 import org.flexidepth.gguf.GgmlType;
-import org.flexidepth.gguf.Json;
+import org.flexidepth.examples.JsonFiles;
 import org.flexidepth.gguf.SafetensorsReader;
 import org.flexidepth.gguf.SafetensorsTensor;
 
@@ -201,7 +201,7 @@ public final class CheckpointConverter {
     }
 
     private static Config readConfig(Path configJson) throws IOException {
-        Map<String, Object> c = Json.parseObject(configJson);
+        Map<String, Object> c = JsonFiles.readObject(configJson);
         if (!(c.get("model_type") instanceof String modelType)) {
             throw new IOException(configJson + ": model_type is missing");
         }

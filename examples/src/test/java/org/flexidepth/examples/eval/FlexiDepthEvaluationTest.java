@@ -2,7 +2,7 @@ package org.flexidepth.examples.eval;
 
 import org.flexidepth.examples.flexidepth.RandomFixtures;
 import org.flexidepth.gguf.GgmlType;
-import org.flexidepth.gguf.Json;
+import org.flexidepth.examples.JsonFiles;
 import org.flexidepth.llama.LlamaModel;
 import org.flexidepth.llama.Session;
 import org.flexidepth.llama.SessionOptions;
@@ -74,7 +74,7 @@ class FlexiDepthEvaluationTest {
         assertTrue(report.tasks().stream().allMatch(t -> t.tokens() > 0 && t.meanLayers() >= 2 && t.meanLayers() <= 4
                 && t.referenceLayers() >= 2 && t.referenceLayers() <= 4), report.tasks()::toString);
 
-        Map<?, ?> json = (Map<?, ?>) Json.parse(Files.readString(out.resolve("results.json")));
+        Map<?, ?> json = (Map<?, ?>) JsonFiles.parse(Files.readString(out.resolve("results.json")));
         assertEquals(points.size(), ((List<?>) json.get("perplexity")).size());
         assertEquals(4, ((List<?>) ((Map<?, ?>) json.get("block_influence")).values().iterator().next()).size());
         String html = Files.readString(out.resolve("report.html"));

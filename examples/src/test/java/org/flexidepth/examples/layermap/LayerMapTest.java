@@ -2,7 +2,7 @@ package org.flexidepth.examples.layermap;
 
 import org.flexidepth.examples.flexidepth.RandomFixtures;
 import org.flexidepth.gguf.GgmlType;
-import org.flexidepth.gguf.Json;
+import org.flexidepth.examples.JsonFiles;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -43,7 +43,7 @@ class LayerMapTest {
         out = dir.resolve("map");
         LayerMap.write(model, plugin, PROMPTS, 0.5f, 16, out);
         for (String line : Files.readAllLines(out.resolve("layer-map.jsonl"))) {
-            rows.add((Map<String, Object>) Json.parse(line));
+            rows.add((Map<String, Object>) JsonFiles.parse(line));
         }
     }
 

@@ -1,0 +1,3 @@
+module org.flexidepth.consumer {
+    requires org.flexidepth.llama;
+}
