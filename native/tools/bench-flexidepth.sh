@@ -22,7 +22,7 @@ while [ $# -gt 0 ]; do
 done
 BIN=build/native/bin; PRISTINE=build/native/pristine/bin; OUT=build/bench
 JAVA=${JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}/bin/java
-JAR=examples/target/flexillama-examples.jar
+JAR=tools/target/flexillama-tools.jar
 for f in "$BIN/llama-bench" "$BIN/llama-flexidepth-bench" "$BIN/llama-quantize" "$PRISTINE/llama-bench" "$JAR"; do
     [ -e "$f" ] || { echo "missing $f: run ./dev build first" >&2; exit 1; }
 done
@@ -38,8 +38,8 @@ shape_args() {
 
 for shape in ${SHAPES//,/ }; do
     base="$OUT/llama-$shape-shape"
-    [ -f "$base-f16.gguf" ] || "$JAVA" -cp "$JAR" org.flexidepth.examples.flexidepth.RandomFixtures model "$base-f16.gguf" $(shape_args "$shape") --seed 1 --type f16
-    [ -f "$base-plugin.gguf" ] || "$JAVA" -cp "$JAR" org.flexidepth.examples.flexidepth.RandomFixtures plugin "$base-plugin.gguf" $(shape_args "$shape") --seed 2 --type f16
+    [ -f "$base-f16.gguf" ] || "$JAVA" -cp "$JAR" org.flexidepth.tools.RandomFixtures model "$base-f16.gguf" $(shape_args "$shape") --seed 1 --type f16
+    [ -f "$base-plugin.gguf" ] || "$JAVA" -cp "$JAR" org.flexidepth.tools.RandomFixtures plugin "$base-plugin.gguf" $(shape_args "$shape") --seed 2 --type f16
     for type in ${TYPES//,/ }; do
         model="$base-$type.gguf"
         [ -f "$model" ] || "$BIN/llama-quantize" "$base-f16.gguf" "$model" "$type" "$THREADS" > "$OUT/quantize.log" 2>&1

@@ -1,6 +1,6 @@
 package org.flexidepth.examples.chat;
 
-import org.flexidepth.examples.DefaultModel;
+import org.flexidepth.tools.DefaultModel;
 import org.flexidepth.llama.ChatMessage;
 import org.flexidepth.llama.Conversation;
 import org.flexidepth.llama.FlexiDepthPlugin;

@@ -1,7 +1,7 @@
 package org.flexidepth.examples.eval;
 
-import org.flexidepth.examples.ProjectPaths;
-import org.flexidepth.examples.JsonFiles;
+import org.flexidepth.tools.ProjectPaths;
+import org.flexidepth.tools.JsonFiles;
 
 import java.io.IOException;
 import java.nio.file.Files;

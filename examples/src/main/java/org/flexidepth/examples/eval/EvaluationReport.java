@@ -169,7 +169,7 @@ public final class EvaluationReport {
     }
 
     static String str(String s) {
-        return org.flexidepth.examples.JsonFiles.quote(s);
+        return org.flexidepth.tools.JsonFiles.quote(s);
     }
 
     // ---- HTML ----

@@ -1,6 +1,6 @@
 package org.flexidepth.examples.eval;
 
-import org.flexidepth.examples.DefaultModel;
+import org.flexidepth.tools.DefaultModel;
 import org.flexidepth.llama.FlexiDepthPlugin;
 import org.flexidepth.llama.FlexiDepthTrainer;
 import org.flexidepth.llama.GenerationOptions;

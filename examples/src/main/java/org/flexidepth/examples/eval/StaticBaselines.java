@@ -1,8 +1,6 @@
 package org.flexidepth.examples.eval;
 
-import org.flexidepth.examples.flexidepth.PluginFormat;
-import org.flexidepth.gguf.GgmlType;
-import org.flexidepth.gguf.TensorData;
+import org.flexidepth.tools.LayerRemoval;
 import org.flexidepth.llama.ModelInfo;
 
 import java.io.IOException;
@@ -37,19 +35,9 @@ public final class StaticBaselines {
         }
     }
 
-    /** Writes the layer-removal plug-in for a model: all layers routed, adapters zero, g pinned to 1. */
+    /** Writes the layer-removal plug-in for a model ({@link LayerRemoval#writePlugin}). */
     public static void writeRemovalPlugin(Path out, ModelInfo info) throws IOException {
-        int d = info.embeddingSize();
-        List<Integer> all = IntStream.range(0, info.layers()).boxed().toList();
-        List<PluginFormat.Layer> layers = new ArrayList<>();
-        for (int il = 0; il < info.layers(); il++) {
-            TensorData zeroD = TensorData.of(new float[d]);
-            layers.add(new PluginFormat.Layer(zeroD, TensorData.of(new float[] {1f}), zeroD, zeroD,
-                    // sigmoid(1e4) is exactly 1 in f32: a layer that runs is the base layer unchanged
-                    1e4f, zeroD, zeroD, zeroD));
-        }
-        PluginFormat.write(out, new PluginFormat.Header(info.architecture(), info.layers(), d, all, 1, 1, 0.5f),
-                layers, GgmlType.F32);
+        LayerRemoval.writePlugin(out, info);
     }
 
     /** ShortGPT: remove the {@code k} layers of lowest block influence, for k = 1..maxRemoved. */

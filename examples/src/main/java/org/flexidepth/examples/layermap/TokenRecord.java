@@ -21,7 +21,7 @@ record TokenRecord(int promptId, int position, boolean generated, int tokenId, S
                 .append(",\"position\":").append(position)
                 .append(",\"role\":\"").append(generated ? "generated" : "prompt").append('"')
                 .append(",\"token_id\":").append(tokenId)
-                .append(",\"text\":").append(org.flexidepth.examples.JsonFiles.quote(text))
+                .append(",\"text\":").append(org.flexidepth.tools.JsonFiles.quote(text))
                 .append(",\"layers_used\":").append(usage.layersUsed())
                 .append(",\"total_layers\":").append(usage.totalLayers())
                 .append(",\"routed_layers\":").append(usage.routedLayers())

@@ -3,9 +3,9 @@ package org.flexidepth.examples.chat;
 import org.flexidepth.llama.GenerationOptions;
 import org.flexidepth.llama.LlamaModel;
 import org.flexidepth.llama.Session;
-import org.flexidepth.examples.DefaultModel;
-import org.flexidepth.examples.ProjectPaths;
-import org.flexidepth.examples.flexidepth.RandomFixtures;
+import org.flexidepth.tools.DefaultModel;
+import org.flexidepth.tools.ProjectPaths;
+import org.flexidepth.tools.RandomFixtures;
 import org.flexidepth.gguf.GgmlType;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -58,7 +58,7 @@ class ChatProgramTest {
 
     @Test
     void oneShotPromptOnTheDefaultModel() throws Exception {
-        org.flexidepth.examples.Prerequisites.require(ProjectPaths.shared().isPresent(), "../shared is absent");
+        org.flexidepth.tests.Prerequisites.require(ProjectPaths.shared().isPresent(), "../shared is absent");
         Run r = chat("", sharedProps(), "--prompt", "Once upon a time", "--temp", "0", "--max-tokens", "24");
         assertEquals(0, r.exit(), r.err());
         String[] lines = r.out().split("\n");
@@ -70,7 +70,7 @@ class ChatProgramTest {
 
     @Test
     void interactiveModeReadsLinesUntilExit() throws Exception {
-        org.flexidepth.examples.Prerequisites.require(ProjectPaths.shared().isPresent(), "../shared is absent");
+        org.flexidepth.tests.Prerequisites.require(ProjectPaths.shared().isPresent(), "../shared is absent");
         Run r = chat("The little dog\n\nLily and Tom\n/exit\n", sharedProps(), "--temp", "0", "-n", "12");
         assertEquals(0, r.exit(), r.err());
         assertTrue(r.out().contains("> The little dog" + expectedGreedy("The little dog", 12)), r.out());

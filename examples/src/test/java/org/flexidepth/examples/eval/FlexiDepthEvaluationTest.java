@@ -1,8 +1,8 @@
 package org.flexidepth.examples.eval;
 
-import org.flexidepth.examples.flexidepth.RandomFixtures;
+import org.flexidepth.tools.RandomFixtures;
 import org.flexidepth.gguf.GgmlType;
-import org.flexidepth.examples.JsonFiles;
+import org.flexidepth.tools.JsonFiles;
 import org.flexidepth.llama.LlamaModel;
 import org.flexidepth.llama.Session;
 import org.flexidepth.llama.SessionOptions;

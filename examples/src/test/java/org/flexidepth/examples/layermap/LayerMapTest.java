@@ -1,8 +1,8 @@
 package org.flexidepth.examples.layermap;
 
-import org.flexidepth.examples.flexidepth.RandomFixtures;
+import org.flexidepth.tools.RandomFixtures;
 import org.flexidepth.gguf.GgmlType;
-import org.flexidepth.examples.JsonFiles;
+import org.flexidepth.tools.JsonFiles;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -73,7 +73,7 @@ class LayerMapTest {
 
     @Test
     void chromiumRendersTheTokensTheLegendAndTheChart() throws Exception {
-        org.flexidepth.examples.Prerequisites.require(Files.isExecutable(CHROMIUM), "Debian's chromium is not installed (.ci/run installs it)");
+        org.flexidepth.tests.Prerequisites.require(Files.isExecutable(CHROMIUM), "Debian's chromium is not installed (.ci/run installs it)");
         Path page = out.resolve("layer-map.html");
         String dom = chromium("--dump-dom", "--virtual-time-budget=3000", page.toUri().toString());
         Matcher m = Pattern.compile("rendered tokens=(\\d+) bars=(\\d+)").matcher(dom);

@@ -1,0 +1,79 @@
+package org.flexidepth.tools;
+
+import org.flexidepth.gguf.GgmlType;
+import org.flexidepth.gguf.GgufWriter;
+import org.flexidepth.gguf.TensorData;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.List;
+
+/**
+ * The FlexiDepth plug-in file format (native/README.md): metadata keys and tensor names, and a
+ * writer for it. Routers are always written F32 (routing decisions flip under quantization);
+ * the adapter may be F32, F16 or Q8_0.
+ */
+public final class PluginFormat {
+    public static final String ROUTER_DOWN = "fd_router_down", ROUTER_NORM = "fd_router_norm", ROUTER_UP = "fd_router_up",
+            ROUTER_HEAD = "fd_router_head", ADAPTER_GATE = "fd_adapter_gate", ADAPTER_UP = "fd_adapter_up",
+            ADAPTER_DOWN = "fd_adapter_down";
+
+    private PluginFormat() {
+    }
+
+    /** Shape of a plug-in: which base model and which layers. */
+    public record Header(String architecture, int blockCount, int embeddingLength, List<Integer> routedLayers,
+                         int routerSize, int adapterSize, float threshold) {
+        public Header {
+            routedLayers = List.copyOf(routedLayers);
+        }
+    }
+
+    /**
+     * One routed layer's tensors, PyTorch orientation ([out, in] row-major), which is ggml's
+     * [in, out]. {@code headBias} is null for checkpoints (which have none).
+     */
+    public record Layer(TensorData routerDown, TensorData routerNorm, TensorData routerUp, TensorData routerHead,
+                        Float headBias, TensorData adapterGate, TensorData adapterUp, TensorData adapterDown) {
+    }
+
+    public static String tensorName(int layer, String kind) {
+        return "blk." + layer + "." + kind + ".weight";
+    }
+
+    /** Writes a plug-in; {@code layers.get(i)} belongs to {@code header.routedLayers().get(i)}. */
+    public static void write(Path out, Header h, List<Layer> layers, GgmlType adapterType) throws IOException {
+        if (layers.size() != h.routedLayers().size()) {
+            throw new IllegalArgumentException(layers.size() + " layers for " + h.routedLayers().size() + " routed layers");
+        }
+        if (adapterType != GgmlType.F32 && adapterType != GgmlType.F16 && adapterType != GgmlType.Q8_0) {
+            throw new IllegalArgumentException("adapter type must be F32, F16 or Q8_0, not " + adapterType);
+        }
+        long d = h.embeddingLength(), dr = h.routerSize(), da = h.adapterSize();
+        GgufWriter w = new GgufWriter()
+                .putString("general.type", "adapter")
+                .putString("adapter.type", "flexidepth")
+                .putString("general.architecture", h.architecture())
+                .putUInt32("flexidepth.block_count", h.blockCount())
+                .putUInt32("flexidepth.embedding_length", h.embeddingLength())
+                .putInt32Array("flexidepth.routed_layers", h.routedLayers().stream().mapToInt(Integer::intValue).toArray())
+                .putUInt32("flexidepth.router_size", h.routerSize())
+                .putUInt32("flexidepth.adapter_size", h.adapterSize())
+                .putFloat32("flexidepth.threshold", h.threshold());
+        for (int i = 0; i < layers.size(); i++) {
+            int il = h.routedLayers().get(i);
+            Layer l = layers.get(i);
+            w.addTensor(tensorName(il, ROUTER_DOWN), GgmlType.F32, new long[] {d, dr}, l.routerDown());
+            w.addTensor(tensorName(il, ROUTER_NORM), GgmlType.F32, new long[] {dr}, l.routerNorm());
+            w.addTensor(tensorName(il, ROUTER_UP), GgmlType.F32, new long[] {dr, d}, l.routerUp());
+            w.addTensor(tensorName(il, ROUTER_HEAD), GgmlType.F32, new long[] {d, 1}, l.routerHead());
+            if (l.headBias() != null) {
+                w.addTensor("blk." + il + "." + ROUTER_HEAD + ".bias", GgmlType.F32, new long[] {1}, TensorData.of(new float[] {l.headBias()}));
+            }
+            w.addTensor(tensorName(il, ADAPTER_GATE), adapterType, new long[] {d, da}, l.adapterGate());
+            w.addTensor(tensorName(il, ADAPTER_UP), adapterType, new long[] {d, da}, l.adapterUp());
+            w.addTensor(tensorName(il, ADAPTER_DOWN), adapterType, new long[] {da, d}, l.adapterDown());
+        }
+        w.write(out);
+    }
+}
