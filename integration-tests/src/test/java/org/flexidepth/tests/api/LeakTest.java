@@ -36,7 +36,7 @@ class LeakTest {
     }
 
     /**
-     * RSS moves by up to about 20 MB as the Java heap and malloc's arenas grow and shrink; a leak
+     * RSS moves by tens of MB as the Java heap and malloc's arenas grow and shrink; a leak
      * only grows. So the lowest reading of rounds 30-59 (after pools and JIT have settled) is
      * compared with the lowest of rounds 170-199.
      */
@@ -61,7 +61,11 @@ class LeakTest {
         }
 
         void assertFlat() {
-            assertTrue(end - warm < 24 * 1024, "RSS grew from " + warm + " KiB to " + end + " KiB");
+            System.out.printf("RSS, lowest of rounds 30-59: %d KiB, of rounds 170-199: %d KiB%n", warm, end);
+            // what a round allocates (a model and context of several MB, or a 1.5 MiB plug-in) leaked
+            // would add 200 MB or more over the 140 rounds between the windows; malloc's per-thread
+            // arenas alone moved RSS by up to 28 MB on a loaded 2-core machine
+            assertTrue(end - warm < 48 * 1024, "RSS grew from " + warm + " KiB to " + end + " KiB");
         }
     }
 
