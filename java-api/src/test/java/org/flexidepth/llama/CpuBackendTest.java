@@ -80,6 +80,13 @@ class CpuBackendTest {
         assertTrue(out.startsWith("ERROR no CPU backend library (libggml-cpu*.so) in " + dir), out);
     }
 
+    @Test
+    void anUnsupportedPlatformIsNamedWithTheSupportedOnes() throws Exception {
+        // the natives come from the jar's resources (no library path): none for this os.arch
+        String out = childJvm(List.of("-Dos.arch=sparcv9"));
+        assertTrue(out.startsWith("ERROR no native libraries for linux-sparcv9") && out.contains("linux-x86_64, linux-aarch64"), out);
+    }
+
     /** This JVM's class and module paths as one class path: the child runs unnamed, without module options. */
     static String classPath() {
         String modules = System.getProperty("jdk.module.path", "");
@@ -89,10 +96,15 @@ class CpuBackendTest {
 
     /** Loads the library from {@code libs} in a child JVM (loading is once per JVM) and prints the outcome. */
     static String childJvm(Path libs) throws IOException, InterruptedException {
+        return childJvm(List.of("-D" + NativeLibrary.PATH_PROPERTY + "=" + libs));
+    }
+
+    static String childJvm(List<String> properties) throws IOException, InterruptedException {
         Path java = Path.of(System.getProperty("java.home"), "bin", "java");
-        Process p = new ProcessBuilder(List.of(java.toString(), "--enable-native-access=ALL-UNNAMED",
-                "-cp", classPath(), "-D" + NativeLibrary.PATH_PROPERTY + "=" + libs,
-                NativeLibraryLocationTest.class.getName())).redirectErrorStream(true).start();
+        List<String> cmd = new java.util.ArrayList<>(List.of(java.toString(), "--enable-native-access=ALL-UNNAMED", "-cp", classPath()));
+        cmd.addAll(properties);
+        cmd.add(NativeLibraryLocationTest.class.getName());
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
         String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
         assertEquals(0, p.waitFor(), out);
         // what the program printed, from its verdict on (the log comes before it)
