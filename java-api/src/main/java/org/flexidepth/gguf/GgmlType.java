@@ -66,27 +66,27 @@ public enum GgmlType {
         this.typeSize = typeSize;
     }
 
-    /** The id stored in GGUF tensor infos. */
+    /** {@return the id stored in GGUF tensor infos} */
     public int id() {
         return id;
     }
 
-    /** Elements per block (1 for the plain types). */
+    /** {@return elements per block (1 for the plain types)} */
     public int blockSize() {
         return blockSize;
     }
 
-    /** Bytes per block. */
+    /** {@return bytes per block} */
     public int typeSize() {
         return typeSize;
     }
 
-    /** Whether elements are stored in blocks with shared scales rather than one by one. */
+    /** {@return whether elements are stored in blocks with shared scales rather than one by one} */
     public boolean isQuantized() {
         return blockSize > 1;
     }
 
-    /** The lower-case name ggml prints ({@code q8_0}, {@code bf16}, ...). */
+    /** {@return the lower-case name ggml prints ({@code q8_0}, {@code bf16}, ...)} */
     public String ggmlName() {
         String n = name().toLowerCase(Locale.ROOT);
         // ggml spells the k-quants with a capital K

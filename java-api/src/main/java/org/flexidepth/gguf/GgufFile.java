@@ -42,7 +42,7 @@ public record GgufFile(int version, Map<String, GgufValue> metadata, List<GgufTe
         return v;
     }
 
-    /** {@code general.architecture}, e.g. {@code llama}. */
+    /** {@return {@code general.architecture}, e.g. {@code llama}} */
     public Optional<String> architecture() {
         return get("general.architecture").map(GgufValue::asString);
     }

@@ -54,7 +54,7 @@ public final class GgufReader implements AutoCloseable {
         }
     }
 
-    /** The header. */
+    /** {@return the header} */
     public GgufFile file() {
         return file;
     }

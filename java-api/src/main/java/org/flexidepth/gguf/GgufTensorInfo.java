@@ -45,7 +45,7 @@ public record GgufTensorInfo(String name, GgmlType type, long[] shape, long offs
         }
     }
 
-    /** A copy of the shape, ggml order. */
+    /** {@return a copy of the shape, ggml order} */
     @Override
     public long[] shape() {
         return shape.clone();
@@ -56,12 +56,12 @@ public record GgufTensorInfo(String name, GgmlType type, long[] shape, long offs
         return i < shape.length ? shape[i] : 1;
     }
 
-    /** The number of stored dimensions. */
+    /** {@return the number of stored dimensions} */
     public int dims() {
         return shape.length;
     }
 
-    /** The number of elements. */
+    /** {@return the number of elements} */
     public long elementCount() {
         long n = 1;
         for (long d : shape) {
@@ -70,7 +70,7 @@ public record GgufTensorInfo(String name, GgmlType type, long[] shape, long offs
         return n;
     }
 
-    /** The size of the data in bytes, without alignment padding. */
+    /** {@return the size of the data in bytes, without alignment padding} */
     public long byteSize() {
         return type.byteSize(elementCount());
     }

@@ -188,22 +188,22 @@ public record GgufValue(GgufValueType type, GgufValueType elementType, Object va
 
     // ---- accessors ----
 
-    /** Whether this is an array. */
+    /** {@return whether this is an array} */
     public boolean isArray() {
         return type == GgufValueType.ARRAY;
     }
 
-    /** A {@code STRING} value. */
+    /** {@return a {@code STRING} value} */
     public String asString() {
         return (String) expect(GgufValueType.STRING);
     }
 
-    /** A {@code BOOL} value. */
+    /** {@return a {@code BOOL} value} */
     public boolean asBoolean() {
         return (Boolean) expect(GgufValueType.BOOL);
     }
 
-    /** Any integer value, widened ({@code UINT64} as its raw bits). */
+    /** {@return any integer value, widened ({@code UINT64} as its raw bits)} */
     public long asLong() {
         if (!type.isInteger()) {
             throw new IllegalStateException("not an integer but " + type);
@@ -211,12 +211,12 @@ public record GgufValue(GgufValueType type, GgufValueType elementType, Object va
         return ((Number) value).longValue();
     }
 
-    /** Any integer value that fits an {@code int}. */
+    /** {@return any integer value that fits an {@code int}} */
     public int asInt() {
         return Math.toIntExact(asLong());
     }
 
-    /** Any numeric value, integer or floating point. */
+    /** {@return any numeric value, integer or floating point} */
     public double asDouble() {
         if (!(value instanceof Number n) || type == GgufValueType.ARRAY) {
             throw new IllegalStateException("not a number but " + type);
@@ -224,19 +224,19 @@ public record GgufValue(GgufValueType type, GgufValueType elementType, Object va
         return n.doubleValue();
     }
 
-    /** An array's elements. */
+    /** {@return an array's elements} */
     public List<?> asList() {
         return (List<?>) expect(GgufValueType.ARRAY);
     }
 
-    /** A {@code STRING} array's elements. */
+    /** {@return a {@code STRING} array's elements} */
     @SuppressWarnings("unchecked")
     public List<String> asStringList() {
         expectArrayOf(GgufValueType.STRING);
         return (List<String>) value;
     }
 
-    /** A numeric array's elements as floats. */
+    /** {@return a numeric array's elements as floats} */
     public float[] asFloatArray() {
         List<?> list = asList();
         if (!elementType.isInteger() && elementType != GgufValueType.FLOAT32 && elementType != GgufValueType.FLOAT64) {
@@ -249,7 +249,7 @@ public record GgufValue(GgufValueType type, GgufValueType elementType, Object va
         return out;
     }
 
-    /** An integer array's elements, each of which must fit an {@code int}. */
+    /** {@return an integer array's elements, each of which must fit an {@code int}} */
     public int[] asIntArray() {
         List<?> list = asList();
         if (!elementType.isInteger()) {
@@ -276,7 +276,7 @@ public record GgufValue(GgufValueType type, GgufValueType elementType, Object va
         }
     }
 
-    /** Abbreviates long arrays, which vocabularies make common. */
+    /** {@return abbreviates long arrays, which vocabularies make common} */
     @Override
     public String toString() {
         if (type != GgufValueType.ARRAY) {

@@ -31,17 +31,17 @@ public enum GgufValueType {
         this.size = size;
     }
 
-    /** The id stored in the file. */
+    /** {@return the id stored in the file} */
     public int id() {
         return id;
     }
 
-    /** Encoded bytes of one value, or -1 for {@link #STRING} and {@link #ARRAY}. */
+    /** {@return encoded bytes of one value, or -1 for {@link #STRING} and {@link #ARRAY}} */
     public int size() {
         return size;
     }
 
-    /** Whether values of this type are whole numbers. */
+    /** {@return whether values of this type are whole numbers} */
     public boolean isInteger() {
         return switch (this) {
             case UINT8, INT8, UINT16, INT16, UINT32, INT32, UINT64, INT64 -> true;

@@ -133,13 +133,13 @@ public final class GgufWriter {
         return putUInt32(GgufFile.ALIGNMENT_KEY, bytes);
     }
 
-    /** The alignment the file will use. */
+    /** {@return the alignment the file will use} */
     public int alignment() {
         GgufValue v = metadata.get(GgufFile.ALIGNMENT_KEY);
         return v == null ? GgufFile.DEFAULT_ALIGNMENT : (int) v.asLong();
     }
 
-    /** The metadata so far, in file order. */
+    /** {@return the metadata so far, in file order} */
     public Map<String, GgufValue> metadata() {
         return Collections.unmodifiableMap(metadata);
     }
@@ -183,7 +183,7 @@ public final class GgufWriter {
         return this;
     }
 
-    /** The tensor infos as they will be written, offsets included. */
+    /** {@return the tensor infos as they will be written, offsets included} */
     public List<GgufTensorInfo> tensorInfos() {
         int alignment = alignment();
         List<GgufTensorInfo> out = new ArrayList<>(tensors.size());

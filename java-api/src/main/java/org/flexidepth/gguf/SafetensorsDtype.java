@@ -13,12 +13,12 @@ public enum SafetensorsDtype {
         this.size = size;
     }
 
-    /** Bytes per element. */
+    /** {@return bytes per element} */
     public int size() {
         return size;
     }
 
-    /** Whether {@link SafetensorsTensor#readFloats} converts this type. */
+    /** {@return whether {@link SafetensorsTensor#readFloats} converts this type} */
     public boolean isReadableAsFloat() {
         return this == F16 || this == BF16 || this == F32 || this == F64;
     }

@@ -233,12 +233,12 @@ public final class SafetensorsReader implements AutoCloseable {
         return t;
     }
 
-    /** The {@code __metadata__} strings, aliases included (the first shard's where shards disagree). */
+    /** {@return the {@code __metadata__} strings, aliases included (the first shard's where shards disagree)} */
     public Map<String, String> metadata() {
         return metadata;
     }
 
-    /** The files read. */
+    /** {@return the files read} */
     public List<Path> files() {
         return files;
     }

@@ -44,12 +44,12 @@ public final class SafetensorsTensor {
         return dtype;
     }
 
-    /** The shape, PyTorch order ({@code [rows, cols]} for a linear layer's weight). */
+    /** {@return the shape, PyTorch order ({@code [rows, cols]} for a linear layer's weight)} */
     public long[] shape() {
         return shape.clone();
     }
 
-    /** The shape in ggml order ({@code ne0} first), as GGUF tensor infos want it. */
+    /** {@return the shape in ggml order ({@code ne0} first), as GGUF tensor infos want it} */
     public long[] ggmlShape() {
         long[] r = new long[shape.length];
         for (int i = 0; i < shape.length; i++) {
@@ -70,7 +70,7 @@ public final class SafetensorsTensor {
         return n;
     }
 
-    /** The raw little-endian bytes. */
+    /** {@return the raw little-endian bytes} */
     public MemorySegment bytes() {
         return data;
     }
@@ -106,7 +106,7 @@ public final class SafetensorsTensor {
         }
     }
 
-    /** All elements as floats (at most 2^31 - 9). */
+    /** {@return all elements as floats (at most 2^31 - 9)} */
     public float[] readFloats() {
         long n = elementCount();
         if (n > Integer.MAX_VALUE - 8) {
@@ -117,7 +117,7 @@ public final class SafetensorsTensor {
         return out;
     }
 
-    /** Streams the elements, in storage order, to a {@link GgufWriter} in chunks. */
+    /** {@return streams the elements, in storage order, to a {@link GgufWriter} in chunks} */
     public TensorData asTensorData() {
         return sink -> {
             long n = elementCount();

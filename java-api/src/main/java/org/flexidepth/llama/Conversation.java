@@ -22,7 +22,7 @@ public final class Conversation {
         session.model().applyChatTemplate(List.of(ChatMessage.user("")), true, templateName);
     }
 
-    /** The messages so far, replies included once their generation has finished. */
+    /** {@return the messages so far, replies included once their generation has finished} */
     public List<ChatMessage> messages() {
         return List.copyOf(messages);
     }

@@ -19,7 +19,7 @@ public class DecodeException extends LlamaException {
         this.code = 0;
     }
 
-    /** The native error code: negative for errors, 2 when aborted, 0 when the logits were not finite. */
+    /** {@return the native error code: negative for errors, 2 when aborted, 0 when the logits were not finite} */
     public int code() {
         return code;
     }

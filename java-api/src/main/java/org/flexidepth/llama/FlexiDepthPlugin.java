@@ -78,7 +78,7 @@ public final class FlexiDepthPlugin implements AutoCloseable {
         return path;
     }
 
-    /** Model layer indices with a router, ascending. */
+    /** {@return model layer indices with a router, ascending} */
     public List<Integer> routedLayers() {
         return routedLayers;
     }
@@ -91,12 +91,12 @@ public final class FlexiDepthPlugin implements AutoCloseable {
         return adapterSize;
     }
 
-    /** The threshold tau recorded in the file (0.5 for the released checkpoint). */
+    /** {@return the threshold tau recorded in the file (0.5 for the released checkpoint)} */
     public float defaultThreshold() {
         return defaultThreshold;
     }
 
-    /** The base architecture the plug-in is for. */
+    /** {@return the base architecture the plug-in is for} */
     public String architecture() {
         return architecture;
     }

@@ -225,28 +225,28 @@ public final class Generation implements Iterator<Token>, AutoCloseable {
         cancelRequested.set(true);
     }
 
-    /** The tokens as a sequential stream; closing the stream closes the generation. */
+    /** {@return the tokens as a sequential stream; closing the stream closes the generation} */
     public Stream<Token> stream() {
         return StreamSupport.stream(Spliterators.spliteratorUnknownSize(this, Spliterator.ORDERED | Spliterator.NONNULL), false)
                 .onClose(this::close);
     }
 
-    /** Why it ended, once it has. */
+    /** {@return why it ended, once it has} */
     public Optional<StopReason> stopReason() {
         return Optional.ofNullable(stopReason);
     }
 
-    /** Layer usage of the prompt tokens this generation evaluated (reused tokens excluded), in order. */
+    /** {@return layer usage of the prompt tokens this generation evaluated (reused tokens excluded), in order} */
     public List<LayerUsage> promptLayerUsage() {
         return List.copyOf(promptUsage);
     }
 
-    /** The text generated so far. */
+    /** {@return the text generated so far} */
     public String text() {
         return text.toString();
     }
 
-    /** Counts and timings so far. */
+    /** {@return counts and timings so far} */
     public GenerationStats stats() {
         long end = stopReason != null ? generationEnd : lastTokenAt;
         Optional<LayerStats> layers = session.attachedPlugin().map(p -> LayerStats.of(
@@ -255,7 +255,7 @@ public final class Generation implements Iterator<Token>, AutoCloseable {
                 Duration.ofNanos(end - generationStart), layers);
     }
 
-    /** Runs the generation to its end and returns the result. */
+    /** {@return runs the generation to its end and returns the result} */
     public GenerationResult result() {
         while (hasNext()) {
             next();

@@ -16,12 +16,12 @@ import java.util.Optional;
 public record GenerationStats(int promptTokens, int reusedTokens, int generatedTokens, Duration promptTime,
                               Duration generationTime, Optional<LayerStats> layers) {
 
-    /** Prompt tokens evaluated per second (reused tokens excluded). */
+    /** {@return prompt tokens evaluated per second (reused tokens excluded)} */
     public double promptTokensPerSecond() {
         return rate(promptTokens - reusedTokens, promptTime);
     }
 
-    /** Generated tokens per second. */
+    /** {@return generated tokens per second} */
     public double generationTokensPerSecond() {
         return rate(generatedTokens, generationTime);
     }

@@ -27,17 +27,17 @@ public final class LayerUsage {
         this.used = totalLayers - skipped;
     }
 
-    /** Layers of the model. */
+    /** {@return layers of the model} */
     public int totalLayers() {
         return totalLayers;
     }
 
-    /** Layers this token ran in full: unrouted layers plus routed layers where it was not skipped. */
+    /** {@return layers this token ran in full: unrouted layers plus routed layers where it was not skipped} */
     public int layersUsed() {
         return used;
     }
 
-    /** The routed layers, ascending; indices below refer to this list. */
+    /** {@return the routed layers, ascending; indices below refer to this list} */
     public List<Integer> routedLayers() {
         return routedLayers;
     }
@@ -52,7 +52,7 @@ public final class LayerUsage {
         return gates[i];
     }
 
-    /** The routed layers this token skipped, ascending. */
+    /** {@return the routed layers this token skipped, ascending} */
     public List<Integer> skippedLayers() {
         List<Integer> out = new ArrayList<>();
         for (int i = 0; i < ran.length; i++) {

@@ -7,13 +7,13 @@ public final class Llama {
     private Llama() {
     }
 
-    /** The upstream llama.cpp commit the native library was built from. */
+    /** {@return the upstream llama.cpp commit the native library was built from} */
     public static String upstreamCommit() {
         NativeLibrary.load();
         return llama_h.llama_fork_upstream_commit().getString(0);
     }
 
-    /** llama.cpp's summary of the CPU features and backends in use. */
+    /** {@return llama.cpp's summary of the CPU features and backends in use} */
     public static String systemInfo() {
         NativeLibrary.load();
         return llama_h.llama_print_system_info().getString(0);
@@ -28,7 +28,7 @@ public final class Llama {
         return NativeLibrary.cpuBackend();
     }
 
-    /** Whether a GPU backend was compiled in. */
+    /** {@return whether a GPU backend was compiled in} */
     public static boolean supportsGpuOffload() {
         NativeLibrary.load();
         return llama_h.llama_supports_gpu_offload();

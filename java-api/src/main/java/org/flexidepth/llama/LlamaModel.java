@@ -173,7 +173,7 @@ public final class LlamaModel implements AutoCloseable {
         return path;
     }
 
-    /** Metadata of the model. */
+    /** {@return metadata of the model} */
     public ModelInfo info() {
         return info;
     }
@@ -216,7 +216,7 @@ public final class LlamaModel implements AutoCloseable {
         });
     }
 
-    /** Opens a session with default options. */
+    /** {@return opens a session with default options} */
     public Session newSession() {
         return newSession(SessionOptions.DEFAULT);
     }
@@ -340,7 +340,7 @@ public final class LlamaModel implements AutoCloseable {
         return read(() -> llama_h.llama_vocab_is_eog(vocab, token));
     }
 
-    /** The beginning-of-sequence token, if the vocabulary has one. */
+    /** {@return the beginning-of-sequence token, if the vocabulary has one} */
     public Optional<Integer> bosToken() {
         int t = read(() -> llama_h.llama_vocab_bos(vocab));
         return t < 0 ? Optional.empty() : Optional.of(t);

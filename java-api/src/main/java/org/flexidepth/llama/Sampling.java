@@ -55,7 +55,7 @@ public record Sampling(float temperature, int topK, float topP, float minP, floa
         grammar.ifPresent(g -> TextChecks.requireWellFormed(g, "the grammar"));
     }
 
-    /** Always the most likely token: deterministic. */
+    /** {@return always the most likely token: deterministic} */
     public static Sampling greedy() {
         return builder().temperature(0).build();
     }

@@ -94,17 +94,17 @@ public final class Session implements AutoCloseable {
         return options;
     }
 
-    /** Tokens the session can hold. */
+    /** {@return tokens the session can hold} */
     public int contextSize() {
         return contextSize;
     }
 
-    /** Tokens currently in the cache. */
+    /** {@return tokens currently in the cache} */
     public int cachedTokenCount() {
         return enter(() -> cachedLength);
     }
 
-    /** The tokens currently in the cache, in order. */
+    /** {@return the tokens currently in the cache, in order} */
     public int[] cachedTokens() {
         return enter(() -> Arrays.copyOf(cached, cachedLength));
     }
@@ -151,7 +151,7 @@ public final class Session implements AutoCloseable {
         return generate(prompt, options, t -> { });
     }
 
-    /** A conversation that renders its messages with the model's chat template. */
+    /** {@return a conversation that renders its messages with the model's chat template} */
     public Conversation conversation() {
         return new Conversation(this, Optional.empty(), List.of());
     }
@@ -356,12 +356,12 @@ public final class Session implements AutoCloseable {
                 + (forced.isEmpty() ? "" : " with forced routing " + new TreeMap<>(forced));
     }
 
-    /** The attached plug-in, if any (closing a plug-in detaches it). */
+    /** {@return the attached plug-in, if any (closing a plug-in detaches it)} */
     public Optional<FlexiDepthPlugin> attachedPlugin() {
         return Optional.ofNullable(plugin);
     }
 
-    /** The attached plug-in's threshold tau. */
+    /** {@return the attached plug-in's threshold tau} */
     public Optional<Float> threshold() {
         return attachedPlugin().map(p -> threshold);
     }

@@ -20,17 +20,17 @@ public final class SessionState {
         this.routing = routing;
     }
 
-    /** The tokens in the cache when the snapshot was taken. */
+    /** {@return the tokens in the cache when the snapshot was taken} */
     public int[] tokens() {
         return tokens.clone();
     }
 
-    /** Size of the native state in bytes. */
+    /** {@return size of the native state in bytes} */
     public int sizeBytes() {
         return data.length;
     }
 
-    /** What the cached K/V were computed with: "the base model", or the plug-in and its threshold. */
+    /** {@return what the cached K/V were computed with: "the base model", or the plug-in and its threshold} */
     public String routing() {
         return routing;
     }

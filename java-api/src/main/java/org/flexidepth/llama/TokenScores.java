@@ -18,17 +18,17 @@ public final class TokenScores {
         this.layers = List.copyOf(layers);
     }
 
-    /** The scored tokens. */
+    /** {@return the scored tokens} */
     public int[] tokens() {
         return tokens.clone();
     }
 
-    /** Natural log-probability of token {@code i + 1} given tokens {@code 0..i}; one fewer than the tokens. */
+    /** {@return natural log-probability of token {@code i + 1} given tokens {@code 0..i}; one fewer than the tokens} */
     public float[] logProbabilities() {
         return logProbabilities.clone();
     }
 
-    /** exp of the mean negative log-probability per predicted token. */
+    /** {@return exp of the mean negative log-probability per predicted token} */
     public double perplexity() {
         double sum = 0;
         for (float lp : logProbabilities) {
@@ -37,12 +37,12 @@ public final class TokenScores {
         return Math.exp(sum / logProbabilities.length);
     }
 
-    /** With a FlexiDepth plug-in attached, each token's layer usage (empty otherwise). */
+    /** {@return with a FlexiDepth plug-in attached, each token's layer usage (empty otherwise)} */
     public List<LayerUsage> layers() {
         return layers;
     }
 
-    /** Mean layers used per token, when a plug-in is attached. */
+    /** {@return mean layers used per token, when a plug-in is attached} */
     public double meanLayers() {
         return layers.stream().mapToInt(LayerUsage::layersUsed).average().orElse(Double.NaN);
     }

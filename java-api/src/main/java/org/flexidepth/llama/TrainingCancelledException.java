@@ -13,7 +13,7 @@ public final class TrainingCancelledException extends FlexiDepthException {
         this.checkpoint = checkpoint;
     }
 
-    /** The checkpoint to resume from with {@link TrainingOptions.Builder#resume(boolean)}. */
+    /** {@return the checkpoint to resume from with {@link TrainingOptions.Builder#resume(boolean)}} */
     public Path checkpoint() {
         return checkpoint;
     }

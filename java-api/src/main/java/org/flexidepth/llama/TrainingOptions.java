@@ -69,7 +69,7 @@ public record TrainingOptions(List<Integer> routedLayers, int routerSize, int ad
         return new Builder();
     }
 
-    /** A builder starting from these options. */
+    /** {@return a builder starting from these options} */
     public Builder toBuilder() {
         Builder b = new Builder();
         b.routedLayers = routedLayers;
