@@ -35,6 +35,8 @@ final class NativeLibrary {
     // already loaded when it is. The backends (libggml-cpu-*.so, libggml-cuda.so) are modules that
     // ggml loads itself from the same folder.
     private static final List<String> LINKED = List.of("libggml-base.so", "libggml.so", "libllama.so");
+    // a library built for one machine (-DFLEXI_NATIVE_CPU=ON) links its CPU backend into libggml.so
+    private static final String CPU_LINKED = "libggml-cpu.so";
     // the jar's list of its libraries: a jar cannot list a resource folder
     private static final String LIST = "natives.list";
 
@@ -56,16 +58,23 @@ final class NativeLibrary {
             Path dir = locate(looked);
             for (String name : LINKED) {
                 Path lib = dir.resolve(name);
-                try {
-                    System.load(lib.toAbsolutePath().toString());
-                } catch (UnsatisfiedLinkError e) {
-                    throw new NativeLibraryException("cannot load " + lib + ": " + e.getMessage(), e);
+                if (name.equals("libggml.so") && Files.isRegularFile(dir.resolve(CPU_LINKED))) {
+                    load(dir.resolve(CPU_LINKED));
                 }
+                load(lib);
             }
             NativeLog.install();
             llama_h.llama_backend_init();
             cpuBackend = loadBackends(dir);
             loaded = true;
+        }
+    }
+
+    private static void load(Path lib) {
+        try {
+            System.load(lib.toAbsolutePath().toString());
+        } catch (UnsatisfiedLinkError e) {
+            throw new NativeLibraryException("cannot load " + lib + ": " + e.getMessage(), e);
         }
     }
 
