@@ -426,16 +426,26 @@ public final class Session implements AutoCloseable {
      * half-written K/V survives), which computes the same K/V under the same routing.
      */
     private <T> T restoringCacheOnFailure(Call<T> call) {
+        return restoringCacheOnFailure(call, false);
+    }
+
+    /**
+     * As {@link #restoringCacheOnFailure(Call)}; {@code appendOnly} says that the call only appends
+     * to the cache, which leaves the tokens before it in place, so they need no copy (a decoded
+     * token would otherwise copy the whole cache, 4 bytes per cached token).
+     */
+    private <T> T restoringCacheOnFailure(Call<T> call, boolean appendOnly) {
         long changesBefore = cacheChanges;
-        int[] before = Arrays.copyOf(cached, cachedLength);
+        int length = cachedLength;
+        int[] before = appendOnly ? cached : Arrays.copyOf(cached, cachedLength);
         try {
             return call.run();
         } catch (RuntimeException e) {
             if (cacheChanges != changesBefore) {
                 try {
                     clearCache();
-                    for (int at = 0; at < before.length; at += batchSize) {
-                        int n = Math.min(batchSize, before.length - at);
+                    for (int at = 0; at < length; at += batchSize) {
+                        int n = Math.min(batchSize, length - at);
                         decode(before, at, n, n);
                     }
                 } catch (RuntimeException again) {
@@ -649,7 +659,7 @@ public final class Session implements AutoCloseable {
 
     /** Decodes one generated token; on failure the cache is as before. */
     List<LayerUsage> decodeNext(int token) {
-        return restoringCacheOnFailure(() -> decode(new int[] {token}, 0, 1, 0));
+        return restoringCacheOnFailure(() -> decode(new int[] {token}, 0, 1, 0), true);
     }
 
     /**

@@ -227,6 +227,36 @@ class SessionRobustnessTest {
         }
     }
 
+    /**
+     * NaN logits while generating: the clean model's third reply token is poisoned, so the prompt
+     * and the first two generated tokens decode, and decoding the third fails. The cache must then
+     * hold what it held before that token (the generated-token path restores it without a copy),
+     * with intact K/V: continuing from there samples the same third token, with a finite probability.
+     */
+    @Test
+    void nonFiniteLogitsWhileGeneratingLeaveTheCacheAsBeforeTheToken() throws IOException {
+        List<Integer> reply;
+        try (LlamaModel clean = LlamaModel.load(modelPath)) {
+            reply = fresh(clean, null, 0, PROMPT);
+        }
+        int poisoned = reply.get(2);
+        org.junit.jupiter.api.Assumptions.assumeFalse(Arrays.stream(PROMPT).anyMatch(t -> t == poisoned)
+                || reply.subList(0, 2).contains(poisoned), "the third token must be new to the text before it");
+        Path nanModel = dir.resolve("nan-third-token.gguf");
+        Files.copy(modelPath, nanModel, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+        GgufEdit.pokeFloat(nanModel, "token_embd.weight", (long) poisoned * SHAPE.embd() + 3, Float.NaN);
+        try (LlamaModel model = LlamaModel.load(nanModel); Session s = model.newSession()) {
+            var e = assertThrows(DecodeException.class, () -> s.generate(PROMPT, TEN).result());
+            assertTrue(e.getMessage().contains("not finite"), e.getMessage());
+            int[] expected = java.util.stream.IntStream.concat(Arrays.stream(PROMPT), reply.subList(0, 2).stream().mapToInt(i -> i)).toArray();
+            assertArrayEquals(expected, s.cachedTokens(), "the cache holds the prompt and the two tokens decoded before");
+            GenerationResult next = s.generate(expected, GenerationOptions.builder().maxTokens(1).build()).result();
+            assertEquals(List.of(poisoned), ids(next));
+            assertTrue(Float.isFinite(next.tokens().getFirst().logProbability()));
+            assertEquals(expected.length - 1, next.stats().reusedTokens());
+        }
+    }
+
     // ---- routing changes never reuse cache entries silently ----
 
     @Test
