@@ -41,12 +41,12 @@ extern "C" {
         LLAMA_FORK_BACKEND_NO_CPU_VARIANT = -1, // no CPU backend in dir runs on this CPU (or none is there)
     };
 
-    // Loads the backends of a build from `dir` (ggml_backend_load_all_from_path): of the CPU
-    // backend's variants (libggml-cpu-<variant>.so) the best one this CPU runs, or the single
-    // libggml-cpu.so of a -march=native build, and any other backend there (libggml-cuda.so, ...).
-    // Writes the file name of the CPU backend in use into cpu_library (capacity n, may be NULL) and
-    // returns a status. A library with the CPU backend linked in loads nothing; calling it again
-    // loads nothing more.
+    // Loads the backends of a build from `dir` (ggml_backend_load_all_from_path; NULL: beside the
+    // program and in the working directory): of the CPU backend's variants
+    // (libggml-cpu-<variant>.so) the best one this CPU runs, and any other backend there
+    // (libggml-cuda.so, ...). Writes the file name of the CPU backend in use into cpu_library
+    // (capacity n, may be NULL) and returns a status. A library with the CPU backend linked in
+    // (-DFLEXI_NATIVE_CPU=ON) loads nothing; calling it again loads nothing more.
     LLAMA_API int32_t llama_fork_backend_load(const char * dir, char * cpu_library, size_t n);
 
 #ifdef __cplusplus

@@ -4,7 +4,7 @@
 # instruction-set level the jar ships (and patch 0004 in it) is checked, not only the host's best.
 # The variant is alone in a folder with a copy of the program, which is where ggml's registry looks.
 # Each OP comes with a regular expression over its cases' parameters (all of MUL_MAT_ID's 943 cases
-# take 10 minutes per variant here; the selection keeps the types and shapes the models use).
+# took 14 minutes per variant here; the selection keeps the types and shapes the models use).
 #   usage: backend-ops-variant.sh BIN_DIR VARIANT OP PARAMS [OP PARAMS]...   exit 77: this CPU cannot run VARIANT
 set -euo pipefail
 BIN=$1 VARIANT=$2
