@@ -6,6 +6,7 @@
 # layers routed), made by the project's fixture tool and quantized by the fork's llama-quantize,
 # cached under build/bench. Prints each decode speedup next to its ideal from the bytes of weights read.
 #
+# Keeps the output in docs/benchmarks/flexidepth-bench.txt.
 # usage: native/tools/bench-flexidepth.sh [--shapes 1b,3b] [--types Q8_0,Q4_0,Q4_K_M] [--reps 3] [-p 64] [-n 32]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -26,7 +27,10 @@ JAR=tools/target/flexillama-tools.jar
 for f in "$BIN/llama-bench" "$BIN/llama-flexidepth-bench" "$BIN/llama-quantize" "$PRISTINE/llama-bench" "$JAR"; do
     [ -e "$f" ] || { echo "missing $f: run ./dev build first" >&2; exit 1; }
 done
-mkdir -p "$OUT"
+mkdir -p "$OUT" docs/benchmarks
+# the output of the last run is kept in the repository, next to the README figures it backs
+REPORT=docs/benchmarks/flexidepth-bench.txt
+echo "# native/tools/bench-flexidepth.sh --shapes $SHAPES --types $TYPES --reps $REPS -p $P -n $N   ($(date -u +%F), $THREADS threads, CPU backend: the variant the registry picks)" > "$REPORT"
 
 shape_args() {
     case "$1" in
@@ -51,8 +55,8 @@ for shape in ${SHAPES//,/ }; do
             "$BIN/llama-flexidepth-bench" -m "$model" --flexidepth "$base-plugin.gguf" -p "$P" -n "$N" -r 1 -t "$THREADS" --json \
                 | sed 's/^{/{"harness":"flexidepth-bench",/' >> "$log"
         done
-        echo "== Llama-3.2-$shape shape, $type, $THREADS threads, prefill $P, decode $N, $REPS interleaved reps"
-        python3 - "$log" <<'PY'
+        echo "== Llama-3.2-$shape shape, $type, $THREADS threads, prefill $P, decode $N, $REPS interleaved reps" | tee -a "$REPORT"
+        python3 - "$log" <<'PY' | tee -a "$REPORT"
 import json, sys, statistics as st
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 def ms(v): return (st.mean(v), st.stdev(v) if len(v) > 1 else 0.0)
