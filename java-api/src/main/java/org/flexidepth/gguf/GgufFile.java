@@ -23,17 +23,29 @@ public record GgufFile(int version, Map<String, GgufValue> metadata, List<GgufTe
     /** {@code GGUF_DEFAULT_ALIGNMENT}. */
     public static final int DEFAULT_ALIGNMENT = 32;
 
+    /** Creates a header, copying {@code metadata} and {@code tensors} into unmodifiable collections. */
     public GgufFile {
         metadata = Collections.unmodifiableMap(new LinkedHashMap<>(metadata));
         tensors = List.copyOf(tensors);
     }
 
-    /** The value of a key, if present. */
+    /**
+     * The value of a key, if present.
+     *
+     * @param key a metadata key such as {@code general.name}
+     * @return the value, or empty if the file has no such key
+     */
     public Optional<GgufValue> get(String key) {
         return Optional.ofNullable(metadata.get(key));
     }
 
-    /** The value of a key that must be present. */
+    /**
+     * The value of a key that must be present.
+     *
+     * @param key a metadata key such as {@code general.name}
+     * @return the value
+     * @throws NoSuchElementException if the file has no such key
+     */
     public GgufValue require(String key) {
         GgufValue v = metadata.get(key);
         if (v == null) {
@@ -47,7 +59,12 @@ public record GgufFile(int version, Map<String, GgufValue> metadata, List<GgufTe
         return get("general.architecture").map(GgufValue::asString);
     }
 
-    /** The tensor with the given name, if present. */
+    /**
+     * The tensor with the given name, if present.
+     *
+     * @param name the exact tensor name, such as {@code output_norm.weight}
+     * @return the tensor's info, or empty if the file has no such tensor
+     */
     public Optional<GgufTensorInfo> tensor(String name) {
         for (GgufTensorInfo t : tensors) {
             if (t.name().equals(name)) {

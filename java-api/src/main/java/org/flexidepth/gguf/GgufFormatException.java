@@ -6,6 +6,11 @@ import java.io.IOException;
 public class GgufFormatException extends IOException {
     private static final long serialVersionUID = 1L;
 
+    /**
+     * Creates an exception.
+     *
+     * @param message what is wrong with the file, and where
+     */
     public GgufFormatException(String message) {
         super(message);
     }

@@ -36,7 +36,15 @@ public final class GgufReader implements AutoCloseable {
         this.file = file;
     }
 
-    /** Opens a file and reads its header; the file stays open for {@link #readFloats} until {@link #close}. */
+    /**
+     * Opens a file and reads its header; the file stays open for {@link #readFloats} until {@link #close}.
+     *
+     * @param path the GGUF file
+     * @return a reader over the file; close it when done
+     * @throws GgufFormatException if the file is not GGUF or its header is corrupt, truncated or of an
+     *         unknown version
+     * @throws IOException if the file cannot be opened or read
+     */
     public static GgufReader open(Path path) throws IOException {
         FileChannel ch = FileChannel.open(path, StandardOpenOption.READ);
         try {
@@ -47,7 +55,15 @@ public final class GgufReader implements AutoCloseable {
         }
     }
 
-    /** Reads just the header of a file. */
+    /**
+     * Reads just the header of a file, and closes it.
+     *
+     * @param path the GGUF file
+     * @return the header
+     * @throws GgufFormatException if the file is not GGUF or its header is corrupt, truncated or of an
+     *         unknown version
+     * @throws IOException if the file cannot be opened or read
+     */
     public static GgufFile readHeader(Path path) throws IOException {
         try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
             return readHeader(ch);
@@ -59,7 +75,15 @@ public final class GgufReader implements AutoCloseable {
         return file;
     }
 
-    /** A tensor's data bytes, little-endian. At most 2 GiB. */
+    /**
+     * A tensor's data bytes, little-endian. At most 2 GiB.
+     *
+     * @param tensor a tensor info from this reader's {@link #file()}
+     * @return a new buffer, positioned at 0, holding exactly {@link GgufTensorInfo#byteSize()} bytes
+     * @throws UnsupportedOperationException if the tensor is larger than a buffer can hold
+     * @throws GgufFormatException if the file ends before the tensor's data does
+     * @throws IOException if reading fails
+     */
     public ByteBuffer readBytes(GgufTensorInfo tensor) throws IOException {
         long n = tensor.byteSize();
         if (n > Integer.MAX_VALUE - 8) {
@@ -79,6 +103,13 @@ public final class GgufReader implements AutoCloseable {
     /**
      * A tensor's elements as floats, ggml order. Supports F32, F16, BF16, Q8_0 (dequantised as
      * ggml does), F64 and the integer types I8 to I32.
+     *
+     * @param tensor a tensor info from this reader's {@link #file()}
+     * @return a new array of {@link GgufTensorInfo#elementCount()} values, {@code ne0} fastest
+     * @throws UnsupportedOperationException if the type is not one of those, or the tensor has more
+     *         elements than an array can hold
+     * @throws GgufFormatException if the file ends before the tensor's data does
+     * @throws IOException if reading fails
      */
     public float[] readFloats(GgufTensorInfo tensor) throws IOException {
         if (!TensorDecoder.canDecode(tensor.type())) {
@@ -93,7 +124,15 @@ public final class GgufReader implements AutoCloseable {
         return out;
     }
 
-    /** {@link #readFloats(GgufTensorInfo)} by name. */
+    /**
+     * {@link #readFloats(GgufTensorInfo)} by name.
+     *
+     * @param tensorName the exact tensor name, such as {@code token_embd.weight}
+     * @return a new array of the tensor's elements, {@code ne0} fastest
+     * @throws IllegalArgumentException if the file has no tensor of that name
+     * @throws UnsupportedOperationException if the tensor's type cannot be read as floats, or it is too large
+     * @throws IOException if reading fails
+     */
     public float[] readFloats(String tensorName) throws IOException {
         return readFloats(file.tensor(tensorName)
                 .orElseThrow(() -> new IllegalArgumentException("no tensor " + tensorName)));

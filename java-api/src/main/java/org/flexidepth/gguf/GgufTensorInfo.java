@@ -19,6 +19,14 @@ public record GgufTensorInfo(String name, GgmlType type, long[] shape, long offs
     /** ggml's {@code GGML_MAX_DIMS}. */
     public static final int MAX_DIMS = 4;
 
+    /**
+     * Checks the entry and copies {@code shape}.
+     *
+     * @throws IllegalArgumentException if the name is empty or too long, the shape has no or more than
+     *         {@link #MAX_DIMS} dimensions or a negative one, {@code ne0} is not a multiple of the type's
+     *         block size, or the offset is negative
+     * @throws ArithmeticException if the element count overflows a {@code long}
+     */
     public GgufTensorInfo {
         Objects.requireNonNull(name, "name");
         Objects.requireNonNull(type, "type");
@@ -51,7 +59,12 @@ public record GgufTensorInfo(String name, GgmlType type, long[] shape, long offs
         return shape.clone();
     }
 
-    /** Dimension {@code i} ({@code ne[i]}); 1 beyond the stored dimensions, as in ggml. */
+    /**
+     * Dimension {@code i} ({@code ne[i]}); 1 beyond the stored dimensions, as in ggml.
+     *
+     * @param i the dimension index, 0 for {@code ne0}; not negative
+     * @return the dimension's length, or 1 if {@code i >= dims()}
+     */
     public long ne(int i) {
         return i < shape.length ? shape[i] : 1;
     }

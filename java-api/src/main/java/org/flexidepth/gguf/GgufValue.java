@@ -23,6 +23,15 @@ import java.util.Objects;
  */
 public record GgufValue(GgufValueType type, GgufValueType elementType, Object value) {
 
+    /**
+     * Checks that {@code value} is represented as the class comment describes and fits {@code type}'s
+     * range; an array's list is copied into an unmodifiable one.
+     *
+     * @throws IllegalArgumentException if the value has the wrong representation or is out of range, or
+     *         if {@code elementType} is set for a non-array or is {@code ARRAY}
+     * @throws NullPointerException if {@code type}, {@code value}, an array's element type or any element
+     *         is {@code null}
+     */
     public GgufValue {
         Objects.requireNonNull(type, "type");
         Objects.requireNonNull(value, "value");
@@ -112,64 +121,159 @@ public record GgufValue(GgufValueType type, GgufValueType elementType, Object va
 
     // ---- factories ----
 
+    /**
+     * A {@code UINT8} value.
+     *
+     * @param v the value, 0 to 255
+     * @return the value
+     * @throws IllegalArgumentException if {@code v} is out of range
+     */
     public static GgufValue uint8(int v) {
         return new GgufValue(GgufValueType.UINT8, null, v);
     }
 
+    /**
+     * An {@code INT8} value.
+     *
+     * @param v the value, -128 to 127
+     * @return the value
+     * @throws IllegalArgumentException if {@code v} is out of range
+     */
     public static GgufValue int8(int v) {
         return new GgufValue(GgufValueType.INT8, null, v);
     }
 
+    /**
+     * A {@code UINT16} value.
+     *
+     * @param v the value, 0 to 65535
+     * @return the value
+     * @throws IllegalArgumentException if {@code v} is out of range
+     */
     public static GgufValue uint16(int v) {
         return new GgufValue(GgufValueType.UINT16, null, v);
     }
 
+    /**
+     * An {@code INT16} value.
+     *
+     * @param v the value, -32768 to 32767
+     * @return the value
+     * @throws IllegalArgumentException if {@code v} is out of range
+     */
     public static GgufValue int16(int v) {
         return new GgufValue(GgufValueType.INT16, null, v);
     }
 
+    /**
+     * A {@code UINT32} value.
+     *
+     * @param v the value, 0 to 2<sup>32</sup>-1
+     * @return the value
+     * @throws IllegalArgumentException if {@code v} is out of range
+     */
     public static GgufValue uint32(long v) {
         return new GgufValue(GgufValueType.UINT32, null, v);
     }
 
+    /**
+     * An {@code INT32} value.
+     *
+     * @param v the value
+     * @return the value
+     */
     public static GgufValue int32(int v) {
         return new GgufValue(GgufValueType.INT32, null, v);
     }
 
-    /** {@code v} is taken as the raw 64 bits of the unsigned value. */
+    /**
+     * A {@code UINT64} value; {@code v} is taken as the raw 64 bits of the unsigned value.
+     *
+     * @param v the value's bits; negative numbers stand for values above {@link Long#MAX_VALUE}
+     * @return the value
+     */
     public static GgufValue uint64(long v) {
         return new GgufValue(GgufValueType.UINT64, null, v);
     }
 
+    /**
+     * An {@code INT64} value.
+     *
+     * @param v the value
+     * @return the value
+     */
     public static GgufValue int64(long v) {
         return new GgufValue(GgufValueType.INT64, null, v);
     }
 
+    /**
+     * A {@code FLOAT32} value.
+     *
+     * @param v the value; NaN and infinities are stored as they are
+     * @return the value
+     */
     public static GgufValue float32(float v) {
         return new GgufValue(GgufValueType.FLOAT32, null, v);
     }
 
+    /**
+     * A {@code FLOAT64} value.
+     *
+     * @param v the value; NaN and infinities are stored as they are
+     * @return the value
+     */
     public static GgufValue float64(double v) {
         return new GgufValue(GgufValueType.FLOAT64, null, v);
     }
 
+    /**
+     * A {@code BOOL} value.
+     *
+     * @param v the value
+     * @return the value
+     */
     public static GgufValue bool(boolean v) {
         return new GgufValue(GgufValueType.BOOL, null, v);
     }
 
+    /**
+     * A {@code STRING} value, written as UTF-8.
+     *
+     * @param v the value, not {@code null}
+     * @return the value
+     */
     public static GgufValue string(String v) {
         return new GgufValue(GgufValueType.STRING, null, v);
     }
 
-    /** An array whose elements are represented as described in the class comment. */
+    /**
+     * An array whose elements are represented as described in the class comment.
+     *
+     * @param elementType the type of every element; not {@code ARRAY}
+     * @param elements    the elements, copied; may be empty
+     * @return the value
+     * @throws IllegalArgumentException if an element does not fit {@code elementType}
+     */
     public static GgufValue array(GgufValueType elementType, List<?> elements) {
         return new GgufValue(GgufValueType.ARRAY, elementType, elements);
     }
 
+    /**
+     * An array of {@code STRING}s, such as a tokenizer's vocabulary.
+     *
+     * @param elements the strings, copied; none may be {@code null}
+     * @return the value
+     */
     public static GgufValue stringArray(List<String> elements) {
         return array(GgufValueType.STRING, elements);
     }
 
+    /**
+     * An array of {@code INT32}s.
+     *
+     * @param elements the elements, copied
+     * @return the value
+     */
     public static GgufValue int32Array(int... elements) {
         List<Integer> list = new ArrayList<>(elements.length);
         for (int e : elements) {
@@ -178,6 +282,12 @@ public record GgufValue(GgufValueType type, GgufValueType elementType, Object va
         return array(GgufValueType.INT32, list);
     }
 
+    /**
+     * An array of {@code FLOAT32}s.
+     *
+     * @param elements the elements, copied
+     * @return the value
+     */
     public static GgufValue float32Array(float... elements) {
         List<Float> list = new ArrayList<>(elements.length);
         for (float e : elements) {

@@ -47,9 +47,20 @@ public final class GgufWriter {
     private record PendingTensor(GgufTensorInfo shapeAndType, TensorData floats, RawTensorData raw) {
     }
 
+    /** Creates a writer with no metadata and no tensors. */
+    public GgufWriter() {
+    }
+
     // ---- metadata ----
 
-    /** Sets a metadata key; an existing key keeps its position and gets the new value. */
+    /**
+     * Sets a metadata key; an existing key keeps its position and gets the new value.
+     *
+     * @param key   the metadata key, such as {@code general.name}; not empty
+     * @param value the value; a {@code general.alignment} value must be a {@code UINT32} power of two
+     * @return this writer
+     * @throws IllegalArgumentException if {@code key} is null or empty, or the alignment is invalid
+     */
     public GgufWriter put(String key, GgufValue value) {
         Objects.requireNonNull(value, "value");
         if (key == null || key.isEmpty()) {
@@ -62,73 +73,198 @@ public final class GgufWriter {
         return this;
     }
 
+    /**
+     * Sets {@code key} to a {@code STRING}.
+     *
+     * @param key   the metadata key, such as {@code general.name}; not empty
+     * @param value the string, written as UTF-8
+     * @return this writer
+     */
     public GgufWriter putString(String key, String value) {
         return put(key, GgufValue.string(value));
     }
 
+    /**
+     * Sets {@code key} to a {@code BOOL}.
+     *
+     * @param key   the metadata key, such as {@code general.name}; not empty
+     * @param value the value
+     * @return this writer
+     */
     public GgufWriter putBool(String key, boolean value) {
         return put(key, GgufValue.bool(value));
     }
 
+    /**
+     * Sets {@code key} to a {@code UINT8}.
+     *
+     * @param key   the metadata key, such as {@code general.name}; not empty
+     * @param value the value, 0 to 255
+     * @return this writer
+     * @throws IllegalArgumentException if {@code value} is out of range
+     */
     public GgufWriter putUInt8(String key, int value) {
         return put(key, GgufValue.uint8(value));
     }
 
+    /**
+     * Sets {@code key} to an {@code INT8}.
+     *
+     * @param key   the metadata key, such as {@code general.name}; not empty
+     * @param value the value, -128 to 127
+     * @return this writer
+     * @throws IllegalArgumentException if {@code value} is out of range
+     */
     public GgufWriter putInt8(String key, int value) {
         return put(key, GgufValue.int8(value));
     }
 
+    /**
+     * Sets {@code key} to a {@code UINT16}.
+     *
+     * @param key   the metadata key, such as {@code general.name}; not empty
+     * @param value the value, 0 to 65535
+     * @return this writer
+     * @throws IllegalArgumentException if {@code value} is out of range
+     */
     public GgufWriter putUInt16(String key, int value) {
         return put(key, GgufValue.uint16(value));
     }
 
+    /**
+     * Sets {@code key} to an {@code INT16}.
+     *
+     * @param key   the metadata key, such as {@code general.name}; not empty
+     * @param value the value, -32768 to 32767
+     * @return this writer
+     * @throws IllegalArgumentException if {@code value} is out of range
+     */
     public GgufWriter putInt16(String key, int value) {
         return put(key, GgufValue.int16(value));
     }
 
+    /**
+     * Sets {@code key} to a {@code UINT32}.
+     *
+     * @param key   the metadata key, such as {@code general.name}; not empty
+     * @param value the value, 0 to 2<sup>32</sup>-1
+     * @return this writer
+     * @throws IllegalArgumentException if {@code value} is out of range
+     */
     public GgufWriter putUInt32(String key, long value) {
         return put(key, GgufValue.uint32(value));
     }
 
+    /**
+     * Sets {@code key} to an {@code INT32}.
+     *
+     * @param key   the metadata key, such as {@code general.name}; not empty
+     * @param value the value
+     * @return this writer
+     */
     public GgufWriter putInt32(String key, int value) {
         return put(key, GgufValue.int32(value));
     }
 
-    /** {@code value} is the raw 64 bits of the unsigned value. */
+    /**
+     * Sets {@code key} to a {@code UINT64}; {@code value} is the raw 64 bits of the unsigned value.
+     *
+     * @param key   the metadata key, such as {@code general.name}; not empty
+     * @param value the value's bits; negative numbers stand for values above {@link Long#MAX_VALUE}
+     * @return this writer
+     */
     public GgufWriter putUInt64(String key, long value) {
         return put(key, GgufValue.uint64(value));
     }
 
+    /**
+     * Sets {@code key} to an {@code INT64}.
+     *
+     * @param key   the metadata key, such as {@code general.name}; not empty
+     * @param value the value
+     * @return this writer
+     */
     public GgufWriter putInt64(String key, long value) {
         return put(key, GgufValue.int64(value));
     }
 
+    /**
+     * Sets {@code key} to a {@code FLOAT32}.
+     *
+     * @param key   the metadata key, such as {@code general.name}; not empty
+     * @param value the value
+     * @return this writer
+     */
     public GgufWriter putFloat32(String key, float value) {
         return put(key, GgufValue.float32(value));
     }
 
+    /**
+     * Sets {@code key} to a {@code FLOAT64}.
+     *
+     * @param key   the metadata key, such as {@code general.name}; not empty
+     * @param value the value
+     * @return this writer
+     */
     public GgufWriter putFloat64(String key, double value) {
         return put(key, GgufValue.float64(value));
     }
 
+    /**
+     * Sets {@code key} to an array of {@code STRING}s, such as {@code tokenizer.ggml.tokens}.
+     *
+     * @param key    the metadata key; not empty
+     * @param values the strings, copied; none may be {@code null}
+     * @return this writer
+     */
     public GgufWriter putStringArray(String key, List<String> values) {
         return put(key, GgufValue.stringArray(values));
     }
 
+    /**
+     * Sets {@code key} to an array of {@code INT32}s.
+     *
+     * @param key    the metadata key; not empty
+     * @param values the elements, copied
+     * @return this writer
+     */
     public GgufWriter putInt32Array(String key, int... values) {
         return put(key, GgufValue.int32Array(values));
     }
 
+    /**
+     * Sets {@code key} to an array of {@code FLOAT32}s.
+     *
+     * @param key    the metadata key; not empty
+     * @param values the elements, copied
+     * @return this writer
+     */
     public GgufWriter putFloat32Array(String key, float... values) {
         return put(key, GgufValue.float32Array(values));
     }
 
-    /** An array of any element type, elements represented as {@link GgufValue} describes. */
+    /**
+     * Sets {@code key} to an array of any element type, elements represented as {@link GgufValue}
+     * describes.
+     *
+     * @param key         the metadata key; not empty
+     * @param elementType the type of every element; not {@code ARRAY}
+     * @param values      the elements, copied
+     * @return this writer
+     * @throws IllegalArgumentException if an element does not fit {@code elementType}
+     */
     public GgufWriter putArray(String key, GgufValueType elementType, List<?> values) {
         return put(key, GgufValue.array(elementType, values));
     }
 
-    /** Sets {@code general.alignment}: a power of two; 32 if never set. */
+    /**
+     * Sets {@code general.alignment}: a power of two; 32 if never set.
+     *
+     * @param bytes the alignment of the data section and of each tensor's data, in bytes; a power of
+     *              two up to 2<sup>30</sup>
+     * @return this writer
+     * @throws IllegalArgumentException if {@code bytes} is not such a power of two
+     */
     public GgufWriter alignment(int bytes) {
         return putUInt32(GgufFile.ALIGNMENT_KEY, bytes);
     }
@@ -160,7 +296,15 @@ public final class GgufWriter {
      * Adds a tensor whose elements are given as floats and stored as {@code type}, which must be
      * F32, F16, BF16 or Q8_0 (rounded as ggml's reference quantiser does).
      *
+     * @param name  the tensor name, 1 to {@link GgufTensorInfo#MAX_NAME_BYTES} UTF-8 bytes; unique in the file
+     * @param type  the stored type: {@link GgmlType#F32}, {@link GgmlType#F16}, {@link GgmlType#BF16} or
+     *              {@link GgmlType#Q8_0}
      * @param shape ggml order, {@code ne0} first: a PyTorch {@code [rows, cols]} weight is {@code {cols, rows}}
+     * @param data  supplies the elements when the file is written; it must supply exactly the shape's
+     *              element count
+     * @return this writer
+     * @throws IllegalArgumentException if {@code type} cannot be encoded from floats, the name is taken,
+     *         or the name or shape is invalid (see {@link GgufTensorInfo})
      */
     public GgufWriter addTensor(String name, GgmlType type, long[] shape, TensorData data) {
         if (!TensorEncoder.canEncode(type)) {
@@ -169,7 +313,17 @@ public final class GgufWriter {
         return add(name, type, shape, Objects.requireNonNull(data, "data"), null);
     }
 
-    /** Adds a tensor whose bytes are supplied already encoded, for any type. */
+    /**
+     * Adds a tensor whose bytes are supplied already encoded, for any type.
+     *
+     * @param name  the tensor name, 1 to {@link GgufTensorInfo#MAX_NAME_BYTES} UTF-8 bytes; unique in the file
+     * @param type  the type the bytes are encoded in
+     * @param shape ggml order, {@code ne0} first; {@code ne0} must be a multiple of the type's block size
+     * @param data  writes exactly {@code type.byteSize(elements)} bytes when the file is written
+     * @return this writer
+     * @throws IllegalArgumentException if the name is taken or the name or shape is invalid (see
+     *         {@link GgufTensorInfo})
+     */
     public GgufWriter addRawTensor(String name, GgmlType type, long[] shape, RawTensorData data) {
         return add(name, type, shape, null, Objects.requireNonNull(data, "data"));
     }
@@ -202,6 +356,11 @@ public final class GgufWriter {
      * Writes the file. It appears at {@code path} only once complete: the data goes to a temporary
      * file beside it that is then renamed, so an interrupted conversion leaves no half-written
      * model that a loader might pick up.
+     *
+     * @param path the file to create or replace
+     * @throws IOException if writing fails or a tensor's data source throws it; the file is then left
+     *         as it was
+     * @throws IllegalStateException if a tensor's data supplies the wrong number of elements or bytes
      */
     public void write(Path path) throws IOException {
         Path abs = path.toAbsolutePath();
@@ -221,7 +380,13 @@ public final class GgufWriter {
         }
     }
 
-    /** Writes the file to a channel, which stays open. */
+    /**
+     * Writes the file to a channel, which stays open.
+     *
+     * @param channel where the file goes, from its current position
+     * @throws IOException if writing fails or a tensor's data source throws it
+     * @throws IllegalStateException if a tensor's data supplies the wrong number of elements or bytes
+     */
     public void write(WritableByteChannel channel) throws IOException {
         int alignment = alignment();
         List<GgufTensorInfo> infos = tensorInfos();

@@ -10,5 +10,11 @@ import java.nio.channels.WritableByteChannel;
  */
 @FunctionalInterface
 public interface RawTensorData {
+    /**
+     * Writes the tensor's encoded bytes; called once per {@link GgufWriter#write}.
+     *
+     * @param out where to write; do not close it, and write exactly the tensor's byte size
+     * @throws IOException if reading the source or writing to {@code out} fails
+     */
     void writeTo(WritableByteChannel out) throws IOException;
 }

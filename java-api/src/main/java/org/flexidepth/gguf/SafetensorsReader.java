@@ -61,6 +61,11 @@ public final class SafetensorsReader implements AutoCloseable {
     /**
      * Opens a checkpoint given as a directory (its index if present, else {@code model.safetensors},
      * else every {@code *.safetensors} in it), an index file, or one {@code .safetensors} file.
+     *
+     * @param path a checkpoint directory, a {@code .json} index, or a {@code .safetensors} file
+     * @return a reader over the mapped files; close it when done
+     * @throws IOException if a file cannot be read, a header is malformed, a directory holds no
+     *         safetensors files, a tensor appears in two shards, or the index and the shards disagree
      */
     public static SafetensorsReader open(Path path) throws IOException {
         if (Files.isDirectory(path)) {
@@ -214,17 +219,30 @@ public final class SafetensorsReader implements AutoCloseable {
     /**
      * All tensors by name: file by file (in the order the index first names the files), header
      * order within a file, then the aliases of tied weights.
+     *
+     * @return an unmodifiable map from tensor name to tensor
      */
     public Map<String, SafetensorsTensor> tensors() {
         return tensors;
     }
 
-    /** The tensor with the given name, if present. */
+    /**
+     * The tensor with the given name, if present.
+     *
+     * @param name the exact tensor name, such as {@code model.norm.weight}
+     * @return the tensor, or empty if the checkpoint has none of that name
+     */
     public Optional<SafetensorsTensor> find(String name) {
         return Optional.ofNullable(tensors.get(name));
     }
 
-    /** The tensor with the given name. @throws NoSuchElementException if absent */
+    /**
+     * The tensor with the given name.
+     *
+     * @param name the exact tensor name, such as {@code model.norm.weight}
+     * @return the tensor
+     * @throws NoSuchElementException if absent
+     */
     public SafetensorsTensor tensor(String name) {
         SafetensorsTensor t = tensors.get(name);
         if (t == null) {

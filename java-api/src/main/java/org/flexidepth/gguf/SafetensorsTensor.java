@@ -36,10 +36,12 @@ public final class SafetensorsTensor {
         return new SafetensorsTensor(alias, dtype, shape, data);
     }
 
+    /** {@return the tensor's name in the checkpoint, or the alias it was looked up under} */
     public String name() {
         return name;
     }
 
+    /** {@return the element type stored in the file} */
     public SafetensorsDtype dtype() {
         return dtype;
     }
@@ -58,10 +60,12 @@ public final class SafetensorsTensor {
         return r;
     }
 
+    /** {@return the number of dimensions; 0 for a scalar} */
     public int dims() {
         return shape.length;
     }
 
+    /** {@return the number of elements, the product of the shape (1 for a scalar)} */
     public long elementCount() {
         long n = 1;
         for (long d : shape) {
@@ -78,6 +82,11 @@ public final class SafetensorsTensor {
     /**
      * Copies {@code length} elements starting at flat index {@code first} into {@code dst} as floats.
      *
+     * @param first  flat index of the first element to read, in storage (PyTorch, row-major) order
+     * @param dst    receives the elements
+     * @param offset index in {@code dst} of the first element written
+     * @param length number of elements to read, may be 0
+     * @throws IndexOutOfBoundsException if either range lies outside {@code dst} or the tensor
      * @throws UnsupportedOperationException for dtypes other than F16, BF16, F32, F64
      */
     public void readFloats(long first, float[] dst, int offset, int length) {

@@ -14,20 +14,44 @@ import java.io.IOException;
 @FunctionalInterface
 public interface TensorData {
 
-    /** Passes all the tensor's elements to {@code sink}, in order. */
+    /**
+     * Passes all the tensor's elements to {@code sink}, in order.
+     *
+     * @param sink receives the elements, in one or more chunks
+     * @throws IOException if producing the elements or writing them fails
+     */
     void writeTo(Sink sink) throws IOException;
 
     /** Receives elements; the writer owns it, the array may be reused once {@code accept} returns. */
     @FunctionalInterface
     interface Sink {
+        /**
+         * Takes the next {@code length} elements.
+         *
+         * @param values holds the elements; read before this method returns
+         * @param offset index in {@code values} of the first element
+         * @param length number of elements, may be 0
+         * @throws IOException if writing the converted elements fails
+         */
         void accept(float[] values, int offset, int length) throws IOException;
 
+        /**
+         * Takes all of {@code values} as the next elements.
+         *
+         * @param values the elements
+         * @throws IOException if writing the converted elements fails
+         */
         default void accept(float[] values) throws IOException {
             accept(values, 0, values.length);
         }
     }
 
-    /** Data already in memory. */
+    /**
+     * Data already in memory.
+     *
+     * @param values the elements in ggml order; not copied, so they must not change before the write
+     * @return data that passes {@code values} in one chunk
+     */
     static TensorData of(float[] values) {
         return sink -> sink.accept(values);
     }

@@ -27,7 +27,14 @@ public final class Conversation {
         return List.copyOf(messages);
     }
 
-    /** Sends a user message; the reply is streamed by the returned generation and added to the history when it ends. */
+    /**
+     * Sends a user message; the reply is streamed by the returned generation and added to the history when it ends.
+     *
+     * @param userMessage the user's text
+     * @param options     limits, stop strings and sampling of the reply
+     * @return the running generation of the reply; close it when done
+     * @throws ContextFullException if the rendered history does not fit the session's context
+     */
     public Generation send(String userMessage, GenerationOptions options) {
         List<ChatMessage> next = new ArrayList<>(messages);
         next.add(ChatMessage.user(userMessage));
@@ -40,7 +47,14 @@ public final class Conversation {
         return g;
     }
 
-    /** Sends a user message and waits for the whole reply. */
+    /**
+     * Sends a user message and waits for the whole reply.
+     *
+     * @param userMessage the user's text
+     * @param options     limits, stop strings and sampling of the reply
+     * @return the finished reply, already added to {@link #messages()}
+     * @throws ContextFullException if the rendered history does not fit the session's context
+     */
     public GenerationResult ask(String userMessage, GenerationOptions options) {
         try (Generation g = send(userMessage, options)) {
             return g.result();

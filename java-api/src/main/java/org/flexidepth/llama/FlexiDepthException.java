@@ -40,13 +40,21 @@ public class FlexiDepthException extends LlamaException {
         }
     }
 
+    /** Why it failed; see {@link #reason()}. */
     private final Reason reason;
 
+    /**
+     * Creates an exception.
+     *
+     * @param reason  the kind of failure
+     * @param message what failed, usually the native library's last error
+     */
     public FlexiDepthException(Reason reason, String message) {
         super(message);
         this.reason = reason;
     }
 
+    /** {@return the kind of failure, from the native status code} */
     public Reason reason() {
         return reason;
     }

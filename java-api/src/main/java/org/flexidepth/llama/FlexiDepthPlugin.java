@@ -70,10 +70,12 @@ public final class FlexiDepthPlugin implements AutoCloseable {
         });
     }
 
+    /** {@return the model the plug-in was loaded onto} */
     public LlamaModel model() {
         return model;
     }
 
+    /** {@return the file the plug-in was loaded from} */
     public Path path() {
         return path;
     }
@@ -83,10 +85,12 @@ public final class FlexiDepthPlugin implements AutoCloseable {
         return routedLayers;
     }
 
+    /** {@return the width of each router's hidden layer} */
     public int routerSize() {
         return routerSize;
     }
 
+    /** {@return the width of each adapter, which runs for the tokens that skip a layer} */
     public int adapterSize() {
         return adapterSize;
     }
@@ -101,6 +105,7 @@ public final class FlexiDepthPlugin implements AutoCloseable {
         return architecture;
     }
 
+    /** {@return whether the plug-in has been closed, directly or by closing its model} */
     public boolean isClosed() {
         return closed;
     }

@@ -42,6 +42,14 @@ public final class FlexiDepthTrainer {
         this.options = options;
     }
 
+    /**
+     * Creates a trainer for a model. Nothing is allocated until {@link #train} runs.
+     *
+     * @param model   the base model, frozen during training; it must stay open while training runs
+     * @param options the architecture, optimizer and schedule of the plug-in to train
+     * @return a trainer, reusable for one run at a time
+     * @throws ResourceClosedException if {@code model} is closed
+     */
     public static FlexiDepthTrainer create(LlamaModel model, TrainingOptions options) {
         if (model.isClosed()) {
             throw new ResourceClosedException("model " + model.path().getFileName() + " is closed");
@@ -49,6 +57,7 @@ public final class FlexiDepthTrainer {
         return new FlexiDepthTrainer(model, options);
     }
 
+    /** {@return the options every run of this trainer uses} */
     public TrainingOptions options() {
         return options;
     }
@@ -58,7 +67,13 @@ public final class FlexiDepthTrainer {
         cancelRequested = true;
     }
 
-    /** Trains without progress reports. */
+    /**
+     * Trains without progress reports; see {@link #train(TrainingData, Path, Consumer)}.
+     *
+     * @param data   the training text or tokens
+     * @param output the plug-in file to write; its parent directories are created
+     * @return the output file, the last step's progress and the time taken
+     */
     public TrainingResult train(TrainingData data, Path output) {
         return train(data, output, p -> { });
     }
@@ -67,6 +82,11 @@ public final class FlexiDepthTrainer {
      * Trains and writes the plug-in to {@code output}, calling {@code progress} after every step on
      * the calling thread. Blocks until done.
      *
+     * @param data     the training text or tokens
+     * @param output   the plug-in file to write; its parent directories are created
+     * @param progress called after every optimizer step; throwing from it cancels the run
+     * @return the output file, the last step's progress and the time taken
+     * @throws java.io.UncheckedIOException if the directory of {@code output} cannot be created
      * @throws TrainingCancelledException if {@link #cancel()} was called or {@code progress} threw
      *                                    (its exception is the cause)
      * @throws FlexiDepthException        if the data or options do not suit the model
@@ -90,7 +110,16 @@ public final class FlexiDepthTrainer {
         }
     }
 
-    /** Trains on a new platform thread (native code pins a virtual thread's carrier anyway). */
+    /**
+     * Trains on a new platform thread (native code pins a virtual thread's carrier anyway).
+     * {@link #cancel()} stops it; cancelling the future does not.
+     *
+     * @param data     the training text or tokens
+     * @param output   the plug-in file to write; its parent directories are created
+     * @param progress called after every optimizer step, on the training thread
+     * @return a future that completes with the result, or exceptionally with what
+     *         {@link #train(TrainingData, Path, Consumer)} would have thrown
+     */
     public CompletableFuture<TrainingResult> trainAsync(TrainingData data, Path output, Consumer<TrainingProgress> progress) {
         CompletableFuture<TrainingResult> future = new CompletableFuture<>();
         Thread.ofPlatform().name("flexidepth-trainer").start(() -> {

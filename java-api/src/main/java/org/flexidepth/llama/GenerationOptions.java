@@ -11,8 +11,15 @@ import java.util.List;
  * @param sampling    the sampling chain
  */
 public record GenerationOptions(int maxTokens, List<String> stopStrings, Sampling sampling) {
+    /** The defaults of {@link #builder()}: up to 256 tokens, no stop strings, greedy sampling. */
     public static final GenerationOptions DEFAULT = builder().build();
 
+    /**
+     * Checks the options and copies {@code stopStrings} into an unmodifiable list.
+     *
+     * @throws InvalidArgumentException if {@code maxTokens} is below 1, a stop string is null, empty or
+     *         holds an unpaired surrogate, or {@code stopStrings} or {@code sampling} is null
+     */
     public GenerationOptions {
         if (maxTokens < 1) {
             throw new InvalidArgumentException("maxTokens must be >= 1, was " + maxTokens);
@@ -30,16 +37,19 @@ public record GenerationOptions(int maxTokens, List<String> stopStrings, Samplin
         }
     }
 
+    /** {@return a builder with the defaults, which are those of {@link #DEFAULT}} */
     public static Builder builder() {
         return new Builder();
     }
 
+    /** {@return a builder starting from these options, stop strings included} */
     public Builder toBuilder() {
         Builder b = new Builder().maxTokens(maxTokens).sampling(sampling);
         stopStrings.forEach(b::stopString);
         return b;
     }
 
+    /** Builds {@link GenerationOptions}; each setter says its default. Not thread-safe. */
     public static final class Builder {
         private int maxTokens = 256;
         private final List<String> stopStrings = new ArrayList<>();
@@ -48,11 +58,24 @@ public record GenerationOptions(int maxTokens, List<String> stopStrings, Samplin
         private Builder() {
         }
 
+        /**
+         * Sets the most tokens to generate; generation may end earlier at an end-of-generation token or a stop string.
+         *
+         * @param maxTokens the limit, {@code >= 1}; default 256
+         * @return this builder
+         */
         public Builder maxTokens(int maxTokens) {
             this.maxTokens = maxTokens;
             return this;
         }
 
+        /**
+         * Adds a stop string: generation stops before its first occurrence in the output, which it is not part of.
+         *
+         * @param stop the string, not empty
+         * @return this builder
+         * @throws InvalidArgumentException if {@code stop} is null
+         */
         public Builder stopString(String stop) {
             if (stop == null) {
                 throw new InvalidArgumentException("a stop string must not be null");
@@ -61,11 +84,23 @@ public record GenerationOptions(int maxTokens, List<String> stopStrings, Samplin
             return this;
         }
 
+        /**
+         * Sets how tokens are chosen.
+         *
+         * @param sampling the sampling chain, not {@code null}; default {@link Sampling#greedy()}
+         * @return this builder
+         */
         public Builder sampling(Sampling sampling) {
             this.sampling = sampling;
             return this;
         }
 
+        /**
+         * Creates the options.
+         *
+         * @return the options
+         * @throws InvalidArgumentException if a value is out of range
+         */
         public GenerationOptions build() {
             return new GenerationOptions(maxTokens, stopStrings, sampling);
         }

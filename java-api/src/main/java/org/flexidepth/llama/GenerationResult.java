@@ -11,6 +11,7 @@ import java.util.List;
  * @param stats      counts and timings
  */
 public record GenerationResult(String text, List<Token> tokens, StopReason stopReason, GenerationStats stats) {
+    /** Creates a result, copying {@code tokens} into an unmodifiable list. */
     public GenerationResult {
         tokens = List.copyOf(tokens);
     }

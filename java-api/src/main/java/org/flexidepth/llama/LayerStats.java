@@ -12,6 +12,7 @@ import java.util.List;
  * @param runRates     for each routed layer, the fraction of tokens that ran it
  */
 public record LayerStats(double meanLayers, int minLayers, int maxLayers, List<Integer> routedLayers, List<Double> runRates) {
+    /** Creates the statistics, copying the lists into unmodifiable ones. */
     public LayerStats {
         routedLayers = List.copyOf(routedLayers);
         runRates = List.copyOf(runRates);

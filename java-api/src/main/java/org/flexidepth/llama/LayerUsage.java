@@ -42,12 +42,25 @@ public final class LayerUsage {
         return routedLayers;
     }
 
-    /** Whether the token ran routed layer number {@code i} of {@link #routedLayers()}. */
+    /**
+     * Whether the token ran routed layer number {@code i} of {@link #routedLayers()}.
+     *
+     * @param i index into {@link #routedLayers()}, not a model layer index
+     * @return {@code true} if the token ran the full layer (its gate was above tau), {@code false} if
+     *         it skipped it and went through the adapter
+     * @throws ArrayIndexOutOfBoundsException if {@code i} is not a valid index
+     */
     public boolean ran(int i) {
         return ran[i];
     }
 
-    /** The gate g of routed layer number {@code i}. */
+    /**
+     * The gate g of routed layer number {@code i}.
+     *
+     * @param i index into {@link #routedLayers()}, not a model layer index
+     * @return the router's output in [0, 1]; the layer ran in full when it is above tau
+     * @throws ArrayIndexOutOfBoundsException if {@code i} is not a valid index
+     */
     public float gate(int i) {
         return gates[i];
     }

@@ -23,6 +23,9 @@ public final class Llama {
      * The CPU backend library in use: the variant for this CPU's instruction-set level that the
      * loader chose at start-up, such as {@code libggml-cpu-haswell.so} (AVX2), or
      * {@code libggml-cpu.so} for a library built for one machine.
+     *
+     * @return the file name of the CPU backend; loads the native library first if need be
+     * @throws NativeLibraryException if the native library cannot be loaded
      */
     public static String cpuBackend() {
         return NativeLibrary.cpuBackend();

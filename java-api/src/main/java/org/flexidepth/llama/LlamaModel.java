@@ -54,7 +54,14 @@ public final class LlamaModel implements AutoCloseable {
         this.info = readInfo();
     }
 
-    /** Loads a model with default options (mmap, CPU only). */
+    /**
+     * Loads a model with default options (mmap, CPU only).
+     *
+     * @param path the GGUF model file
+     * @return the loaded model; close it to free its memory
+     * @throws ModelLoadException if the file is missing, not GGUF, corrupt or of an unsupported architecture
+     * @throws NativeLibraryException if the native library cannot be loaded
+     */
     public static LlamaModel load(Path path) {
         return load(path, ModelOptions.DEFAULT);
     }
@@ -62,6 +69,11 @@ public final class LlamaModel implements AutoCloseable {
     /**
      * Loads a model.
      *
+     * @param path    the GGUF model file; a LoRA adapter or FlexiDepth plug-in is refused with a
+     *                message saying so
+     * @param options how to load it: GPU offload, mmap, mlock, vocabulary only
+     * @return the loaded model; close it to free its memory
+     * @throws NativeLibraryException if the native library cannot be loaded
      * @throws ModelLoadException if the file is missing, not GGUF, corrupt or of an unsupported architecture
      */
     public static LlamaModel load(Path path, ModelOptions options) {
@@ -169,6 +181,7 @@ public final class LlamaModel implements AutoCloseable {
         }
     }
 
+    /** {@return the file the model was loaded from, as given to {@link #load(Path, ModelOptions)}} */
     public Path path() {
         return path;
     }
@@ -182,6 +195,9 @@ public final class LlamaModel implements AutoCloseable {
      * Loads a FlexiDepth plug-in made for this model; attach it to sessions with
      * {@link Session#attach(FlexiDepthPlugin, float)}.
      *
+     * @param plugin the plug-in file (GGUF with {@code adapter.type = flexidepth})
+     * @return the loaded plug-in; closing this model closes it too
+     * @throws ResourceClosedException if this model is closed
      * @throws FlexiDepthException if the file is missing, corrupt or made for another model
      */
     public FlexiDepthPlugin loadFlexiDepth(Path plugin) {
@@ -193,6 +209,15 @@ public final class LlamaModel implements AutoCloseable {
      * similarity between a layer's input and output hidden states, read in windows of
      * {@code windowLength} tokens. Low values mark layers that change little, the first candidates
      * for static layer removal.
+     *
+     * @param calibrationTokens token ids of this model; only whole windows are read, the rest is ignored
+     * @param windowLength      tokens per window (the context of each evaluation), at least 2 and at
+     *                          most {@code calibrationTokens.length}
+     * @param threads           CPU threads to evaluate with; 0 or less for all hardware threads
+     * @return one value per layer, indexed by layer, {@link ModelInfo#layers()} in all; 0 for a layer
+     *         that leaves its input unchanged, larger for layers that change it more
+     * @throws InvalidArgumentException if a token is outside the vocabulary or there is no whole window
+     * @throws FlexiDepthException if the native evaluation fails
      */
     public double[] blockInfluence(int[] calibrationTokens, int windowLength, int threads) {
         checkTokens(calibrationTokens);
@@ -221,7 +246,14 @@ public final class LlamaModel implements AutoCloseable {
         return newSession(SessionOptions.DEFAULT);
     }
 
-    /** Opens a session (a llama.cpp context): its own KV cache, confined to one thread at a time. */
+    /**
+     * Opens a session (a llama.cpp context): its own KV cache, confined to one thread at a time.
+     *
+     * @param options the context size, batch size and thread counts
+     * @return a new session; close it to free its context (closing this model closes it too)
+     * @throws ResourceClosedException if this model is closed
+     * @throws LlamaException if llama.cpp cannot create the context (too large for memory, say)
+     */
     public Session newSession(SessionOptions options) {
         return read(() -> {
             Session s = new Session(this, options);
@@ -247,7 +279,13 @@ public final class LlamaModel implements AutoCloseable {
         return fingerprint;
     }
 
-    /** Tokens of {@code text}, with BOS if the model wants one and special tokens parsed. */
+    /**
+     * Tokens of {@code text}, with BOS if the model wants one and special tokens parsed.
+     *
+     * @param text the text; may be empty
+     * @return the token ids
+     * @throws InvalidArgumentException if {@code text} is null or holds an unpaired surrogate
+     */
     public int[] tokenize(String text) {
         return tokenize(text, true, true);
     }
@@ -255,8 +293,12 @@ public final class LlamaModel implements AutoCloseable {
     /**
      * Tokens of {@code text}.
      *
+     * @param text         the text; may be empty
      * @param addSpecial   add BOS/EOS as the model's metadata asks
      * @param parseSpecial recognise special-token text such as {@code <|im_start|>}
+     * @return the token ids
+     * @throws InvalidArgumentException if {@code text} is null, holds an unpaired surrogate, or cannot be
+     *         tokenized with this vocabulary
      */
     public int[] tokenize(String text, boolean addSpecial, boolean parseSpecial) {
         if (text == null) {
@@ -284,7 +326,13 @@ public final class LlamaModel implements AutoCloseable {
         });
     }
 
-    /** Text of a token sequence, as llama.cpp renders it (special tokens omitted). */
+    /**
+     * Text of a token sequence, as llama.cpp renders it (special tokens omitted).
+     *
+     * @param tokens token ids of this model; may be empty
+     * @return the text; bytes that are not valid UTF-8 (a sequence cut inside a character) become U+FFFD
+     * @throws InvalidArgumentException if a token is outside the vocabulary
+     */
     public String detokenize(int[] tokens) {
         return read(() -> {
             checkTokens(tokens);
@@ -303,7 +351,13 @@ public final class LlamaModel implements AutoCloseable {
         });
     }
 
-    /** The raw bytes of one token's text (may be part of a multi-byte character). */
+    /**
+     * The raw bytes of one token's text (may be part of a multi-byte character).
+     *
+     * @param token a token id of this model
+     * @return the token's text as UTF-8 bytes; empty for control tokens such as EOS
+     * @throws InvalidArgumentException if the token is outside the vocabulary
+     */
     public byte[] tokenBytes(int token) {
         return read(() -> {
             checkTokens(new int[] {token});
@@ -324,6 +378,11 @@ public final class LlamaModel implements AutoCloseable {
     /**
      * The text of each token of a sequence, for showing tokens one by one: a character spread over
      * several tokens (byte tokens) belongs to the token that completes it, so no piece is broken.
+     *
+     * @param tokens token ids of this model
+     * @return one string per token, in order; empty for a token that only starts a character; the last
+     *         also holds any bytes left incomplete, malformed ones replaced by U+FFFD
+     * @throws InvalidArgumentException if a token is outside the vocabulary
      */
     public List<String> tokenPieces(int[] tokens) {
         Utf8Accumulator utf8 = new Utf8Accumulator();
@@ -335,7 +394,12 @@ public final class LlamaModel implements AutoCloseable {
         return pieces;
     }
 
-    /** Whether a token ends generation (EOS, EOT and the like). */
+    /**
+     * Whether a token ends generation (EOS, EOT and the like).
+     *
+     * @param token a token id
+     * @return {@code true} if generating the token ends a generation
+     */
     public boolean isEndOfGeneration(int token) {
         return read(() -> llama_h.llama_vocab_is_eog(vocab, token));
     }
@@ -359,7 +423,10 @@ public final class LlamaModel implements AutoCloseable {
      * Renders messages with the model's own chat template (llama.cpp's built-in templates), or
      * with {@code templateName} (e.g. "chatml", "llama3") when given.
      *
+     * @param messages           the conversation, in order
      * @param addAssistantPrefix end with the text that opens the assistant's reply
+     * @param templateName       a built-in template's name, or empty for the model's own template
+     * @return the prompt text; tokenize it with special tokens parsed
      * @throws InvalidArgumentException if the model has no template and none is named, or the template is unknown
      */
     public String applyChatTemplate(List<ChatMessage> messages, boolean addAssistantPrefix, Optional<String> templateName) {
@@ -444,6 +511,7 @@ public final class LlamaModel implements AutoCloseable {
         }
     }
 
+    /** {@return whether the model has been closed} */
     public boolean isClosed() {
         return closed;
     }

@@ -21,6 +21,7 @@ import java.util.Optional;
 public record ModelInfo(String architecture, Optional<String> name, String description, int layers, int embeddingSize,
                         int contextLength, int vocabularySize, long parameterCount, long sizeBytes,
                         Optional<String> chatTemplate, Map<String, String> metadata) {
+    /** Creates the description, copying {@code metadata} into an unmodifiable map. */
     public ModelInfo {
         metadata = Map.copyOf(metadata);
     }

@@ -12,22 +12,31 @@ package org.flexidepth.llama;
  *                  plug-ins for, since repacked weights have no backward pass
  */
 public record ModelOptions(int gpuLayers, boolean mmap, boolean mlock, boolean vocabOnly, boolean repackWeights) {
+    /** The defaults of {@link #builder()}: CPU only, memory-mapped, repacked weights. */
     public static final ModelOptions DEFAULT = builder().build();
 
+    /**
+     * Checks the options.
+     *
+     * @throws InvalidArgumentException if {@code gpuLayers} is below -1
+     */
     public ModelOptions {
         if (gpuLayers < -1) {
             throw new InvalidArgumentException("gpuLayers must be -1 (all), 0 or positive, was " + gpuLayers);
         }
     }
 
+    /** {@return a builder with the defaults, which are those of {@link #DEFAULT}} */
     public static Builder builder() {
         return new Builder();
     }
 
+    /** {@return a builder starting from these options} */
     public Builder toBuilder() {
         return new Builder().gpuLayers(gpuLayers).mmap(mmap).mlock(mlock).vocabOnly(vocabOnly).repackWeights(repackWeights);
     }
 
+    /** Builds {@link ModelOptions}; each setter says its default. Not thread-safe. */
     public static final class Builder {
         private int gpuLayers = 0;
         private boolean mmap = true;
@@ -38,31 +47,67 @@ public record ModelOptions(int gpuLayers, boolean mmap, boolean mlock, boolean v
         private Builder() {
         }
 
+        /**
+         * Sets how many layers to offload to a GPU backend.
+         *
+         * @param gpuLayers the layer count, 0 for none, -1 for all; more than the model has means all; default 0
+         * @return this builder
+         */
         public Builder gpuLayers(int gpuLayers) {
             this.gpuLayers = gpuLayers;
             return this;
         }
 
+        /**
+         * Sets whether to memory-map the file instead of reading it into memory.
+         *
+         * @param mmap {@code true} to map the file, so that loading is fast and pages are shared; default {@code true}
+         * @return this builder
+         */
         public Builder mmap(boolean mmap) {
             this.mmap = mmap;
             return this;
         }
 
+        /**
+         * Sets whether to lock the weights in RAM, so that the OS cannot page them out.
+         *
+         * @param mlock {@code true} to lock them (may need a raised {@code RLIMIT_MEMLOCK}); default {@code false}
+         * @return this builder
+         */
         public Builder mlock(boolean mlock) {
             this.mlock = mlock;
             return this;
         }
 
+        /**
+         * Sets whether to load only the vocabulary, for tokenization without weights.
+         *
+         * @param vocabOnly {@code true} to skip the weights; such a model cannot evaluate; default {@code false}
+         * @return this builder
+         */
         public Builder vocabOnly(boolean vocabOnly) {
             this.vocabOnly = vocabOnly;
             return this;
         }
 
+        /**
+         * Sets whether the CPU backend may repack quantized weights into its faster layouts.
+         *
+         * @param repackWeights {@code true} to allow repacking; turn it off for a model to train plug-ins for; default {@code true}
+         * @return this builder
+         */
         public Builder repackWeights(boolean repackWeights) {
             this.repackWeights = repackWeights;
             return this;
         }
 
+        /**
+         * Creates the options.
+         *
+         * @return the options
+         * @throws InvalidArgumentException if a value is out of range
+         */
         public ModelOptions build() {
             return new ModelOptions(gpuLayers, mmap, mlock, vocabOnly, repackWeights);
         }

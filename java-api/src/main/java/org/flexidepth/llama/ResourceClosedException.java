@@ -4,10 +4,21 @@ package org.flexidepth.llama;
 public class ResourceClosedException extends LlamaException {
     private static final long serialVersionUID = 1L;
 
+    /**
+     * Creates an exception.
+     *
+     * @param message what was closed
+     */
     public ResourceClosedException(String message) {
         super(message);
     }
 
+    /**
+     * Creates an exception with the failure that caused it.
+     *
+     * @param message what was closed
+     * @param cause   the underlying failure, or {@code null} if none is known
+     */
     public ResourceClosedException(String message, Throwable cause) {
         super(message, cause);
     }

@@ -21,6 +21,12 @@ import java.util.Optional;
 public record Sampling(float temperature, int topK, float topP, float minP, float repeatPenalty, int repeatLastN,
                        float frequencyPenalty, float presencePenalty, long seed, Optional<String> grammar) {
 
+    /**
+     * Checks the options; a {@code null} grammar means none.
+     *
+     * @throws InvalidArgumentException if a value is outside the range its component describes, the
+     *         seed does not fit in 32 unsigned bits, or the grammar is blank
+     */
     public Sampling {
         if (!(temperature >= 0) || !Float.isFinite(temperature)) {
             throw new InvalidArgumentException("temperature must be finite and >= 0, was " + temperature);
@@ -60,14 +66,20 @@ public record Sampling(float temperature, int topK, float topP, float minP, floa
         return builder().temperature(0).build();
     }
 
+    /**
+     * {@return a builder with llama.cpp's usual defaults: temperature 0.8, top-k 40, top-p 0.95, min-p
+     * 0.05, no penalties, seed 42}
+     */
     public static Builder builder() {
         return new Builder();
     }
 
+    /** {@return whether the temperature is 0, so that the most likely token is always chosen} */
     public boolean isGreedy() {
         return temperature == 0;
     }
 
+    /** {@return a builder starting from these options} */
     public Builder toBuilder() {
         Builder b = new Builder().temperature(temperature).topK(topK).topP(topP).minP(minP).repeatPenalty(repeatPenalty)
                 .repeatLastN(repeatLastN).frequencyPenalty(frequencyPenalty).presencePenalty(presencePenalty).seed(seed);
@@ -75,6 +87,7 @@ public record Sampling(float temperature, int topK, float topP, float minP, floa
         return b;
     }
 
+    /** Builds {@link Sampling}; each setter says its default. Not thread-safe. */
     public static final class Builder {
         private float temperature = 0.8f;
         private int topK = 40;
@@ -90,17 +103,92 @@ public record Sampling(float temperature, int topK, float topP, float minP, floa
         private Builder() {
         }
 
+        /**
+         * Sets the softmax temperature; 0 chooses the most likely token, and top-k, top-p and min-p are then unused.
+         *
+         * @param v the temperature, finite and {@code >= 0}; above 1 flattens the distribution; default 0.8
+         * @return this builder
+         */
         public Builder temperature(float v) { temperature = v; return this; }
+
+        /**
+         * Sets top-k: keep only the {@code v} most likely tokens.
+         *
+         * @param v the number of tokens, {@code >= 0}; 0 to disable; default 40
+         * @return this builder
+         */
         public Builder topK(int v) { topK = v; return this; }
+
+        /**
+         * Sets top-p (nucleus): keep the smallest set of tokens whose probabilities add up to {@code v}.
+         *
+         * @param v the cumulative probability in (0, 1]; 1 to disable; default 0.95
+         * @return this builder
+         */
         public Builder topP(float v) { topP = v; return this; }
+
+        /**
+         * Sets min-p: drop tokens less likely than {@code v} times the most likely one.
+         *
+         * @param v the fraction in [0, 1); 0 to disable; default 0.05
+         * @return this builder
+         */
         public Builder minP(float v) { minP = v; return this; }
+
+        /**
+         * Sets the repetition penalty: positive logits of recently seen tokens are divided by it, negative ones multiplied.
+         *
+         * @param v the penalty, finite and {@code > 0}; 1 to disable; default 1
+         * @return this builder
+         */
         public Builder repeatPenalty(float v) { repeatPenalty = v; return this; }
+
+        /**
+         * Sets how many recent tokens the penalties look at.
+         *
+         * @param v the number of tokens, {@code >= 0}; 0 disables all penalties; default 64
+         * @return this builder
+         */
         public Builder repeatLastN(int v) { repeatLastN = v; return this; }
+
+        /**
+         * Sets the frequency penalty: subtracted from a token's logit once per time it was seen recently.
+         *
+         * @param v the penalty, finite; 0 to disable; default 0
+         * @return this builder
+         */
         public Builder frequencyPenalty(float v) { frequencyPenalty = v; return this; }
+
+        /**
+         * Sets the presence penalty: subtracted once from the logit of any recently seen token.
+         *
+         * @param v the penalty, finite; 0 to disable; default 0
+         * @return this builder
+         */
         public Builder presencePenalty(float v) { presencePenalty = v; return this; }
+
+        /**
+         * Sets the seed of the random draw; the same seed, prompt and options give the same output.
+         *
+         * @param v the seed, 0 to 2<sup>32</sup>-1; default 42
+         * @return this builder
+         */
         public Builder seed(long v) { seed = v; return this; }
+
+        /**
+         * Sets a GBNF grammar that the output must follow, starting from its rule {@code root}.
+         *
+         * @param gbnf the grammar text, not blank; {@code null} for none; default none
+         * @return this builder
+         */
         public Builder grammar(String gbnf) { grammar = gbnf; return this; }
 
+        /**
+         * Creates the options.
+         *
+         * @return the sampling options
+         * @throws InvalidArgumentException if a value is out of range
+         */
         public Sampling build() {
             return new Sampling(temperature, topK, topP, minP, repeatPenalty, repeatLastN, frequencyPenalty,
                     presencePenalty, seed, Optional.ofNullable(grammar));

@@ -86,10 +86,12 @@ public final class Session implements AutoCloseable {
         sampledToken = arena.allocate(ValueLayout.JAVA_INT);
     }
 
+    /** {@return the model this session evaluates} */
     public LlamaModel model() {
         return model;
     }
 
+    /** {@return the options the session was opened with; {@link #contextSize()} gives the size in effect} */
     public SessionOptions options() {
         return options;
     }
@@ -113,13 +115,25 @@ public final class Session implements AutoCloseable {
      * Starts generating a continuation of {@code prompt} (tokenized with BOS and special tokens).
      * The prompt is evaluated before this returns; tokens are produced as the result is iterated.
      *
+     * @param prompt  the text to continue, not empty
+     * @param options limits, stop strings and sampling
+     * @return the running generation; it ends any generation of this session left unfinished
      * @throws ContextFullException if the prompt leaves no room in the context for a token
+     * @throws InvalidArgumentException if the prompt is null, empty or holds an unpaired surrogate
      */
     public Generation generate(String prompt, GenerationOptions options) {
         return generate(model.tokenize(prompt), options);
     }
 
-    /** Like {@link #generate(String, GenerationOptions)} for a prompt already tokenized. */
+    /**
+     * Like {@link #generate(String, GenerationOptions)} for a prompt already tokenized.
+     *
+     * @param promptTokens token ids of this session's model, at least one; used as they are (no BOS added)
+     * @param options      limits, stop strings and sampling
+     * @return the running generation; it ends any generation of this session left unfinished
+     * @throws ContextFullException if the prompt leaves no room in the context for a token
+     * @throws InvalidArgumentException if the prompt is empty or a token is outside the vocabulary
+     */
     public Generation generate(int[] promptTokens, GenerationOptions options) {
         return generate(promptTokens, options, r -> { });
     }
@@ -138,7 +152,16 @@ public final class Session implements AutoCloseable {
         });
     }
 
-    /** Generates to the end, passing each token to {@code onToken} as it comes. */
+    /**
+     * Generates to the end, passing each token to {@code onToken} as it comes.
+     *
+     * @param prompt  the text to continue, not empty
+     * @param options limits, stop strings and sampling
+     * @param onToken called on this thread with each token, in order; an exception it throws ends the
+     *                generation and propagates
+     * @return the finished generation
+     * @throws ContextFullException if the prompt leaves no room in the context for a token
+     */
     public GenerationResult generate(String prompt, GenerationOptions options, Consumer<Token> onToken) {
         try (Generation g = generate(prompt, options)) {
             g.forEachRemaining(onToken);
@@ -146,7 +169,14 @@ public final class Session implements AutoCloseable {
         }
     }
 
-    /** Generates to the end and returns the whole result. */
+    /**
+     * Generates to the end and returns the whole result.
+     *
+     * @param prompt  the text to continue, not empty
+     * @param options limits, stop strings and sampling
+     * @return the finished generation
+     * @throws ContextFullException if the prompt leaves no room in the context for a token
+     */
     public GenerationResult complete(String prompt, GenerationOptions options) {
         return generate(prompt, options, t -> { });
     }
@@ -156,7 +186,15 @@ public final class Session implements AutoCloseable {
         return new Conversation(this, Optional.empty(), List.of());
     }
 
-    /** A conversation rendered with a named llama.cpp template ("chatml", "llama3", ...). */
+    /**
+     * A conversation rendered with a named llama.cpp template ("chatml", "llama3", ...).
+     *
+     * @param templateName the built-in template's name
+     * @param history      messages the conversation starts with (a system prompt, earlier turns); copied
+     * @return the conversation
+     * @throws InvalidArgumentException if an argument or message is null, or llama.cpp does not know the
+     *         template
+     */
     public Conversation conversation(String templateName, List<ChatMessage> history) {
         if (templateName == null || history == null || history.stream().anyMatch(java.util.Objects::isNull)) {
             throw new InvalidArgumentException("the template name and the history must not be null");
@@ -169,12 +207,29 @@ public final class Session implements AutoCloseable {
      * every token is routed and carries its {@link LayerUsage}. Replaces a plug-in attached before.
      * Empties the cache ({@link CachePolicy#DISCARD}), so that no reply reuses K/V computed under
      * other routing.
+     *
+     * @param plugin a plug-in loaded onto this session's model
+     * @param tau    the threshold in [0, 1]: a token runs a routed layer in full when its gate is above
+     *               tau, so 0 runs nearly every layer and 1 skips every routed layer
+     * @throws InvalidArgumentException if the plug-in is for another model or tau is out of range
+     * @throws ResourceClosedException if the plug-in is closed or closing
+     * @throws FlexiDepthException if the native attach fails; what was attached before stays attached
      */
     public void attach(FlexiDepthPlugin plugin, float tau) {
         attach(plugin, tau, CachePolicy.DISCARD);
     }
 
-    /** Like {@link #attach(FlexiDepthPlugin, float)}; {@code cache} says what happens to the cached tokens. */
+    /**
+     * Like {@link #attach(FlexiDepthPlugin, float)}; {@code cache} says what happens to the cached tokens.
+     *
+     * @param plugin a plug-in loaded onto this session's model
+     * @param tau    the threshold in [0, 1]
+     * @param cache  {@link CachePolicy#DISCARD} to empty the cache, {@link CachePolicy#KEEP} to keep it
+     * @throws InvalidArgumentException if the plug-in is for another model, tau is out of range or
+     *         {@code cache} is null
+     * @throws ResourceClosedException if the plug-in is closed or closing
+     * @throws FlexiDepthException if the native attach fails; what was attached before stays attached
+     */
     public void attach(FlexiDepthPlugin plugin, float tau, CachePolicy cache) {
         if (plugin.model() != model) {
             throw new InvalidArgumentException("the plug-in was loaded for " + plugin.model().path().getFileName()
@@ -211,12 +266,22 @@ public final class Session implements AutoCloseable {
     /**
      * Changes the threshold of the attached plug-in; takes effect at the next token, no graph
      * rebuild. Empties the cache ({@link CachePolicy#DISCARD}).
+     *
+     * @param tau the new threshold in [0, 1]; higher skips more layers
+     * @throws InvalidArgumentException if tau is out of range or no plug-in is attached
      */
     public void setThreshold(float tau) {
         setThreshold(tau, CachePolicy.DISCARD);
     }
 
-    /** Like {@link #setThreshold(float)}; {@code cache} says what happens to the cached tokens. */
+    /**
+     * Like {@link #setThreshold(float)}; {@code cache} says what happens to the cached tokens.
+     *
+     * @param tau   the new threshold in [0, 1]; higher skips more layers
+     * @param cache {@link CachePolicy#DISCARD} to empty the cache, {@link CachePolicy#KEEP} to keep it
+     * @throws InvalidArgumentException if tau is out of range, {@code cache} is null or no plug-in is
+     *         attached
+     */
     public void setThreshold(float tau, CachePolicy cache) {
         checkThreshold(tau);
         requirePolicy(cache);
@@ -238,7 +303,14 @@ public final class Session implements AutoCloseable {
         detach(CachePolicy.DISCARD);
     }
 
-    /** Like {@link #detach()}; {@code cache} says what happens to the cached tokens. */
+    /**
+     * Like {@link #detach()}; {@code cache} says what happens to the cached tokens. Does nothing if no
+     * plug-in is attached.
+     *
+     * @param cache {@link CachePolicy#DISCARD} to empty the cache, {@link CachePolicy#KEEP} to keep it
+     * @throws InvalidArgumentException if {@code cache} is null
+     * @throws FlexiDepthException if the native detach fails; the plug-in then stays attached
+     */
     public void detach(CachePolicy cache) {
         requirePolicy(cache);
         enter(() -> {
@@ -263,13 +335,23 @@ public final class Session implements AutoCloseable {
      * removal and early exit are measured. Takes effect at the next token, no graph rebuild.
      * Empties the cache ({@link CachePolicy#DISCARD}).
      *
+     * @param decisions model layer index to {@code true} (run) or {@code false} (skip); replaces the
+     *                  decisions forced before, and an empty map lets every router decide
      * @throws InvalidArgumentException if no plug-in is attached or a layer is not routed
      */
     public void forceRouting(Map<Integer, Boolean> decisions) {
         forceRouting(decisions, CachePolicy.DISCARD);
     }
 
-    /** Like {@link #forceRouting(Map)}; {@code cache} says what happens to the cached tokens. */
+    /**
+     * Like {@link #forceRouting(Map)}; {@code cache} says what happens to the cached tokens.
+     *
+     * @param decisions model layer index to {@code true} (run) or {@code false} (skip); replaces the
+     *                  decisions forced before
+     * @param cache     {@link CachePolicy#DISCARD} to empty the cache, {@link CachePolicy#KEEP} to keep it
+     * @throws InvalidArgumentException if no plug-in is attached, a layer is not routed or {@code cache}
+     *         is null
+     */
     public void forceRouting(Map<Integer, Boolean> decisions, CachePolicy cache) {
         requirePolicy(cache);
         Map<Integer, Boolean> copy = Map.copyOf(decisions);
@@ -377,7 +459,12 @@ public final class Session implements AutoCloseable {
      * of every token given the ones before it, for perplexity, with each token's layer usage when a
      * plug-in is attached.
      *
+     * @param tokens token ids of this session's model, at least two and at most {@link #contextSize()};
+     *               include BOS first if the model expects one
+     * @return the log-probabilities (natural log) of tokens 1 to n - 1, and the layer usage of every
+     *         token if a plug-in is attached; the cache then holds {@code tokens}
      * @throws ContextFullException if the tokens do not fit the context
+     * @throws InvalidArgumentException if there are fewer than two tokens or one is outside the vocabulary
      */
     public TokenScores score(int[] tokens) {
         model.checkTokens(tokens);
@@ -460,6 +547,9 @@ public final class Session implements AutoCloseable {
     /**
      * A snapshot of the cache, restorable with {@link #restoreState(SessionState)}. It records the
      * model and the routing (plug-in, threshold, forced routing) its K/V were computed with.
+     * Ends a generation in progress.
+     *
+     * @return the snapshot, held in Java memory: about as large as the cached K/V
      */
     public SessionState saveState() {
         return enter(() -> {
@@ -475,7 +565,10 @@ public final class Session implements AutoCloseable {
      * Restores a snapshot taken from a session of the same model file, with the same routing (the
      * same plug-in and threshold attached, or none), and a context at least as large.
      *
+     * @param state a snapshot from {@link #saveState()}; it replaces the cache, and a generation in
+     *              progress ends
      * @throws InvalidArgumentException if the state was saved from another model or with other routing
+     * @throws ContextFullException if the state holds more tokens than this session's context
      */
     public void restoreState(SessionState state) {
         enter(() -> {
@@ -488,7 +581,13 @@ public final class Session implements AutoCloseable {
         });
     }
 
-    /** Writes the cache, its tokens and what they were computed with to a file (atomically). */
+    /**
+     * Writes the cache, its tokens and what they were computed with to a file (atomically).
+     * Ends a generation in progress.
+     *
+     * @param file the file to create or replace; it appears only once complete
+     * @throws LlamaException if the file cannot be written; a file already there is left as it was
+     */
     public void saveState(Path file) {
         enter(() -> {
             endActive();
@@ -503,7 +602,10 @@ public final class Session implements AutoCloseable {
     /**
      * Restores a file written by {@link #saveState(Path)}.
      *
+     * @param file a file written by {@link #saveState(Path)}; it replaces the cache, and a generation in
+     *             progress ends
      * @throws InvalidArgumentException if the file is missing, corrupt, or saved from another model or with other routing
+     * @throws ContextFullException if the state holds more tokens than this session's context
      */
     public void restoreState(Path file) {
         enter(() -> {
@@ -761,6 +863,7 @@ public final class Session implements AutoCloseable {
         }
     }
 
+    /** {@return whether the session has been closed, directly or by closing its model} */
     public boolean isClosed() {
         return closed;
     }

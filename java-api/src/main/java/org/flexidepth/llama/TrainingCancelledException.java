@@ -8,6 +8,12 @@ public final class TrainingCancelledException extends FlexiDepthException {
 
     private final transient Path checkpoint;
 
+    /**
+     * Creates an exception.
+     *
+     * @param message    why training stopped, usually the native trainer's last error
+     * @param checkpoint the checkpoint written when training stopped
+     */
     public TrainingCancelledException(String message, Path checkpoint) {
         super(Reason.CANCELLED, message);
         this.checkpoint = checkpoint;

@@ -29,11 +29,26 @@ public final class TrainingData {
         this.tokens = tokens;
     }
 
-    /** Plain text files; each is tokenized on its own, starting with BOS. */
+    /**
+     * Plain text files; each is tokenized on its own, starting with BOS.
+     *
+     * @param files UTF-8 text files, at least one; checked to exist now, read when training starts
+     * @return the data
+     * @throws InvalidArgumentException if {@code files} is empty
+     * @throws FlexiDepthException       with reason {@code IO} if a file is not a regular file
+     */
     public static TrainingData textFiles(List<Path> files) {
         return new TrainingData(Format.TEXT, requireFiles(files), Optional.empty(), new int[0]);
     }
 
+    /**
+     * Plain text files; see {@link #textFiles(List)}.
+     *
+     * @param files UTF-8 text files, at least one
+     * @return the data
+     * @throws InvalidArgumentException if {@code files} is empty
+     * @throws FlexiDepthException       with reason {@code IO} if a file is not a regular file
+     */
     public static TrainingData textFiles(Path... files) {
         return textFiles(List.of(files));
     }
@@ -41,12 +56,24 @@ public final class TrainingData {
     /**
      * Chat JSONL files, one {@code {"messages": [{"role": ..., "content": ...}, ...]}} per line,
      * rendered with {@code template} (a template name such as "chatml", or the model's own when empty).
+     *
+     * @param files    JSONL files, at least one; checked to exist now, read when training starts
+     * @param template the chat template's name, or empty for the model's own template
+     * @return the data
+     * @throws InvalidArgumentException if {@code files} is empty
+     * @throws FlexiDepthException       with reason {@code IO} if a file is not a regular file
      */
     public static TrainingData chatJsonl(List<Path> files, Optional<String> template) {
         return new TrainingData(Format.CHAT_JSONL, requireFiles(files), template, new int[0]);
     }
 
-    /** Tokens the caller already has. */
+    /**
+     * Tokens the caller already has, trained on as one stream.
+     *
+     * @param tokens token ids of the model to be trained on, at least two; copied
+     * @return the data
+     * @throws InvalidArgumentException if there are fewer than two tokens
+     */
     public static TrainingData tokens(int[] tokens) {
         if (tokens.length < 2) {
             throw new InvalidArgumentException("training needs at least two tokens");

@@ -33,8 +33,14 @@ public record TrainingOptions(List<Integer> routedLayers, int routerSize, int ad
                               float weightDecay, int warmupSteps, int contextLength, int epochs, long tokenBudget,
                               int seed, int threads, Optional<Path> checkpoint, int checkpointEvery, boolean resume) {
 
+    /** The defaults of {@link #builder()}: one epoch of the data, contexts of 256 tokens. */
     public static final TrainingOptions DEFAULT = builder().build();
 
+    /**
+     * Checks the options and copies {@code routedLayers}; a {@code null} checkpoint means empty.
+     *
+     * @throws InvalidArgumentException if an option is outside the range its component describes
+     */
     public TrainingOptions {
         routedLayers = List.copyOf(routedLayers);
         for (int i = 0; i < routedLayers.size(); i++) {
@@ -65,6 +71,7 @@ public record TrainingOptions(List<Integer> routedLayers, int routerSize, int ad
         }
     }
 
+    /** {@return a builder with the defaults, which are those of {@link #DEFAULT}} */
     public static Builder builder() {
         return new Builder();
     }
@@ -93,6 +100,7 @@ public record TrainingOptions(List<Integer> routedLayers, int routerSize, int ad
         return b;
     }
 
+    /** Builds {@link TrainingOptions}; each setter says its default. Not thread-safe. */
     public static final class Builder {
         private List<Integer> routedLayers = List.of();
         private int routerSize, adapterSize;
@@ -106,25 +114,156 @@ public record TrainingOptions(List<Integer> routedLayers, int routerSize, int ad
         private Builder() {
         }
 
+        /**
+         * Sets the model layers that get a router and adapter.
+         *
+         * @param layers layer indices, ascending, distinct and {@code >= 0}; default empty: the latter half of the layers
+         * @return this builder
+         */
         public Builder routedLayers(List<Integer> layers) { this.routedLayers = layers; return this; }
+
+        /**
+         * Sets the width of each router's hidden layer.
+         *
+         * @param size the width, {@code >= 0}; default 0: the model's hidden size / 16
+         * @return this builder
+         */
         public Builder routerSize(int size) { this.routerSize = size; return this; }
+
+        /**
+         * Sets the width of each adapter, which runs for the tokens that skip a layer.
+         *
+         * @param size the width, {@code >= 0}; default 0: the model's FFN size / 16
+         * @return this builder
+         */
         public Builder adapterSize(int size) { this.adapterSize = size; return this; }
+
+        /**
+         * Sets the threshold tau: a layer runs in full for a token when its gate is above tau.
+         *
+         * @param tau the threshold in [0, 1], stored in the plug-in as its default; default 0.5
+         * @return this builder
+         */
         public Builder threshold(float tau) { this.threshold = tau; return this; }
+
+        /**
+         * Sets the router logit at the start, so that every gate starts at {@code sigmoid(bias)}.
+         *
+         * @param bias a finite logit; default 3 (gates near 0.95, every layer runs)
+         * @return this builder
+         */
         public Builder initialRouterBias(float bias) { this.initialRouterBias = bias; return this; }
+
+        /**
+         * Sets the weight of the skip loss against the language-model loss.
+         *
+         * @param alpha the weight, finite and {@code >= 0}; larger skips more layers; default 0.003
+         * @return this builder
+         */
         public Builder alpha(float alpha) { this.alpha = alpha; return this; }
+
+        /**
+         * Sets the peak learning rate, reached after the warm-up.
+         *
+         * @param lr the rate, finite and {@code > 0}; default 1e-4
+         * @return this builder
+         */
         public Builder learningRate(float lr) { this.learningRate = lr; return this; }
+
+        /**
+         * Sets where the cosine decay ends, as a fraction of the peak learning rate.
+         *
+         * @param ratio the fraction in [0, 1]; default 0.1
+         * @return this builder
+         */
         public Builder minLearningRateRatio(float ratio) { this.minLearningRateRatio = ratio; return this; }
+
+        /**
+         * Sets the AdamW weight decay.
+         *
+         * @param decay the decay in [0, 1); default 0
+         * @return this builder
+         */
         public Builder weightDecay(float decay) { this.weightDecay = decay; return this; }
+
+        /**
+         * Sets the number of steps of linear warm-up.
+         *
+         * @param steps the steps, {@code >= 0}; default 10
+         * @return this builder
+         */
         public Builder warmupSteps(int steps) { this.warmupSteps = steps; return this; }
+
+        /**
+         * Sets the tokens per training sequence; each optimizer step trains on one sequence.
+         *
+         * @param tokens a positive multiple of 256; default 256
+         * @return this builder
+         */
         public Builder contextLength(int tokens) { this.contextLength = tokens; return this; }
+
+        /**
+         * Sets the number of passes over the data, used when the token budget is 0.
+         *
+         * @param epochs the passes, at least 1 unless a token budget is set; default 1
+         * @return this builder
+         */
         public Builder epochs(int epochs) { this.epochs = epochs; return this; }
+
+        /**
+         * Sets how many training tokens to train on in all, overriding {@link #epochs(int)}.
+         *
+         * @param tokens the budget, {@code >= 0}; default 0: {@code epochs} passes over the data
+         * @return this builder
+         */
         public Builder tokenBudget(long tokens) { this.tokenBudget = tokens; return this; }
+
+        /**
+         * Sets the seed of the initialisation and the data order.
+         *
+         * @param seed any value; the same seed, data and options give the same run; default 42
+         * @return this builder
+         */
         public Builder seed(int seed) { this.seed = seed; return this; }
+
+        /**
+         * Sets the CPU threads the trainer uses.
+         *
+         * @param threads the count, {@code >= 0}; default 0: all cores
+         * @return this builder
+         */
         public Builder threads(int threads) { this.threads = threads; return this; }
+
+        /**
+         * Sets the checkpoint file, written periodically and on cancel, and read on resume.
+         *
+         * @param file the file, not {@code null}; default: the output path + {@code .checkpoint}, removed once the output is written
+         * @return this builder
+         */
         public Builder checkpoint(Path file) { this.checkpoint = Optional.of(file); return this; }
+
+        /**
+         * Sets how often a checkpoint is written.
+         *
+         * @param steps optimizer steps between checkpoints, {@code >= 0}; 0: only when cancelled; default 50
+         * @return this builder
+         */
         public Builder checkpointEvery(int steps) { this.checkpointEvery = steps; return this; }
+
+        /**
+         * Sets whether a run continues from the checkpoint.
+         *
+         * @param resume {@code true} to continue from the checkpoint if it exists; default {@code false}
+         * @return this builder
+         */
         public Builder resume(boolean resume) { this.resume = resume; return this; }
 
+        /**
+         * Creates the options.
+         *
+         * @return the options
+         * @throws InvalidArgumentException if an option is out of range
+         */
         public TrainingOptions build() {
             return new TrainingOptions(routedLayers, routerSize, adapterSize, threshold, initialRouterBias, alpha,
                     learningRate, minLearningRateRatio, weightDecay, warmupSteps, contextLength, epochs, tokenBudget,
