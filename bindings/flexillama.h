@@ -3,3 +3,4 @@
 #include "llama-fork.h"
 #include "llama-flexidepth.h"
 #include "llama-flexidepth-train.h"
+#include "llama-fork-common.h"

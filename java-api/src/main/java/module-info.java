@@ -6,6 +6,7 @@
 module org.flexidepth.llama {
     requires org.flexidepth.llama.bindings;
     requires org.slf4j;
+    requires com.fasterxml.jackson.databind;
 
     exports org.flexidepth.llama;
     exports org.flexidepth.gguf;

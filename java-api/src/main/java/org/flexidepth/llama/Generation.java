@@ -1,9 +1,7 @@
 package org.flexidepth.llama;
 
 import org.flexidepth.llama.bindings.llama_h;
-import org.flexidepth.llama.bindings.llama_sampler_chain_params;
 
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -31,6 +29,7 @@ public final class Generation implements Iterator<Token>, AutoCloseable {
     private final GenerationOptions options;
     private final Consumer<GenerationResult> onFinish;
     private final MemorySegment sampler;
+    private final java.util.Set<Integer> visibleTokens;
     private final AtomicBoolean cancelRequested = new AtomicBoolean();
     private final Utf8Accumulator utf8 = new Utf8Accumulator();
     private final StopStringMatcher stops;
@@ -46,19 +45,20 @@ public final class Generation implements Iterator<Token>, AutoCloseable {
     private Token next;
     private StopReason stopReason;
 
-    Generation(Session session, int[] prompt, GenerationOptions options, Consumer<GenerationResult> onFinish) {
+    Generation(Session session, int[] prompt, GenerationOptions options, ChatConstraint constraint, Consumer<GenerationResult> onFinish) {
         this.session = session;
         this.model = session.model();
         this.options = options;
         this.onFinish = onFinish;
         this.stops = new StopStringMatcher(options.stopStrings());
         this.promptTokens = prompt.length;
-        this.sampler = newSampler(options.sampling());
+        this.visibleTokens = constraint.visibleTokens();
+        this.sampler = CommonSampler.create(model, options.sampling(), prompt, constraint);
         long start = System.nanoTime();
         try {
             this.reusedTokens = session.evaluatePrompt(prompt, this, promptUsage);
         } catch (RuntimeException e) {
-            llama_h.llama_sampler_free(sampler);
+            CommonSampler.free(sampler);
             throw e;
         }
         generationStart = System.nanoTime();
@@ -66,39 +66,6 @@ public final class Generation implements Iterator<Token>, AutoCloseable {
         lastTokenAt = generationStart;
         if (cancelRequested.get()) {
             finish(StopReason.CANCELLED);
-        }
-    }
-
-    private MemorySegment newSampler(Sampling s) {
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment params = llama_h.llama_sampler_chain_default_params(arena);
-            llama_sampler_chain_params.no_perf(params, true);
-            MemorySegment chain = llama_h.llama_sampler_chain_init(params);
-            if (s.grammar().isPresent()) {
-                NativeLog.clearNativeError();
-                MemorySegment g = llama_h.llama_sampler_init_grammar(model.vocab(), arena.allocateFrom(s.grammar().get()), arena.allocateFrom("root"));
-                if (g.equals(MemorySegment.NULL)) {
-                    llama_h.llama_sampler_free(chain);
-                    throw new InvalidArgumentException("invalid GBNF grammar" + NativeLog.nativeErrorSuffix());
-                }
-                llama_h.llama_sampler_chain_add(chain, g);
-            }
-            if (s.repeatPenalty() != 1 || s.frequencyPenalty() != 0 || s.presencePenalty() != 0) {
-                llama_h.llama_sampler_chain_add(chain, llama_h.llama_sampler_init_penalties(
-                        model.info().vocabularySize(), s.repeatLastN(), s.repeatPenalty(), s.frequencyPenalty(), s.presencePenalty()));
-            }
-            if (s.isGreedy()) {
-                llama_h.llama_sampler_chain_add(chain, llama_h.llama_sampler_init_greedy());
-            } else {
-                if (s.topK() > 0) {
-                    llama_h.llama_sampler_chain_add(chain, llama_h.llama_sampler_init_top_k(s.topK()));
-                }
-                llama_h.llama_sampler_chain_add(chain, llama_h.llama_sampler_init_top_p(s.topP(), 1));
-                llama_h.llama_sampler_chain_add(chain, llama_h.llama_sampler_init_min_p(s.minP(), 1));
-                llama_h.llama_sampler_chain_add(chain, llama_h.llama_sampler_init_temp(s.temperature()));
-                llama_h.llama_sampler_chain_add(chain, llama_h.llama_sampler_init_dist((int) s.seed()));
-            }
-            return chain;
         }
     }
 
@@ -148,7 +115,7 @@ public final class Generation implements Iterator<Token>, AutoCloseable {
             finish(StopReason.END_OF_GENERATION);
             return t;
         }
-        String piece = stops.append(utf8.append(session.tokenBytes(id)));
+        String piece = stops.append(utf8.append(session.tokenBytes(id, !visibleTokens.isEmpty() && visibleTokens.contains(id))));
         StopReason stop = stops.stopped() ? StopReason.STOP_STRING
                 : tokens.size() + 1 >= options.maxTokens() ? StopReason.MAX_TOKENS : null;
         boolean routed = session.attachedPlugin().isPresent();
@@ -197,7 +164,7 @@ public final class Generation implements Iterator<Token>, AutoCloseable {
         }
         stopReason = reason;
         generationEnd = System.nanoTime();
-        llama_h.llama_sampler_free(sampler);
+        CommonSampler.free(sampler);
         session.generationFinished(this);
         // not result(), which iterates: finish may run on a thread that closes the plug-in, and must
         // not take the token the generation's own thread has yet to read

@@ -24,7 +24,7 @@ public record GenerationOptions(int maxTokens, List<String> stopStrings, Samplin
         if (maxTokens < 1) {
             throw new InvalidArgumentException("maxTokens must be >= 1, was " + maxTokens);
         }
-        if (stopStrings == null || stopStrings.contains(null)) {
+        if (stopStrings == null || stopStrings.stream().anyMatch(java.util.Objects::isNull)) {
             throw new InvalidArgumentException("stop strings must not be null");
         }
         stopStrings = List.copyOf(stopStrings);

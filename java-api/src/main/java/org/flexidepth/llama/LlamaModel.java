@@ -460,6 +460,33 @@ public final class LlamaModel implements AutoCloseable {
         });
     }
 
+    /**
+     * The model's chat template as llama-server runs it (its Jinja template through upstream's
+     * template engine; llama.cpp's built-in template when the model has none).
+     *
+     * @return the template; close it when done
+     * @throws ResourceClosedException if this model is closed
+     * @throws InvalidArgumentException if upstream cannot build a template for this model
+     */
+    public ChatTemplate chatTemplate() {
+        return read(() -> ChatTemplate.create(this, null));
+    }
+
+    /**
+     * A chat template given instead of the model's own, rendered with this model's BOS and EOS text.
+     *
+     * @param template Jinja source, or the name of a built-in template ("chatml", "llama3", ...)
+     * @return the template; close it when done
+     * @throws ResourceClosedException if this model is closed
+     * @throws InvalidArgumentException if the template does not parse
+     */
+    public ChatTemplate chatTemplate(String template) {
+        if (template == null || template.isBlank()) {
+            throw new InvalidArgumentException("the chat template must not be empty");
+        }
+        return read(() -> ChatTemplate.create(this, template));
+    }
+
     MemorySegment handle() {
         return model;
     }

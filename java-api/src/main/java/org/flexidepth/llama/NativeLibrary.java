@@ -34,7 +34,8 @@ final class NativeLibrary {
     // The libraries the others link against, in dependency order: each one's DT_NEEDED entries are
     // already loaded when it is. The backends (libggml-cpu-*.so, libggml-cuda.so) are modules that
     // ggml loads itself from the same folder.
-    private static final List<String> LINKED = List.of("libggml-base.so", "libggml.so", "libllama.so");
+    private static final List<String> LINKED = List.of("libggml-base.so", "libggml.so", "libllama.so", "libllama-common.so",
+            "libllama-fork-common.so");
     // a library built for one machine (-DFLEXI_NATIVE_CPU=ON) links its CPU backend into libggml.so
     private static final String CPU_LINKED = "libggml-cpu.so";
     // the jar's list of its libraries: a jar cannot list a resource folder

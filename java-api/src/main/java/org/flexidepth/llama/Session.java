@@ -139,6 +139,51 @@ public final class Session implements AutoCloseable {
     }
 
     Generation generate(int[] promptTokens, GenerationOptions options, Consumer<GenerationResult> onFinish) {
+        return generate(promptTokens, options, ChatConstraint.NONE, onFinish);
+    }
+
+    /**
+     * Starts generating the reply to a rendered chat: the template's grammar (tool calls, a JSON
+     * schema) constrains it, its stop strings are added to {@code options}', and the special tokens
+     * its parser reads appear in the text.
+     *
+     * @param prompt  a chat request rendered by this session's model's {@link ChatTemplate}
+     * @param options limits, stop strings and sampling; its sampling must set no grammar or JSON schema
+     *                when the rendering has a grammar
+     * @return the running generation; parse its text with {@link ChatTemplate#parse(ChatPrompt, String)}
+     * @throws InvalidArgumentException if the template is another model's, or two grammars would apply
+     * @throws ContextFullException if the prompt leaves no room in the context for a token
+     */
+    public Generation generate(ChatPrompt prompt, GenerationOptions options) {
+        if (prompt.template().model() != model) {
+            throw new InvalidArgumentException("the chat was rendered for another model (" + prompt.template().model().path().getFileName() + ")");
+        }
+        Sampling s = options.sampling();
+        if (prompt.grammar().isPresent() && (s.grammar().isPresent() || s.jsonSchema().isPresent())) {
+            throw new InvalidArgumentException("the chat's tool calls or JSON schema set a grammar; the sampling options must not set another");
+        }
+        GenerationOptions.Builder b = options.toBuilder();
+        prompt.stopStrings().stream().filter(stop -> !options.stopStrings().contains(stop)).forEach(b::stopString);
+        return generate(model.tokenize(prompt.text(), true, true), b.build(), ChatConstraint.of(prompt, model), r -> { });
+    }
+
+    /**
+     * Generates the whole reply to a rendered chat and parses it with its template.
+     *
+     * @param prompt  a chat request rendered by this session's model's {@link ChatTemplate}
+     * @param options limits, stop strings and sampling
+     * @return the parsed reply and the generation
+     * @throws InvalidArgumentException as {@link #generate(ChatPrompt, GenerationOptions)}, or if the reply does not parse
+     * @throws ContextFullException if the prompt leaves no room in the context for a token
+     */
+    public ChatResult chat(ChatPrompt prompt, GenerationOptions options) {
+        try (Generation g = generate(prompt, options)) {
+            GenerationResult r = g.result();
+            return new ChatResult(prompt.template().parse(prompt, r.text()), r);
+        }
+    }
+
+    Generation generate(int[] promptTokens, GenerationOptions options, ChatConstraint constraint, Consumer<GenerationResult> onFinish) {
         model.checkTokens(promptTokens);
         if (promptTokens.length == 0) {
             throw new InvalidArgumentException("the prompt is empty");
@@ -147,7 +192,7 @@ public final class Session implements AutoCloseable {
             if (active != null) {
                 active.finishQuietly(); // a new generation ends the one left unfinished
             }
-            active = new Generation(this, promptTokens, options, onFinish);
+            active = new Generation(this, promptTokens, options, constraint, onFinish);
             return active;
         });
     }
@@ -770,7 +815,7 @@ public final class Session implements AutoCloseable {
      * @throws InvalidArgumentException if the samplers (a grammar) admit no token of the vocabulary
      */
     int sample(MemorySegment sampler, int generated) {
-        int rc = llama_h.llama_fork_sampler_sample(sampler, ctx, -1, sampledToken);
+        int rc = llama_h.llama_fork_common_sampler_sample(sampler, ctx, -1, sampledToken);
         if (rc == llama_h.LLAMA_FORK_SAMPLE_OK()) {
             return sampledToken.get(ValueLayout.JAVA_INT, 0);
         }
@@ -781,15 +826,15 @@ public final class Session implements AutoCloseable {
         if (rc == llama_h.LLAMA_FORK_SAMPLE_NOT_FINITE()) {
             throw new DecodeException("the logits are not finite (NaN or infinite); no token can be sampled");
         }
-        throw new DecodeException(rc, "sampling failed" + NativeLog.nativeErrorSuffix());
+        throw new DecodeException(rc, "sampling failed: " + CommonSampler.lastError() + NativeLog.nativeErrorSuffix());
     }
 
-    /** Reads one token's text bytes into the reused native buffer. */
-    byte[] tokenBytes(int token) {
-        int n = llama_h.llama_token_to_piece(model.vocab(), token, pieceBuffer, (int) pieceBuffer.byteSize(), 0, false);
+    /** Reads one token's text bytes into the reused native buffer; {@code special}: control tokens as their text. */
+    byte[] tokenBytes(int token, boolean special) {
+        int n = llama_h.llama_token_to_piece(model.vocab(), token, pieceBuffer, (int) pieceBuffer.byteSize(), 0, special);
         if (n < 0) {
             pieceBuffer = arena.allocate(-n);
-            n = llama_h.llama_token_to_piece(model.vocab(), token, pieceBuffer, (int) pieceBuffer.byteSize(), 0, false);
+            n = llama_h.llama_token_to_piece(model.vocab(), token, pieceBuffer, (int) pieceBuffer.byteSize(), 0, special);
         }
         return pieceBuffer.asSlice(0, n).toArray(ValueLayout.JAVA_BYTE);
     }

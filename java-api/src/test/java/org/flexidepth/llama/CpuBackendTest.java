@@ -73,7 +73,7 @@ class CpuBackendTest {
     @Test
     void aFolderWithoutACpuBackendIsRefusedWithAClearMessage() throws Exception {
         Path libs = Path.of(System.getProperty(NativeLibrary.PATH_PROPERTY));
-        for (String name : List.of("libggml-base.so", "libggml.so", "libllama.so")) {
+        for (String name : List.of("libggml-base.so", "libggml.so", "libllama.so", "libllama-common.so", "libllama-fork-common.so")) {
             Files.copy(libs.resolve(name), dir.resolve(name));
         }
         String out = childJvm(dir);

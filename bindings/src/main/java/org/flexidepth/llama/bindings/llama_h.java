@@ -306,6 +306,48 @@ public class llama_h {
         return LLAMA_FLEXIDEPTH_DATA_CHAT_JSONL;
     }
 
+    private static final int LLAMA_FORK_COMMON_GRAMMAR_TRIGGER_TOKEN = 0;
+
+    public static int LLAMA_FORK_COMMON_GRAMMAR_TRIGGER_TOKEN() {
+        return LLAMA_FORK_COMMON_GRAMMAR_TRIGGER_TOKEN;
+    }
+
+    private static final int LLAMA_FORK_COMMON_GRAMMAR_TRIGGER_WORD = 1;
+
+    public static int LLAMA_FORK_COMMON_GRAMMAR_TRIGGER_WORD() {
+        return LLAMA_FORK_COMMON_GRAMMAR_TRIGGER_WORD;
+    }
+
+    private static final int LLAMA_FORK_COMMON_GRAMMAR_TRIGGER_PATTERN = 2;
+
+    public static int LLAMA_FORK_COMMON_GRAMMAR_TRIGGER_PATTERN() {
+        return LLAMA_FORK_COMMON_GRAMMAR_TRIGGER_PATTERN;
+    }
+
+    private static final int LLAMA_FORK_COMMON_GRAMMAR_TRIGGER_PATTERN_FULL = 3;
+
+    public static int LLAMA_FORK_COMMON_GRAMMAR_TRIGGER_PATTERN_FULL() {
+        return LLAMA_FORK_COMMON_GRAMMAR_TRIGGER_PATTERN_FULL;
+    }
+
+    private static final int LLAMA_FORK_COMMON_GRAMMAR_USER = 0;
+
+    public static int LLAMA_FORK_COMMON_GRAMMAR_USER() {
+        return LLAMA_FORK_COMMON_GRAMMAR_USER;
+    }
+
+    private static final int LLAMA_FORK_COMMON_GRAMMAR_OUTPUT_FORMAT = 1;
+
+    public static int LLAMA_FORK_COMMON_GRAMMAR_OUTPUT_FORMAT() {
+        return LLAMA_FORK_COMMON_GRAMMAR_OUTPUT_FORMAT;
+    }
+
+    private static final int LLAMA_FORK_COMMON_GRAMMAR_TOOL_CALLS = 2;
+
+    public static int LLAMA_FORK_COMMON_GRAMMAR_TOOL_CALLS() {
+        return LLAMA_FORK_COMMON_GRAMMAR_TOOL_CALLS;
+    }
+
     public static final ValueLayout.OfInt llama_pos = llama_h.C_INT;
 
     public static final ValueLayout.OfInt llama_token = llama_h.C_INT;
@@ -3912,6 +3954,425 @@ public class llama_h {
         var mh$ = llama_flexidepth_block_influence.HANDLE;
         try {
             return (int) mh$.invokeExact(model, tokens, n_tokens, n_ctx, n_threads, out, n_layer);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class llama_fork_common_last_error {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                llama_h.C_POINTER
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_fork_common_last_error");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_fork_common_last_error$descriptor() {
+        return llama_fork_common_last_error.DESC;
+    }
+
+    public static MethodHandle llama_fork_common_last_error$handle() {
+        return llama_fork_common_last_error.HANDLE;
+    }
+
+    public static MemorySegment llama_fork_common_last_error$address() {
+        return llama_fork_common_last_error.ADDR;
+    }
+
+    public static MemorySegment llama_fork_common_last_error() {
+        var mh$ = llama_fork_common_last_error.HANDLE;
+        try {
+            return (MemorySegment) mh$.invokeExact();
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class llama_fork_common_string_free {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.ofVoid(
+                llama_h.C_POINTER
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_fork_common_string_free");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_fork_common_string_free$descriptor() {
+        return llama_fork_common_string_free.DESC;
+    }
+
+    public static MethodHandle llama_fork_common_string_free$handle() {
+        return llama_fork_common_string_free.HANDLE;
+    }
+
+    public static MemorySegment llama_fork_common_string_free$address() {
+        return llama_fork_common_string_free.ADDR;
+    }
+
+    public static void llama_fork_common_string_free(MemorySegment s) {
+        var mh$ = llama_fork_common_string_free.HANDLE;
+        try {
+            mh$.invokeExact(s);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class llama_fork_common_json_schema_to_grammar {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                llama_h.C_POINTER,
+                llama_h.C_POINTER
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_fork_common_json_schema_to_grammar");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_fork_common_json_schema_to_grammar$descriptor() {
+        return llama_fork_common_json_schema_to_grammar.DESC;
+    }
+
+    public static MethodHandle llama_fork_common_json_schema_to_grammar$handle() {
+        return llama_fork_common_json_schema_to_grammar.HANDLE;
+    }
+
+    public static MemorySegment llama_fork_common_json_schema_to_grammar$address() {
+        return llama_fork_common_json_schema_to_grammar.ADDR;
+    }
+
+    public static MemorySegment llama_fork_common_json_schema_to_grammar(MemorySegment schema) {
+        var mh$ = llama_fork_common_json_schema_to_grammar.HANDLE;
+        try {
+            return (MemorySegment) mh$.invokeExact(schema);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class llama_fork_common_sampling_default_params {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                llama_fork_common_sampling_params.layout()
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_fork_common_sampling_default_params");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_fork_common_sampling_default_params$descriptor() {
+        return llama_fork_common_sampling_default_params.DESC;
+    }
+
+    public static MethodHandle llama_fork_common_sampling_default_params$handle() {
+        return llama_fork_common_sampling_default_params.HANDLE;
+    }
+
+    public static MemorySegment llama_fork_common_sampling_default_params$address() {
+        return llama_fork_common_sampling_default_params.ADDR;
+    }
+
+    public static MemorySegment llama_fork_common_sampling_default_params(SegmentAllocator allocator) {
+        var mh$ = llama_fork_common_sampling_default_params.HANDLE;
+        try {
+            return (MemorySegment) mh$.invokeExact(allocator);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class llama_fork_common_sampler_init {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                llama_h.C_POINTER,
+                llama_h.C_POINTER,
+                llama_h.C_POINTER
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_fork_common_sampler_init");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_fork_common_sampler_init$descriptor() {
+        return llama_fork_common_sampler_init.DESC;
+    }
+
+    public static MethodHandle llama_fork_common_sampler_init$handle() {
+        return llama_fork_common_sampler_init.HANDLE;
+    }
+
+    public static MemorySegment llama_fork_common_sampler_init$address() {
+        return llama_fork_common_sampler_init.ADDR;
+    }
+
+    public static MemorySegment llama_fork_common_sampler_init(MemorySegment model, MemorySegment params) {
+        var mh$ = llama_fork_common_sampler_init.HANDLE;
+        try {
+            return (MemorySegment) mh$.invokeExact(model, params);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class llama_fork_common_sampler_free {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.ofVoid(
+                llama_h.C_POINTER
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_fork_common_sampler_free");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_fork_common_sampler_free$descriptor() {
+        return llama_fork_common_sampler_free.DESC;
+    }
+
+    public static MethodHandle llama_fork_common_sampler_free$handle() {
+        return llama_fork_common_sampler_free.HANDLE;
+    }
+
+    public static MemorySegment llama_fork_common_sampler_free$address() {
+        return llama_fork_common_sampler_free.ADDR;
+    }
+
+    public static void llama_fork_common_sampler_free(MemorySegment smpl) {
+        var mh$ = llama_fork_common_sampler_free.HANDLE;
+        try {
+            mh$.invokeExact(smpl);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class llama_fork_common_sampler_sample {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                llama_h.C_INT,
+                llama_h.C_POINTER,
+                llama_h.C_POINTER,
+                llama_h.C_INT,
+                llama_h.C_POINTER
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_fork_common_sampler_sample");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_fork_common_sampler_sample$descriptor() {
+        return llama_fork_common_sampler_sample.DESC;
+    }
+
+    public static MethodHandle llama_fork_common_sampler_sample$handle() {
+        return llama_fork_common_sampler_sample.HANDLE;
+    }
+
+    public static MemorySegment llama_fork_common_sampler_sample$address() {
+        return llama_fork_common_sampler_sample.ADDR;
+    }
+
+    public static int llama_fork_common_sampler_sample(MemorySegment smpl, MemorySegment ctx, int idx, MemorySegment token) {
+        var mh$ = llama_fork_common_sampler_sample.HANDLE;
+        try {
+            return (int) mh$.invokeExact(smpl, ctx, idx, token);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class llama_fork_common_sampler_accept_prompt {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.ofVoid(
+                llama_h.C_POINTER,
+                llama_h.C_INT
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_fork_common_sampler_accept_prompt");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_fork_common_sampler_accept_prompt$descriptor() {
+        return llama_fork_common_sampler_accept_prompt.DESC;
+    }
+
+    public static MethodHandle llama_fork_common_sampler_accept_prompt$handle() {
+        return llama_fork_common_sampler_accept_prompt.HANDLE;
+    }
+
+    public static MemorySegment llama_fork_common_sampler_accept_prompt$address() {
+        return llama_fork_common_sampler_accept_prompt.ADDR;
+    }
+
+    public static void llama_fork_common_sampler_accept_prompt(MemorySegment smpl, int token) {
+        var mh$ = llama_fork_common_sampler_accept_prompt.HANDLE;
+        try {
+            mh$.invokeExact(smpl, token);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class llama_fork_common_chat_templates_init {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                llama_h.C_POINTER,
+                llama_h.C_POINTER,
+                llama_h.C_POINTER
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_fork_common_chat_templates_init");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_fork_common_chat_templates_init$descriptor() {
+        return llama_fork_common_chat_templates_init.DESC;
+    }
+
+    public static MethodHandle llama_fork_common_chat_templates_init$handle() {
+        return llama_fork_common_chat_templates_init.HANDLE;
+    }
+
+    public static MemorySegment llama_fork_common_chat_templates_init$address() {
+        return llama_fork_common_chat_templates_init.ADDR;
+    }
+
+    public static MemorySegment llama_fork_common_chat_templates_init(MemorySegment model, MemorySegment tmpl_override) {
+        var mh$ = llama_fork_common_chat_templates_init.HANDLE;
+        try {
+            return (MemorySegment) mh$.invokeExact(model, tmpl_override);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class llama_fork_common_chat_templates_free {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.ofVoid(
+                llama_h.C_POINTER
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_fork_common_chat_templates_free");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_fork_common_chat_templates_free$descriptor() {
+        return llama_fork_common_chat_templates_free.DESC;
+    }
+
+    public static MethodHandle llama_fork_common_chat_templates_free$handle() {
+        return llama_fork_common_chat_templates_free.HANDLE;
+    }
+
+    public static MemorySegment llama_fork_common_chat_templates_free$address() {
+        return llama_fork_common_chat_templates_free.ADDR;
+    }
+
+    public static void llama_fork_common_chat_templates_free(MemorySegment tmpls) {
+        var mh$ = llama_fork_common_chat_templates_free.HANDLE;
+        try {
+            mh$.invokeExact(tmpls);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class llama_fork_common_chat_templates_source {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                llama_h.C_POINTER,
+                llama_h.C_POINTER
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_fork_common_chat_templates_source");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_fork_common_chat_templates_source$descriptor() {
+        return llama_fork_common_chat_templates_source.DESC;
+    }
+
+    public static MethodHandle llama_fork_common_chat_templates_source$handle() {
+        return llama_fork_common_chat_templates_source.HANDLE;
+    }
+
+    public static MemorySegment llama_fork_common_chat_templates_source$address() {
+        return llama_fork_common_chat_templates_source.ADDR;
+    }
+
+    public static MemorySegment llama_fork_common_chat_templates_source(MemorySegment tmpls) {
+        var mh$ = llama_fork_common_chat_templates_source.HANDLE;
+        try {
+            return (MemorySegment) mh$.invokeExact(tmpls);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class llama_fork_common_chat_apply {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                llama_h.C_POINTER,
+                llama_h.C_POINTER,
+                llama_h.C_POINTER
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_fork_common_chat_apply");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_fork_common_chat_apply$descriptor() {
+        return llama_fork_common_chat_apply.DESC;
+    }
+
+    public static MethodHandle llama_fork_common_chat_apply$handle() {
+        return llama_fork_common_chat_apply.HANDLE;
+    }
+
+    public static MemorySegment llama_fork_common_chat_apply$address() {
+        return llama_fork_common_chat_apply.ADDR;
+    }
+
+    public static MemorySegment llama_fork_common_chat_apply(MemorySegment tmpls, MemorySegment request) {
+        var mh$ = llama_fork_common_chat_apply.HANDLE;
+        try {
+            return (MemorySegment) mh$.invokeExact(tmpls, request);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class llama_fork_common_chat_parse {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                llama_h.C_POINTER,
+                llama_h.C_POINTER,
+                llama_h.C_POINTER,
+                llama_h.C_BOOL
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_fork_common_chat_parse");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_fork_common_chat_parse$descriptor() {
+        return llama_fork_common_chat_parse.DESC;
+    }
+
+    public static MethodHandle llama_fork_common_chat_parse$handle() {
+        return llama_fork_common_chat_parse.HANDLE;
+    }
+
+    public static MemorySegment llama_fork_common_chat_parse$address() {
+        return llama_fork_common_chat_parse.ADDR;
+    }
+
+    public static MemorySegment llama_fork_common_chat_parse(MemorySegment params, MemorySegment text, boolean is_partial) {
+        var mh$ = llama_fork_common_chat_parse.HANDLE;
+        try {
+            return (MemorySegment) mh$.invokeExact(params, text, is_partial);
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }

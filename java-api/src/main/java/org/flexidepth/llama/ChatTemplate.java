@@ -1,0 +1,132 @@
+package org.flexidepth.llama;
+
+import org.flexidepth.llama.bindings.llama_h;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+
+/**
+ * A model's chat template as llama-server uses it: its Jinja template (or one given instead)
+ * run by upstream's template engine, with llama.cpp's built-in fallbacks, rendering requests
+ * with tools, and the matching parser that reads tool calls and reasoning out of a reply.
+ * Obtain one with {@link LlamaModel#chatTemplate()}; thread-safe; close it before its model.
+ */
+public final class ChatTemplate implements AutoCloseable {
+    private final LlamaModel model;
+    private final MemorySegment handle;
+    private boolean closed;
+
+    ChatTemplate(LlamaModel model, MemorySegment handle) {
+        this.model = model;
+        this.handle = handle;
+    }
+
+    static ChatTemplate create(LlamaModel model, String override) {
+        if (override != null) {
+            TextChecks.requireWellFormed(override, "the chat template");
+        }
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment h = llama_h.llama_fork_common_chat_templates_init(model.handle(),
+                    override == null ? MemorySegment.NULL : arena.allocateFrom(override));
+            if (h.equals(MemorySegment.NULL)) {
+                throw new InvalidArgumentException("the chat template cannot be used: " + CommonSampler.lastError());
+            }
+            return new ChatTemplate(model, h);
+        }
+    }
+
+    /** {@return the model whose vocabulary (BOS and EOS text) the template renders with} */
+    public LlamaModel model() {
+        return model;
+    }
+
+    /** {@return the template's source (Jinja, or the name of a built-in template)} */
+    public synchronized String source() {
+        check();
+        return takeString(llama_h.llama_fork_common_chat_templates_source(handle), "reading the template");
+    }
+
+    /**
+     * Renders a request as upstream's {@code common_chat_templates_apply} renders it for llama-server.
+     *
+     * @param request the messages, tools and format
+     * @return the prompt and what generating its reply needs
+     * @throws InvalidArgumentException if the template cannot render the request (the template's own error)
+     */
+    public ChatPrompt render(ChatRequest request) {
+        return render(request, java.time.Instant.now().getEpochSecond());
+    }
+
+    /**
+     * As {@link #render(ChatRequest)}, with the date that templates printing today's date print.
+     *
+     * @param request        the messages, tools and format
+     * @param epochSeconds   the date and time, in seconds since 1970-01-01 UTC
+     * @return the prompt and what generating its reply needs
+     * @throws InvalidArgumentException if the template cannot render the request
+     */
+    public synchronized ChatPrompt render(ChatRequest request, long epochSeconds) {
+        check();
+        try (Arena arena = Arena.ofConfined()) {
+            String applied = takeString(llama_h.llama_fork_common_chat_apply(handle,
+                    arena.allocateFrom(ChatJson.request(request, epochSeconds))), "rendering the chat");
+            return ChatJson.prompt(this, request, applied);
+        }
+    }
+
+    /**
+     * Reads a finished reply: content, reasoning and tool calls, by the parser of the template's format.
+     *
+     * @param prompt the rendering the reply answers
+     * @param text   the generated text, special tokens included
+     * @return the parsed reply
+     * @throws InvalidArgumentException if the text does not parse in the template's format
+     */
+    public ChatReply parse(ChatPrompt prompt, String text) {
+        return parse(prompt, text, false);
+    }
+
+    /**
+     * Reads a reply that may stop mid-message (while it streams).
+     *
+     * @param prompt  the rendering the reply answers
+     * @param text    the text generated so far
+     * @param partial whether more text may follow
+     * @return what parses so far
+     * @throws InvalidArgumentException if the text does not parse
+     */
+    public synchronized ChatReply parse(ChatPrompt prompt, String text, boolean partial) {
+        check();
+        TextChecks.requireWellFormed(text, "the reply text");
+        try (Arena arena = Arena.ofConfined()) {
+            return ChatJson.reply(takeString(llama_h.llama_fork_common_chat_parse(
+                    arena.allocateFrom(prompt.parserParams()), arena.allocateFrom(text), partial), "parsing the reply"));
+        }
+    }
+
+    private static String takeString(MemorySegment s, String what) {
+        if (s.equals(MemorySegment.NULL)) {
+            throw new InvalidArgumentException(what + " failed: " + CommonSampler.lastError());
+        }
+        try {
+            return s.reinterpret(Long.MAX_VALUE).getString(0);
+        } finally {
+            llama_h.llama_fork_common_string_free(s);
+        }
+    }
+
+    private void check() {
+        if (closed) {
+            throw new ResourceClosedException("the chat template is closed");
+        }
+    }
+
+    /** Frees the template; idempotent. The template keeps no reference to the model's memory. */
+    @Override
+    public synchronized void close() {
+        if (!closed) {
+            closed = true;
+            llama_h.llama_fork_common_chat_templates_free(handle);
+        }
+    }
+}
