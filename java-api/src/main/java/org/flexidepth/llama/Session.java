@@ -59,7 +59,21 @@ public final class Session implements AutoCloseable {
         llama_context_params.n_ctx(params, options.contextSize());
         llama_context_params.n_batch(params, options.batchSize());
         llama_context_params.n_ubatch(params, Math.min(options.batchSize(), 512));
-        llama_context_params.n_seq_max(params, 1);
+        llama_context_params.n_seq_max(params, options.sequences());
+        options.embeddings().ifPresent(pooling -> {
+            llama_context_params.embeddings(params, true);
+            llama_context_params.pooling_type(params, pooling.nativeValue);
+            // A text's tokens are pooled within one ubatch (and non-causal models attend over
+            // it), so the ubatch is the batch. Upstream's graph reservation for mean pooling
+            // asserts (aborts the process) when the ubatch is not a multiple of the sequences,
+            // hence the rounding. The cache is one unified pool, so any texts that fit the batch
+            // fit the cache.
+            int b = Math.max(options.sequences(), options.batchSize() - options.batchSize() % options.sequences());
+            llama_context_params.n_batch(params, b);
+            llama_context_params.n_ubatch(params, b);
+            llama_context_params.n_ctx(params, Math.max(options.contextSize(), b));
+            llama_context_params.kv_unified(params, true);
+        });
         llama_context_params.n_threads(params, options.effectiveThreads());
         llama_context_params.n_threads_batch(params, options.effectiveThreadsBatch());
         NativeLog.clearNativeError();
@@ -184,6 +198,9 @@ public final class Session implements AutoCloseable {
     }
 
     Generation generate(int[] promptTokens, GenerationOptions options, ChatConstraint constraint, Consumer<GenerationResult> onFinish) {
+        if (this.options.embeddings().isPresent()) {
+            throw new InvalidArgumentException("this is an embedding session (SessionOptions.embeddings): it embeds, it does not generate");
+        }
         model.checkTokens(promptTokens);
         if (promptTokens.length == 0) {
             throw new InvalidArgumentException("the prompt is empty");
@@ -224,6 +241,162 @@ public final class Session implements AutoCloseable {
      */
     public GenerationResult complete(String prompt, GenerationOptions options) {
         return generate(prompt, options, t -> { });
+    }
+
+    /**
+     * Embeds texts: each text's tokens (with BOS and special tokens, as {@link LlamaModel#tokenize(String)})
+     * are evaluated and pooled as the session's {@link SessionOptions#embeddings()} says, up to
+     * {@link SessionOptions#sequences()} texts per native call; vectors are scaled to unit length
+     * (as llama-server's do). The cache is emptied before and after.
+     *
+     * @param texts the texts, each at most {@link SessionOptions#batchSize()} tokens
+     * @return one vector per text, in order: the model's embedding width long, or for
+     *         {@link Pooling#RANK} the classification head's scores (not normalised)
+     * @throws InvalidArgumentException if this is not an embedding session, its pooling is
+     *         {@link Pooling#NONE} (use {@link #embedTokens(String)}), or a text is empty or too long
+     */
+    public List<float[]> embed(List<String> texts) {
+        return embed(texts, true);
+    }
+
+    /**
+     * As {@link #embed(List)}; {@code normalize} false returns the pooled vectors as the model computes them.
+     *
+     * @param texts     the texts, each at most {@link SessionOptions#batchSize()} tokens
+     * @param normalize whether vectors are scaled to unit euclidean length (never scores)
+     * @return one vector per text, in order
+     * @throws InvalidArgumentException as {@link #embed(List)}
+     */
+    public List<float[]> embed(List<String> texts, boolean normalize) {
+        if (texts == null || texts.stream().anyMatch(java.util.Objects::isNull)) {
+            throw new InvalidArgumentException("the texts must not be null");
+        }
+        Pooling pooling = embeddingPooling();
+        if (pooling == Pooling.NONE) {
+            throw new InvalidArgumentException("pooling NONE gives one vector per token: use embedTokens");
+        }
+        List<int[]> tokens = texts.stream().map(this::embeddingTokens).toList();
+        return enter(() -> {
+            endActive();
+            List<float[]> out = new java.util.ArrayList<>(texts.size());
+            int next = 0;
+            try {
+                while (next < tokens.size()) {
+                    // as many whole texts as fit one call: sequences and the batch
+                    int first = next;
+                    int used = 0;
+                    while (next < tokens.size() && next - first < options.sequences() && used + tokens.get(next).length <= batchSize) {
+                        used += tokens.get(next++).length;
+                    }
+                    evaluateSequences(tokens.subList(first, next));
+                    for (int seq = 0; seq < next - first; seq++) {
+                        out.add(vector(llama_h.llama_get_embeddings_seq(ctx, seq), pooling, normalize && pooling != Pooling.RANK));
+                    }
+                }
+            } finally {
+                clearCache();
+                resetSequenceIds();
+            }
+            return out;
+        });
+    }
+
+    /**
+     * One vector per token of {@code text}, for an embedding session with {@link Pooling#NONE}.
+     *
+     * @param text the text, at most {@link SessionOptions#batchSize()} tokens
+     * @return a vector per token (with BOS when the model adds one), each scaled to unit length
+     * @throws InvalidArgumentException if this is not an embedding session with pooling NONE, or the text is empty or too long
+     */
+    public float[][] embedTokens(String text) {
+        if (embeddingPooling() != Pooling.NONE) {
+            throw new InvalidArgumentException("embedTokens needs an embedding session with Pooling.NONE; this one pools with "
+                    + llama_h.llama_pooling_type(ctx));
+        }
+        int[] tokens = embeddingTokens(text);
+        return enter(() -> {
+            endActive();
+            try {
+                evaluateSequences(List.of(tokens));
+                float[][] out = new float[tokens.length][];
+                for (int i = 0; i < tokens.length; i++) {
+                    out[i] = vector(llama_h.llama_get_embeddings_ith(ctx, i), Pooling.NONE, true);
+                }
+                return out;
+            } finally {
+                clearCache();
+                resetSequenceIds();
+            }
+        });
+    }
+
+    private Pooling embeddingPooling() {
+        if (options.embeddings().isEmpty()) {
+            throw new InvalidArgumentException("this session generates; open an embedding session with SessionOptions.builder().embeddings(...)");
+        }
+        int p = llama_h.llama_pooling_type(ctx); // the pooling in effect, MODEL resolved
+        return java.util.Arrays.stream(Pooling.values()).filter(v -> v.nativeValue == p).findFirst().orElseThrow();
+    }
+
+    private int[] embeddingTokens(String text) {
+        int[] t = text.isEmpty() ? new int[0] : model.tokenize(text);
+        if (t.length == 0) {
+            throw new InvalidArgumentException("an empty text has no embedding");
+        }
+        if (t.length > batchSize) {
+            throw new InvalidArgumentException("a text of " + t.length + " tokens is longer than this session's batch of "
+                    + batchSize + " (SessionOptions.batchSize)");
+        }
+        return t;
+    }
+
+    /** Evaluates whole texts as sequences 0, 1, ... of an emptied cache, every token an output. */
+    private void evaluateSequences(List<int[]> texts) {
+        clearCache();
+        MemorySegment seqIds = llama_batch.seq_id(batch).reinterpret(8L * batchSize);
+        int i = 0;
+        for (int seq = 0; seq < texts.size(); seq++) {
+            int[] t = texts.get(seq);
+            for (int p = 0; p < t.length; p++, i++) {
+                batchToken.setAtIndex(ValueLayout.JAVA_INT, i, t[p]);
+                batchPos.setAtIndex(ValueLayout.JAVA_INT, i, p);
+                batchLogits.set(ValueLayout.JAVA_BYTE, i, (byte) 1);
+                seqIds.getAtIndex(ValueLayout.ADDRESS, i).reinterpret(4).set(ValueLayout.JAVA_INT, 0, seq);
+            }
+        }
+        llama_batch.n_tokens(batch, i);
+        cacheChanges++;
+        boolean encoderOnly = llama_h.llama_model_has_encoder(model.handle()) && !llama_h.llama_model_has_decoder(model.handle());
+        int rc = encoderOnly ? llama_h.llama_encode(ctx, batch) : llama_h.llama_decode(ctx, batch);
+        if (rc != 0) {
+            throw new DecodeException(rc, "embedding " + texts.size() + " texts (" + i + " tokens) failed" + NativeLog.nativeErrorSuffix());
+        }
+    }
+
+    private void resetSequenceIds() {
+        MemorySegment seqIds = llama_batch.seq_id(batch).reinterpret(8L * batchSize);
+        for (int i = 0; i < batchSize; i++) {
+            seqIds.getAtIndex(ValueLayout.ADDRESS, i).reinterpret(4).set(ValueLayout.JAVA_INT, 0, 0);
+        }
+    }
+
+    private float[] vector(MemorySegment v, Pooling pooling, boolean normalize) {
+        if (v.equals(MemorySegment.NULL)) {
+            throw new DecodeException("llama.cpp returned no embedding" + NativeLog.nativeErrorSuffix());
+        }
+        int n = pooling == Pooling.RANK ? llama_h.llama_model_n_cls_out(model.handle()) : llama_h.llama_model_n_embd(model.handle());
+        float[] out = v.reinterpret(4L * n).toArray(ValueLayout.JAVA_FLOAT);
+        if (normalize) {
+            double norm = 0;
+            for (float x : out) {
+                norm += (double) x * x;
+            }
+            norm = Math.sqrt(norm);
+            for (int i = 0; i < n; i++) {
+                out[i] = norm > 0 ? (float) (out[i] / norm) : 0f;
+            }
+        }
+        return out;
     }
 
     /** {@return a conversation that renders its messages with the model's chat template} */

@@ -1,5 +1,7 @@
 package org.flexidepth.llama;
 
+import java.util.Optional;
+
 /**
  * The shape of a session's context. Immutable; build with {@link #builder()}.
  *
@@ -7,8 +9,13 @@ package org.flexidepth.llama;
  * @param batchSize     most tokens evaluated in one native call (prompt chunks)
  * @param threads       threads for generation, 0 for the number of available processors
  * @param threadsBatch  threads for prompt processing, 0 for the same as {@code threads}
+ * @param embeddings    for an embedding session ({@link Session#embed(java.util.List)}), how token
+ *                      vectors are pooled into one per text; empty for a generation session
+ * @param sequences     texts an embedding session evaluates together in one native call (sequences
+ *                      of the context); 1 for a generation session
  */
-public record SessionOptions(int contextSize, int batchSize, int threads, int threadsBatch) {
+public record SessionOptions(int contextSize, int batchSize, int threads, int threadsBatch, Optional<Pooling> embeddings,
+                             int sequences) {
     /** The defaults of {@link #builder()}: the model's training context, batches of 512, all processors. */
     public static final SessionOptions DEFAULT = builder().build();
 
@@ -27,6 +34,13 @@ public record SessionOptions(int contextSize, int batchSize, int threads, int th
         if (threads < 0 || threadsBatch < 0) {
             throw new InvalidArgumentException("thread counts must be >= 0 (0 = automatic), were " + threads + ", " + threadsBatch);
         }
+        embeddings = embeddings == null ? Optional.empty() : embeddings;
+        if (sequences < 1 || sequences > 256) {
+            throw new InvalidArgumentException("sequences must be in [1, 256], was " + sequences);
+        }
+        if (sequences > 1 && embeddings.isEmpty()) {
+            throw new InvalidArgumentException("several sequences are for embedding sessions; a generation session decodes one");
+        }
     }
 
     /** {@return a builder with the defaults, which are those of {@link #DEFAULT}} */
@@ -36,7 +50,9 @@ public record SessionOptions(int contextSize, int batchSize, int threads, int th
 
     /** {@return a builder starting from these options} */
     public Builder toBuilder() {
-        return new Builder().contextSize(contextSize).batchSize(batchSize).threads(threads).threadsBatch(threadsBatch);
+        Builder b = new Builder().contextSize(contextSize).batchSize(batchSize).threads(threads).threadsBatch(threadsBatch);
+        embeddings.ifPresent(p -> b.embeddings(p, sequences));
+        return b;
     }
 
     int effectiveThreads() {
@@ -53,8 +69,27 @@ public record SessionOptions(int contextSize, int batchSize, int threads, int th
         private int batchSize = 512;
         private int threads = 0;
         private int threadsBatch = 0;
+        private Pooling embeddings;
+        private int sequences = 1;
 
         private Builder() {
+        }
+
+        /**
+         * Makes the session an embedding session: {@link Session#embed(java.util.List)} turns texts into vectors,
+         * {@code sequences} texts per native call; it does not generate.
+         *
+         * @param pooling   how token vectors become one per text ({@link Pooling#MODEL}: the model's own)
+         * @param sequences texts evaluated together, 1 to 256; each batch of them shares the context
+         * @return this builder
+         */
+        public Builder embeddings(Pooling pooling, int sequences) {
+            if (pooling == null) {
+                throw new InvalidArgumentException("the pooling must not be null (Pooling.MODEL for the model's own)");
+            }
+            this.embeddings = pooling;
+            this.sequences = sequences;
+            return this;
         }
 
         /**
@@ -108,7 +143,7 @@ public record SessionOptions(int contextSize, int batchSize, int threads, int th
          * @throws InvalidArgumentException if a value is out of range
          */
         public SessionOptions build() {
-            return new SessionOptions(contextSize, batchSize, threads, threadsBatch);
+            return new SessionOptions(contextSize, batchSize, threads, threadsBatch, Optional.ofNullable(embeddings), sequences);
         }
     }
 }

@@ -920,6 +920,38 @@ public class llama_h {
         }
     }
 
+    private static class llama_pooling_type {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                llama_h.C_INT,
+                llama_h.C_POINTER
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_pooling_type");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_pooling_type$descriptor() {
+        return llama_pooling_type.DESC;
+    }
+
+    public static MethodHandle llama_pooling_type$handle() {
+        return llama_pooling_type.HANDLE;
+    }
+
+    public static MemorySegment llama_pooling_type$address() {
+        return llama_pooling_type.ADDR;
+    }
+
+    public static int llama_pooling_type(MemorySegment ctx) {
+        var mh$ = llama_pooling_type.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static class llama_model_get_vocab {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
                 llama_h.C_POINTER,
@@ -1105,6 +1137,38 @@ public class llama_h {
 
     public static int llama_model_n_head_kv(MemorySegment model) {
         var mh$ = llama_model_n_head_kv.HANDLE;
+        try {
+            return (int) mh$.invokeExact(model);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class llama_model_n_cls_out {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                llama_h.C_INT,
+                llama_h.C_POINTER
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_model_n_cls_out");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_model_n_cls_out$descriptor() {
+        return llama_model_n_cls_out.DESC;
+    }
+
+    public static MethodHandle llama_model_n_cls_out$handle() {
+        return llama_model_n_cls_out.HANDLE;
+    }
+
+    public static MemorySegment llama_model_n_cls_out$address() {
+        return llama_model_n_cls_out.ADDR;
+    }
+
+    public static int llama_model_n_cls_out(MemorySegment model) {
+        var mh$ = llama_model_n_cls_out.HANDLE;
         try {
             return (int) mh$.invokeExact(model);
         } catch (Throwable ex$) {
@@ -1877,6 +1941,39 @@ public class llama_h {
         }
     }
 
+    private static class llama_encode {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                llama_h.C_INT,
+                llama_h.C_POINTER,
+                llama_batch.layout()
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_encode");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_encode$descriptor() {
+        return llama_encode.DESC;
+    }
+
+    public static MethodHandle llama_encode$handle() {
+        return llama_encode.HANDLE;
+    }
+
+    public static MemorySegment llama_encode$address() {
+        return llama_encode.ADDR;
+    }
+
+    public static int llama_encode(MemorySegment ctx, MemorySegment batch) {
+        var mh$ = llama_encode.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, batch);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static class llama_decode {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
                 llama_h.C_INT,
@@ -2035,6 +2132,72 @@ public class llama_h {
         var mh$ = llama_get_logits_ith.HANDLE;
         try {
             return (MemorySegment) mh$.invokeExact(ctx, i);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class llama_get_embeddings_ith {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                llama_h.C_POINTER,
+                llama_h.C_POINTER,
+                llama_h.C_INT
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_get_embeddings_ith");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_get_embeddings_ith$descriptor() {
+        return llama_get_embeddings_ith.DESC;
+    }
+
+    public static MethodHandle llama_get_embeddings_ith$handle() {
+        return llama_get_embeddings_ith.HANDLE;
+    }
+
+    public static MemorySegment llama_get_embeddings_ith$address() {
+        return llama_get_embeddings_ith.ADDR;
+    }
+
+    public static MemorySegment llama_get_embeddings_ith(MemorySegment ctx, int i) {
+        var mh$ = llama_get_embeddings_ith.HANDLE;
+        try {
+            return (MemorySegment) mh$.invokeExact(ctx, i);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class llama_get_embeddings_seq {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                llama_h.C_POINTER,
+                llama_h.C_POINTER,
+                llama_h.C_INT
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_get_embeddings_seq");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_get_embeddings_seq$descriptor() {
+        return llama_get_embeddings_seq.DESC;
+    }
+
+    public static MethodHandle llama_get_embeddings_seq$handle() {
+        return llama_get_embeddings_seq.HANDLE;
+    }
+
+    public static MemorySegment llama_get_embeddings_seq$address() {
+        return llama_get_embeddings_seq.ADDR;
+    }
+
+    public static MemorySegment llama_get_embeddings_seq(MemorySegment ctx, int seq_id) {
+        var mh$ = llama_get_embeddings_seq.HANDLE;
+        try {
+            return (MemorySegment) mh$.invokeExact(ctx, seq_id);
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }
