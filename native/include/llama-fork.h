@@ -17,6 +17,13 @@ extern "C" {
     // Computed in place from the logits: no allocation, so it is safe to call for every token.
     LLAMA_API float llama_fork_token_logprob(struct llama_context * ctx, int32_t idx, llama_token token);
 
+    // The n most likely tokens under the output logits of batch position `idx` and their natural-log
+    // probabilities (the raw distribution, as llama_fork_token_logprob), most likely first, into
+    // ids and logprobs (capacity n each). Returns how many were written: min(n, vocabulary), or -1
+    // if idx has no logits or n < 0.
+    LLAMA_API int32_t llama_fork_token_top_logprobs(struct llama_context * ctx, int32_t idx, int32_t n,
+                                                   llama_token * ids, float * logprobs);
+
     // Whether every logit of batch position `idx` (as llama_get_logits_ith) is finite; false if
     // idx has no logits. A NaN logit means the decode computed garbage (NaN weights, overflow).
     LLAMA_API bool llama_fork_logits_finite(struct llama_context * ctx, int32_t idx);

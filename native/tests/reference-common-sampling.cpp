@@ -8,13 +8,16 @@
 //   xtc_threshold dynatemp_range dynatemp_exponent penalty_last_n penalty_repeat penalty_freq
 //   penalty_present dry_multiplier dry_base dry_allowed_length dry_penalty_last_n mirostat
 //   mirostat_tau mirostat_eta top_n_sigma min_keep ignore_eos), grammar_file=PATH,
-//   json_schema_file=PATH, logit_bias=TOKEN:BIAS (repeatable)
+//   json_schema_file=PATH, logit_bias=TOKEN:BIAS (repeatable), top_logprobs=N (after the ids, one
+//   line per step: the N most likely tokens under the raw logits and their log-probabilities,
+//   computed here in double precision)
 #include "common.h"
 #include "json-schema-to-grammar.h"
 #include "json.h"
 #include "llama.h"
 #include "sampling.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -82,9 +85,14 @@ int main(int argc, char ** argv) {
     }
     common_params_sampling sparams;
     sparams.no_perf = true;
+    int top_logprobs = 0;
     for (int a = 4; a < argc; a++) {
         const std::string arg = argv[a];
         const size_t eq = arg.find('=');
+        if (eq != std::string::npos && arg.substr(0, eq) == "top_logprobs") {
+            top_logprobs = std::atoi(arg.substr(eq + 1).c_str());
+            continue;
+        }
         if (eq == std::string::npos || !set_param(sparams, arg.substr(0, eq), arg.substr(eq + 1))) {
             fprintf(stderr, "unknown argument %s\n", argv[a]);
             return 2;
@@ -125,10 +133,27 @@ int main(int argc, char ** argv) {
 
     llama_batch batch = llama_batch_get_one(tokens.data(), (int32_t) tokens.size());
     llama_token next;
+    std::string steps;
     for (int i = 0; i < n_predict; i++) {
         if (llama_decode(ctx, batch) != 0) {
             fprintf(stderr, "decode failed\n");
             return 1;
+        }
+        if (top_logprobs > 0) {
+            const float * logits = llama_get_logits_ith(ctx, -1);
+            const int n_vocab = llama_vocab_n_tokens(vocab);
+            double max = -INFINITY, sum = 0.0;
+            for (int t = 0; t < n_vocab; t++) max = std::max(max, (double) logits[t]);
+            for (int t = 0; t < n_vocab; t++) sum += std::exp((double) logits[t] - max);
+            std::vector<int> order(n_vocab);
+            for (int t = 0; t < n_vocab; t++) order[t] = t;
+            std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return logits[a] > logits[b]; });
+            for (int k = 0; k < top_logprobs && k < n_vocab; k++) {
+                char buf[64];
+                snprintf(buf, sizeof(buf), "%s%d %.9g", k == 0 ? "" : " ", order[k], (double) logits[order[k]] - max - std::log(sum));
+                steps += buf;
+            }
+            steps += "\n";
         }
         next = common_sampler_sample(smpl, ctx, -1);
         common_sampler_accept(smpl, next, true);
@@ -138,7 +163,7 @@ int main(int argc, char ** argv) {
         printf("%s%d", i == 0 ? "" : " ", next);
         batch = llama_batch_get_one(&next, 1);
     }
-    printf("\n");
+    printf("\n%s", steps.c_str());
 
     common_sampler_free(smpl);
     llama_free(ctx);

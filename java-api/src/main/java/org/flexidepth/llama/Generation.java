@@ -2,7 +2,9 @@ package org.flexidepth.llama;
 
 import org.flexidepth.llama.bindings.llama_h;
 
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Iterator;
@@ -30,6 +32,7 @@ public final class Generation implements Iterator<Token>, AutoCloseable {
     private final Consumer<GenerationResult> onFinish;
     private final MemorySegment sampler;
     private final java.util.Set<Integer> visibleTokens;
+    private MemorySegment topIds, topLogProbs; // scratch of alternatives(), allocated on first use
     private final AtomicBoolean cancelRequested = new AtomicBoolean();
     private final Utf8Accumulator utf8 = new Utf8Accumulator();
     private final StopStringMatcher stops;
@@ -109,8 +112,9 @@ public final class Generation implements Iterator<Token>, AutoCloseable {
     private Token produce() {
         int id = session.sample(sampler, tokens.size());
         float logProb = llama_h.llama_fork_token_logprob(session.context(), -1, id);
+        List<Token.Alternative> alternatives = alternatives();
         if (model.isEndOfGeneration(id)) {
-            Token t = new Token(id, stops.append(utf8.flush()) + stops.flush(), logProb, sinceLastToken(), Optional.empty());
+            Token t = new Token(id, stops.append(utf8.flush()) + stops.flush(), logProb, sinceLastToken(), Optional.empty(), alternatives);
             record(t);
             finish(StopReason.END_OF_GENERATION);
             return t;
@@ -138,12 +142,33 @@ public final class Generation implements Iterator<Token>, AutoCloseable {
                 piece += stops.flush();
             }
         }
-        Token t = new Token(id, piece, logProb, sinceLastToken(), usage);
+        Token t = new Token(id, piece, logProb, sinceLastToken(), usage, alternatives);
         record(t);
         if (stop != null) {
             finish(stop);
         }
         return t;
+    }
+
+    /** The most likely tokens of this step's logits, as many as the options ask. */
+    private List<Token.Alternative> alternatives() {
+        int n = options.topLogProbabilities();
+        if (n == 0) {
+            return List.of();
+        }
+        if (topIds == null) {
+            Arena arena = Arena.ofAuto();
+            topIds = arena.allocate(ValueLayout.JAVA_INT, n);
+            topLogProbs = arena.allocate(ValueLayout.JAVA_FLOAT, n);
+        }
+        int got = llama_h.llama_fork_token_top_logprobs(session.context(), -1, n, topIds, topLogProbs);
+        List<Token.Alternative> out = new ArrayList<>(Math.max(got, 0));
+        for (int i = 0; i < got; i++) {
+            int id = topIds.getAtIndex(ValueLayout.JAVA_INT, i);
+            out.add(new Token.Alternative(id, new String(session.tokenBytes(id, true), java.nio.charset.StandardCharsets.UTF_8),
+                    topLogProbs.getAtIndex(ValueLayout.JAVA_FLOAT, i)));
+        }
+        return out;
     }
 
     private Duration sinceLastToken() {

@@ -9,8 +9,10 @@ import java.util.List;
  * @param maxTokens   most tokens to generate
  * @param stopStrings generation stops before the first occurrence of any of these in the output
  * @param sampling    the sampling chain
+ * @param topLogProbabilities how many of the most likely tokens each {@link Token} lists as its
+ *                    {@link Token#alternatives()}, 0 to 20
  */
-public record GenerationOptions(int maxTokens, List<String> stopStrings, Sampling sampling) {
+public record GenerationOptions(int maxTokens, List<String> stopStrings, Sampling sampling, int topLogProbabilities) {
     /** The defaults of {@link #builder()}: up to 256 tokens, no stop strings, greedy sampling. */
     public static final GenerationOptions DEFAULT = builder().build();
 
@@ -35,6 +37,9 @@ public record GenerationOptions(int maxTokens, List<String> stopStrings, Samplin
         if (sampling == null) {
             throw new InvalidArgumentException("sampling must not be null");
         }
+        if (topLogProbabilities < 0 || topLogProbabilities > 20) {
+            throw new InvalidArgumentException("topLogProbabilities must be in [0, 20], was " + topLogProbabilities);
+        }
     }
 
     /** {@return a builder with the defaults, which are those of {@link #DEFAULT}} */
@@ -44,7 +49,7 @@ public record GenerationOptions(int maxTokens, List<String> stopStrings, Samplin
 
     /** {@return a builder starting from these options, stop strings included} */
     public Builder toBuilder() {
-        Builder b = new Builder().maxTokens(maxTokens).sampling(sampling);
+        Builder b = new Builder().maxTokens(maxTokens).sampling(sampling).topLogProbabilities(topLogProbabilities);
         stopStrings.forEach(b::stopString);
         return b;
     }
@@ -54,8 +59,21 @@ public record GenerationOptions(int maxTokens, List<String> stopStrings, Samplin
         private int maxTokens = 256;
         private final List<String> stopStrings = new ArrayList<>();
         private Sampling sampling = Sampling.greedy();
+        private int topLogProbabilities;
 
         private Builder() {
+        }
+
+        /**
+         * Sets how many of the most likely tokens, with their log-probabilities under the model's raw
+         * distribution, each generated token lists (OpenAI's {@code top_logprobs}).
+         *
+         * @param n 0 to 20; default 0
+         * @return this builder
+         */
+        public Builder topLogProbabilities(int n) {
+            this.topLogProbabilities = n;
+            return this;
         }
 
         /**
@@ -102,7 +120,7 @@ public record GenerationOptions(int maxTokens, List<String> stopStrings, Samplin
          * @throws InvalidArgumentException if a value is out of range
          */
         public GenerationOptions build() {
-            return new GenerationOptions(maxTokens, stopStrings, sampling);
+            return new GenerationOptions(maxTokens, stopStrings, sampling, topLogProbabilities);
         }
     }
 }

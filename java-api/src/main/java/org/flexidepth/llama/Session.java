@@ -34,6 +34,7 @@ public final class Session implements AutoCloseable {
     private final MemorySegment batch;
     private final MemorySegment batchToken, batchPos, batchLogits;
     private final int contextSize, batchSize;
+    static final int DEFAULT_MAX_CONTEXT = 4096;
     private final SessionLock lock = new SessionLock();
     // threads closing the session, its plug-in or its model, waiting for the lock or holding it: a
     // call that finds the lock held by one of them waits instead of reporting concurrent use
@@ -56,7 +57,10 @@ public final class Session implements AutoCloseable {
         this.model = model;
         this.options = options;
         MemorySegment params = llama_h.llama_context_default_params(arena);
-        llama_context_params.n_ctx(params, options.contextSize());
+        // 0: the training context, but not all of a long-context model's (128k tokens of KV cache
+        // is gigabytes a user who asked for nothing did not expect)
+        int n = options.contextSize() > 0 ? options.contextSize() : Math.min(model.info().contextLength(), DEFAULT_MAX_CONTEXT);
+        llama_context_params.n_ctx(params, n);
         llama_context_params.n_batch(params, options.batchSize());
         llama_context_params.n_ubatch(params, Math.min(options.batchSize(), 512));
         llama_context_params.n_seq_max(params, options.sequences());
@@ -71,7 +75,7 @@ public final class Session implements AutoCloseable {
             int b = Math.max(options.sequences(), options.batchSize() - options.batchSize() % options.sequences());
             llama_context_params.n_batch(params, b);
             llama_context_params.n_ubatch(params, b);
-            llama_context_params.n_ctx(params, Math.max(options.contextSize(), b));
+            llama_context_params.n_ctx(params, Math.max(n, b));
             llama_context_params.kv_unified(params, true);
         });
         llama_context_params.n_threads(params, options.effectiveThreads());

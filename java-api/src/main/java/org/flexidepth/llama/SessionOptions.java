@@ -5,7 +5,7 @@ import java.util.Optional;
 /**
  * The shape of a session's context. Immutable; build with {@link #builder()}.
  *
- * @param contextSize   tokens the session can hold, 0 for the model's training context
+ * @param contextSize   tokens the session can hold, 0 for the model's training context or 4096, whichever is smaller
  * @param batchSize     most tokens evaluated in one native call (prompt chunks)
  * @param threads       threads for generation, 0 for the number of available processors
  * @param threadsBatch  threads for prompt processing, 0 for the same as {@code threads}
@@ -16,7 +16,7 @@ import java.util.Optional;
  */
 public record SessionOptions(int contextSize, int batchSize, int threads, int threadsBatch, Optional<Pooling> embeddings,
                              int sequences) {
-    /** The defaults of {@link #builder()}: the model's training context, batches of 512, all processors. */
+    /** The defaults of {@link #builder()}: the model's training context up to 4096, batches of 512, all processors. */
     public static final SessionOptions DEFAULT = builder().build();
 
     /**
@@ -26,7 +26,7 @@ public record SessionOptions(int contextSize, int batchSize, int threads, int th
      */
     public SessionOptions {
         if (contextSize < 0) {
-            throw new InvalidArgumentException("contextSize must be >= 0 (0 = model's), was " + contextSize);
+            throw new InvalidArgumentException("contextSize must be >= 0 (0 = model's, up to 4096), was " + contextSize);
         }
         if (batchSize < 1) {
             throw new InvalidArgumentException("batchSize must be >= 1, was " + batchSize);
@@ -95,7 +95,8 @@ public record SessionOptions(int contextSize, int batchSize, int threads, int th
         /**
          * Sets how many tokens the session's context holds: prompt, history and generated tokens together.
          *
-         * @param contextSize the size in tokens, {@code >= 0}; 0 for the model's training context; default 0
+         * @param contextSize the size in tokens, {@code >= 0}; 0 for the model's training context or 4096, whichever
+         *                    is smaller (a 128k-context model would otherwise allocate a 128k-token cache); default 0
          * @return this builder
          */
         public Builder contextSize(int contextSize) {

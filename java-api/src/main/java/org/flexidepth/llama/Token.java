@@ -1,6 +1,7 @@
 package org.flexidepth.llama;
 
 import java.time.Duration;
+import java.util.List;
 import java.util.Optional;
 
 /**
@@ -14,6 +15,27 @@ import java.util.Optional;
  * @param latency        time from the previous token (or from the end of the prompt) to this one
  * @param layers         with a FlexiDepth plug-in attached, the layers this token went through
  *                       when the model read it (absent for the end token, which is never read)
+ * @param alternatives   the most likely tokens at this step, most likely first, as many as
+ *                       {@link GenerationOptions#topLogProbabilities()} asks (empty by default)
  */
-public record Token(int id, String text, float logProbability, Duration latency, Optional<LayerUsage> layers) {
+public record Token(int id, String text, float logProbability, Duration latency, Optional<LayerUsage> layers,
+                    List<Alternative> alternatives) {
+    /**
+     * A token the model could have chosen at a step.
+     *
+     * @param id             the token id
+     * @param text           its text (special tokens as their text)
+     * @param logProbability natural log of its probability under the model's raw distribution
+     */
+    public record Alternative(int id, String text, float logProbability) {
+    }
+
+    /**
+     * Copies the alternatives into an unmodifiable list.
+     *
+     * @throws NullPointerException if a component is null
+     */
+    public Token {
+        alternatives = List.copyOf(alternatives);
+    }
 }

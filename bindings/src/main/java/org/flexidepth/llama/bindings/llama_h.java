@@ -3226,6 +3226,42 @@ public class llama_h {
         }
     }
 
+    private static class llama_fork_token_top_logprobs {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                llama_h.C_INT,
+                llama_h.C_POINTER,
+                llama_h.C_INT,
+                llama_h.C_INT,
+                llama_h.C_POINTER,
+                llama_h.C_POINTER
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_fork_token_top_logprobs");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_fork_token_top_logprobs$descriptor() {
+        return llama_fork_token_top_logprobs.DESC;
+    }
+
+    public static MethodHandle llama_fork_token_top_logprobs$handle() {
+        return llama_fork_token_top_logprobs.HANDLE;
+    }
+
+    public static MemorySegment llama_fork_token_top_logprobs$address() {
+        return llama_fork_token_top_logprobs.ADDR;
+    }
+
+    public static int llama_fork_token_top_logprobs(MemorySegment ctx, int idx, int n, MemorySegment ids, MemorySegment logprobs) {
+        var mh$ = llama_fork_token_top_logprobs.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, idx, n, ids, logprobs);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static class llama_fork_logits_finite {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
                 llama_h.C_BOOL,

@@ -123,6 +123,32 @@ class UpstreamSamplerTest {
         assertEquals(reference(List.of("seed=7", "json_schema_file=" + file)), generate(s));
     }
 
+    /** Top-N alternatives per token: the same tokens and log-probabilities as the raw logits give the reference. */
+    @Test
+    void topLogProbabilitiesAsTheLogitsSay() throws Exception {
+        int n = 5;
+        Path exe = ProjectPaths.nativeBuild().resolve("pristine-tools/reference-common-sampling");
+        Process p = new ProcessBuilder(List.of(exe.toString(), RealModels.stories260K().toString(), "16", PROMPT, "temp=0",
+                "top_logprobs=" + n)).start();
+        List<String> lines = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).strip().lines().toList();
+        assertEquals(0, p.waitFor());
+        session.clear();
+        GenerationResult r = session.complete(PROMPT, GenerationOptions.builder().maxTokens(16).topLogProbabilities(n).build());
+        for (int step = 0; step < r.tokens().size() && step + 1 < lines.size(); step++) {
+            Token t = r.tokens().get(step);
+            String[] want = lines.get(step + 1).split(" ");
+            assertEquals(n, t.alternatives().size());
+            for (int k = 0; k < n; k++) {
+                assertEquals(Integer.parseInt(want[2 * k]), t.alternatives().get(k).id(), "step " + step + ", rank " + k);
+                assertEquals(Double.parseDouble(want[2 * k + 1]), t.alternatives().get(k).logProbability(), 1e-4, "step " + step + ", rank " + k);
+            }
+            assertEquals(t.id(), t.alternatives().get(0).id(), "greedy takes the most likely");
+            assertEquals(t.logProbability(), t.alternatives().get(0).logProbability(), 1e-6);
+        }
+        assertTrue(r.tokens().size() >= 8);
+        assertTrue(session.complete(PROMPT, GenerationOptions.builder().maxTokens(2).build()).tokens().get(0).alternatives().isEmpty());
+    }
+
     static List<Integer> generate(Sampling sampling) {
         session.clear();
         GenerationResult r = session.complete(PROMPT, GenerationOptions.builder().maxTokens(N).sampling(sampling).build());
