@@ -97,7 +97,8 @@ public final class Generation implements Iterator<Token>, AutoCloseable {
             // read under the session's lock, which that thread held to end it
             return null;
         }
-        if (cancelRequested.get()) {
+        // an interrupted thread stops generating, as a blocking JDK call would stop waiting
+        if (cancelRequested.get() || Thread.currentThread().isInterrupted()) {
             finish(StopReason.CANCELLED);
             return null;
         }

@@ -403,6 +403,51 @@ public final class Session implements AutoCloseable {
         return out;
     }
 
+    /**
+     * Generates on a thread of its own: the future completes with the whole result, and
+     * cancelling it stops the generation before its next token. Until it completes, the session
+     * belongs to that thread.
+     *
+     * @param prompt  the text to continue, not empty
+     * @param options limits, stop strings and sampling
+     * @return the future result; it fails with the exception the generation threw
+     */
+    public java.util.concurrent.CompletableFuture<GenerationResult> generateAsync(String prompt, GenerationOptions options) {
+        return generateAsync(prompt, options, t -> { }, AsyncGeneration.THREAD_PER_GENERATION);
+    }
+
+    /**
+     * As {@link #generateAsync(String, GenerationOptions)}, passing each token to {@code onToken} as it comes, on {@code executor}.
+     *
+     * @param prompt   the text to continue, not empty
+     * @param options  limits, stop strings and sampling
+     * @param onToken  called on the executor's thread with each token, in order
+     * @param executor runs the generation (it blocks one of its threads until the end)
+     * @return the future result
+     */
+    public java.util.concurrent.CompletableFuture<GenerationResult> generateAsync(String prompt, GenerationOptions options,
+            Consumer<Token> onToken, java.util.concurrent.Executor executor) {
+        if (onToken == null || executor == null) {
+            throw new InvalidArgumentException("onToken and executor must not be null");
+        }
+        checkUsable();
+        return AsyncGeneration.run(() -> generate(prompt, options), onToken, executor);
+    }
+
+    /**
+     * The tokens of a generation as a {@link java.util.concurrent.Flow.Publisher} for one subscriber:
+     * the generation starts when it subscribes, runs on a thread of its own, and produces a token
+     * only when one is requested; cancelling the subscription stops it.
+     *
+     * @param prompt  the text to continue, not empty
+     * @param options limits, stop strings and sampling
+     * @return the publisher
+     */
+    public java.util.concurrent.Flow.Publisher<Token> publish(String prompt, GenerationOptions options) {
+        checkUsable();
+        return AsyncGeneration.publisher(() -> generate(prompt, options), AsyncGeneration.THREAD_PER_GENERATION);
+    }
+
     /** {@return a conversation that renders its messages with the model's chat template} */
     public Conversation conversation() {
         return new Conversation(this, Optional.empty(), List.of());
