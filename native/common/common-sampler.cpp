@@ -147,10 +147,6 @@ int32_t llama_fork_common_sampler_sample(llama_fork_common_sampler * smpl, llama
     if (llama_get_logits_ith(ctx, idx) == nullptr) {
         return LLAMA_FORK_SAMPLE_NO_LOGITS;
     }
-    // common samples from NaN logits without complaint; a NaN means the decode failed
-    if (!llama_fork_logits_finite(ctx, idx)) {
-        return LLAMA_FORK_SAMPLE_NOT_FINITE;
-    }
     return fork_common::guarded<int32_t>(LLAMA_FORK_SAMPLE_FAILED, [&]() -> int32_t {
         const llama_token id = common_sampler_sample(smpl->smpl, ctx, idx);
         // a grammar that admits nothing leaves every candidate at -inf: nothing was sampled

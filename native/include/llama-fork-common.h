@@ -104,7 +104,9 @@ extern "C" {
 
     // Samples from the logits of batch position idx (as llama_get_logits_ith) with
     // common_sampler_sample and accepts the token. Returns an enum llama_fork_sample_status
-    // (llama-fork.h): no token is sampled from non-finite logits or when the grammar admits none.
+    // (llama-fork.h): no token is sampled when the grammar admits none. common samples NaN logits
+    // without complaint: check them first (llama_fork_logits_finite), as the Java session does
+    // after every decode.
     LLAMA_API int32_t llama_fork_common_sampler_sample(struct llama_fork_common_sampler * smpl, struct llama_context * ctx,
                                                       int32_t idx, llama_token * token);
 

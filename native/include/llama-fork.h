@@ -31,17 +31,15 @@ extern "C" {
     enum llama_fork_sample_status {
         LLAMA_FORK_SAMPLE_OK           =  0,
         LLAMA_FORK_SAMPLE_NO_LOGITS    = -1, // idx has no logits
-        LLAMA_FORK_SAMPLE_NOT_FINITE   = -2, // a logit is NaN or infinite
         LLAMA_FORK_SAMPLE_NO_CANDIDATE = -3, // the samplers (a grammar) admit no token
         LLAMA_FORK_SAMPLE_FAILED       = -4, // a sampler failed; the reason is in the log
     };
 
-    // llama_sampler_sample that reports what upstream's asserts or aborts on: no token is sampled
-    // from non-finite logits, and a token the samplers rejected (every candidate at -inf, as a
-    // grammar leaves them when it admits nothing) is neither returned nor accepted, so a grammar
-    // never sees a token it cannot take. On success stores the token and accepts it.
-    LLAMA_API int32_t llama_fork_sampler_sample(struct llama_sampler * smpl, struct llama_context * ctx,
-                                                int32_t idx, llama_token * token);
+    // An abort callback for llama_set_abort_callback (or the context params') that aborts the
+    // decode in progress once the int32 at `flag` is non-zero. The caller cancels from any thread
+    // by storing 1 there: the decode does not call back into the caller for every graph node,
+    // which from Java would be an upcall per node.
+    LLAMA_API bool llama_fork_abort_on_flag(void * flag);
 
     enum llama_fork_backend_status {
         LLAMA_FORK_BACKEND_OK             =  0,

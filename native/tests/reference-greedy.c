@@ -6,7 +6,7 @@
 // run-time dispatched CPU backend, loaded from $FLEXI_BACKEND_DIR (default: beside the program),
 // which the tests run under qemu-user with older CPUs and compare with the pristine output.
 //
-// usage: reference-greedy MODEL.gguf N_PREDICT PROMPT
+// usage: reference-greedy MODEL.gguf N_PREDICT PROMPT [--lora ADAPTER.gguf SCALE]...
 #include "llama.h"
 #ifdef FORK_BACKENDS
 #include "llama-fork.h"
@@ -24,8 +24,20 @@ static void quiet(enum ggml_log_level level, const char * text, void * user) {
 }
 
 int main(int argc, char ** argv) {
-    if (argc != 4) {
-        fprintf(stderr, "usage: %s MODEL.gguf N_PREDICT PROMPT\n", argv[0]);
+    enum { MAX_LORAS = 8 };
+    const char * lora_paths[MAX_LORAS];
+    float lora_scales[MAX_LORAS];
+    int n_loras = 0;
+    for (int i = 4; i < argc; i += 3) {
+        if (strcmp(argv[i], "--lora") != 0 || i + 2 >= argc || n_loras == MAX_LORAS) {
+            argc = -1;
+            break;
+        }
+        lora_paths[n_loras] = argv[i + 1];
+        lora_scales[n_loras++] = (float) atof(argv[i + 2]);
+    }
+    if (argc < 4) {
+        fprintf(stderr, "usage: %s MODEL.gguf N_PREDICT PROMPT [--lora ADAPTER.gguf SCALE]...\n", argv[0]);
         return 2;
     }
     const int n_predict = atoi(argv[2]);
@@ -55,6 +67,17 @@ int main(int argc, char ** argv) {
     }
 
     struct llama_context * ctx = llama_init_from_model(model, llama_context_default_params());
+    struct llama_adapter_lora * loras[MAX_LORAS];
+    for (int i = 0; i < n_loras; i++) {
+        if (!(loras[i] = llama_adapter_lora_init(model, lora_paths[i]))) {
+            fprintf(stderr, "cannot load LoRA adapter %s\n", lora_paths[i]);
+            return 1;
+        }
+    }
+    if (n_loras > 0 && llama_set_adapters_lora(ctx, loras, (size_t) n_loras, lora_scales) != 0) {
+        fprintf(stderr, "cannot apply the LoRA adapters\n");
+        return 1;
+    }
     struct llama_sampler * smpl = llama_sampler_chain_init(llama_sampler_chain_default_params());
     llama_sampler_chain_add(smpl, llama_sampler_init_greedy());
 

@@ -3,6 +3,7 @@ package org.flexidepth.llama;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.Executor;
 import java.util.concurrent.Flow;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.Consumer;
@@ -20,10 +21,20 @@ final class AsyncGeneration {
     /** A thread per generation: decoding blocks in native code for its whole length. */
     static final Executor THREAD_PER_GENERATION = task -> Thread.ofPlatform().daemon().name("flexillama-generation").start(task);
 
-    static CompletableFuture<GenerationResult> run(Supplier<Generation> start, Consumer<Token> onToken, Executor executor) {
+    /**
+     * @param start      starts the generation (evaluates its prompt) on the executor's thread
+     * @param abortStart stops that prompt evaluation from another thread
+     */
+    static CompletableFuture<GenerationResult> run(Supplier<Generation> start, Runnable abortStart, Consumer<Token> onToken,
+                                                   Executor executor) {
         CompletableFuture<GenerationResult> future = new CompletableFuture<>();
         AtomicReference<Generation> running = new AtomicReference<>();
+        AtomicBoolean starting = new AtomicBoolean();
         executor.execute(() -> {
+            if (future.isDone()) {
+                return; // cancelled before it started
+            }
+            starting.set(true);
             try (Generation g = start.get()) {
                 running.set(g);
                 if (future.isDone()) {
@@ -41,14 +52,16 @@ final class AsyncGeneration {
             Generation g = running.get();
             if (future.isCancelled() && g != null) {
                 g.cancel();
+            } else if (future.isCancelled() && starting.get()) {
+                abortStart.run(); // the prompt is being evaluated
             }
         });
         return future;
     }
 
     /** A publisher of one generation's tokens to one subscriber, each token generated on demand. */
-    static Flow.Publisher<Token> publisher(Supplier<Generation> start, Executor executor) {
-        AtomicReference<Boolean> subscribed = new AtomicReference<>(false);
+    static Flow.Publisher<Token> publisher(Supplier<Generation> start, Runnable abortStart, Executor executor) {
+        AtomicBoolean subscribed = new AtomicBoolean();
         return subscriber -> {
             if (!subscribed.compareAndSet(false, true)) {
                 subscriber.onSubscribe(new Flow.Subscription() {
@@ -58,20 +71,23 @@ final class AsyncGeneration {
                 subscriber.onError(new IllegalStateException("a generation's tokens go to one subscriber; publish again for another"));
                 return;
             }
-            new Emitter(start, subscriber, executor).begin();
+            new Emitter(start, abortStart, subscriber, executor).begin();
         };
     }
 
     private static final class Emitter implements Flow.Subscription {
         private final Supplier<Generation> start;
+        private final Runnable abortStart;
         private final Flow.Subscriber<? super Token> subscriber;
         private final Executor executor;
         private final AtomicLong demand = new AtomicLong();
         private volatile boolean cancelled;
         private volatile Generation generation;
+        private volatile boolean starting;
 
-        Emitter(Supplier<Generation> start, Flow.Subscriber<? super Token> subscriber, Executor executor) {
+        Emitter(Supplier<Generation> start, Runnable abortStart, Flow.Subscriber<? super Token> subscriber, Executor executor) {
             this.start = start;
+            this.abortStart = abortStart;
             this.subscriber = subscriber;
             this.executor = executor;
         }
@@ -82,6 +98,10 @@ final class AsyncGeneration {
         }
 
         private void emit() {
+            if (cancelled) {
+                return;
+            }
+            starting = true;
             try (Generation g = start.get()) {
                 generation = g;
                 while (!cancelled) {
@@ -130,6 +150,8 @@ final class AsyncGeneration {
             Generation g = generation;
             if (g != null) {
                 g.cancel();
+            } else if (starting) {
+                abortStart.run();
             }
             synchronized (this) {
                 notifyAll();

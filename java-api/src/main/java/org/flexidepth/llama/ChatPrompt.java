@@ -24,6 +24,7 @@ public final class ChatPrompt {
     private final String formatName;
     private final String generationPrompt;
     private final String parserParams;
+    private int[] tokens;
 
     ChatPrompt(ChatTemplate template, ChatRequest request, String text, Optional<String> grammar, boolean grammarLazy,
                List<Trigger> triggers, List<String> preservedTokens, List<String> stopStrings, String formatName,
@@ -44,6 +45,18 @@ public final class ChatPrompt {
     /** {@return the rendered prompt, special-token text included} */
     public String text() {
         return text;
+    }
+
+    /**
+     * {@return the prompt's tokens: the template's special-token text as special tokens, and the text
+     * of user and tool messages always as plain text, so a message cannot open a turn of its own}
+     */
+    public int[] tokens() {
+        return tokens.clone();
+    }
+
+    void tokens(int[] tokens) {
+        this.tokens = tokens;
     }
 
     /** {@return the request it renders} */

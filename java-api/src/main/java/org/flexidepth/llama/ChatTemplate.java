@@ -29,7 +29,7 @@ public final class ChatTemplate implements AutoCloseable {
             MemorySegment h = llama_h.llama_fork_common_chat_templates_init(model.handle(),
                     override == null ? MemorySegment.NULL : arena.allocateFrom(override));
             if (h.equals(MemorySegment.NULL)) {
-                throw new InvalidArgumentException("the chat template cannot be used: " + CommonSampler.lastError());
+                throw new InvalidArgumentException("the chat template cannot be used: " + NativeStrings.lastError());
             }
             return new ChatTemplate(model, h);
         }
@@ -43,7 +43,7 @@ public final class ChatTemplate implements AutoCloseable {
     /** {@return the template's source (Jinja, or the name of a built-in template)} */
     public synchronized String source() {
         check();
-        return takeString(llama_h.llama_fork_common_chat_templates_source(handle), "reading the template");
+        return NativeStrings.take(llama_h.llama_fork_common_chat_templates_source(handle), "reading the template");
     }
 
     /**
@@ -66,9 +66,18 @@ public final class ChatTemplate implements AutoCloseable {
      * @throws InvalidArgumentException if the template cannot render the request
      */
     public synchronized ChatPrompt render(ChatRequest request, long epochSeconds) {
+        ChatPrompt p = apply(request, epochSeconds);
+        p.tokens(ChatTokenizer.tokenize(model, request.messages(), p.text(),
+                messages -> apply(new ChatRequest(messages, request.tools(), request.toolChoice(), request.parallelToolCalls(),
+                        request.addGenerationPrompt(), request.enableThinking(), request.parseReasoning(), request.jsonSchema()),
+                        epochSeconds).text()));
+        return p;
+    }
+
+    private synchronized ChatPrompt apply(ChatRequest request, long epochSeconds) {
         check();
         try (Arena arena = Arena.ofConfined()) {
-            String applied = takeString(llama_h.llama_fork_common_chat_apply(handle,
+            String applied = NativeStrings.take(llama_h.llama_fork_common_chat_apply(handle,
                     arena.allocateFrom(ChatJson.request(request, epochSeconds))), "rendering the chat");
             return ChatJson.prompt(this, request, applied);
         }
@@ -99,19 +108,8 @@ public final class ChatTemplate implements AutoCloseable {
         check();
         TextChecks.requireWellFormed(text, "the reply text");
         try (Arena arena = Arena.ofConfined()) {
-            return ChatJson.reply(takeString(llama_h.llama_fork_common_chat_parse(
+            return ChatJson.reply(NativeStrings.take(llama_h.llama_fork_common_chat_parse(
                     arena.allocateFrom(prompt.parserParams()), arena.allocateFrom(text), partial), "parsing the reply"));
-        }
-    }
-
-    private static String takeString(MemorySegment s, String what) {
-        if (s.equals(MemorySegment.NULL)) {
-            throw new InvalidArgumentException(what + " failed: " + CommonSampler.lastError());
-        }
-        try {
-            return s.reinterpret(Long.MAX_VALUE).getString(0);
-        } finally {
-            llama_h.llama_fork_common_string_free(s);
         }
     }
 

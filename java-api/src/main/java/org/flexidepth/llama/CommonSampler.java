@@ -106,7 +106,7 @@ final class CommonSampler {
             NativeLog.clearNativeError();
             MemorySegment sampler = llama_h.llama_fork_common_sampler_init(model.handle(), p);
             if (sampler.equals(MemorySegment.NULL)) {
-                throw new InvalidArgumentException("invalid sampling options: " + lastError()
+                throw new InvalidArgumentException("invalid sampling options: " + NativeStrings.lastError()
                         + (grammar != null ? NativeLog.nativeErrorSuffix() : ""));
             }
             for (int t : prompt) {
@@ -127,19 +127,8 @@ final class CommonSampler {
      */
     static String grammarOf(String jsonSchema) {
         try (Arena arena = Arena.ofConfined()) {
-            MemorySegment g = llama_h.llama_fork_common_json_schema_to_grammar(arena.allocateFrom(jsonSchema));
-            if (g.equals(MemorySegment.NULL)) {
-                throw new InvalidArgumentException("the JSON schema cannot be turned into a grammar: " + lastError());
-            }
-            try {
-                return g.reinterpret(Long.MAX_VALUE).getString(0);
-            } finally {
-                llama_h.llama_fork_common_string_free(g);
-            }
+            return NativeStrings.take(llama_h.llama_fork_common_json_schema_to_grammar(arena.allocateFrom(jsonSchema)),
+                    "turning the JSON schema into a grammar");
         }
-    }
-
-    static String lastError() {
-        return llama_h.llama_fork_common_last_error().reinterpret(Long.MAX_VALUE).getString(0);
     }
 }

@@ -5,21 +5,32 @@ import java.util.List;
 import java.util.Optional;
 
 /**
- * A multi-turn chat on a session. Each turn renders the whole history with the chat template;
- * the session's cache already holds all but the newest message, so only that is evaluated.
+ * A multi-turn chat on a session. Each turn renders the whole history with the chat template (the
+ * model's Jinja template through upstream's template engine, as llama-server renders it, unless
+ * {@link ConversationOptions#template()} names another); the session's cache already holds all but
+ * the newest message, so only that is evaluated. What users write is tokenized as plain text, so
+ * special-token text in a message never becomes a control token. Not thread-safe: one caller at a
+ * time, as its session.
  */
 public final class Conversation {
     private final Session session;
-    private final Optional<String> templateName;
-    private final List<ChatMessage> messages;
+    private final ConversationOptions options;
+    private final Optional<ChatTemplate> template;
+    private List<ChatMessage> messages;
 
-    Conversation(Session session, Optional<String> templateName, List<ChatMessage> history) {
+    Conversation(Session session, ConversationOptions options) {
         session.checkUsable();
+        LlamaModel model = session.model();
         this.session = session;
-        this.templateName = templateName;
-        this.messages = new ArrayList<>(history);
-        // Fail now, not on the first message, if there is no usable template.
-        session.model().applyChatTemplate(List.of(ChatMessage.user("")), true, templateName);
+        this.options = options;
+        this.messages = new ArrayList<>(options.history());
+        if (options.template().isEmpty() && model.info().chatTemplate().isEmpty()) {
+            throw new InvalidArgumentException("model " + model.path().getFileName()
+                    + " has no chat template; name one (e.g. \"chatml\") in the conversation's options");
+        }
+        this.template = options.jinja() ? Optional.of(model.sharedChatTemplate(options.template())) : Optional.empty();
+        // Fail now, not on the first message, if the template cannot render.
+        render(List.of(ChatMessage.user("")));
     }
 
     /** {@return the messages so far, replies included once their generation has finished} */
@@ -27,8 +38,16 @@ public final class Conversation {
         return List.copyOf(messages);
     }
 
+    /** {@return how the conversation renders its messages} */
+    public ConversationOptions options() {
+        return options;
+    }
+
     /**
-     * Sends a user message; the reply is streamed by the returned generation and added to the history when it ends.
+     * Sends a user message; the reply is streamed by the returned generation and added to the
+     * history when it ends. With {@link ConversationOptions#dropOldestTurns()} the oldest turns are
+     * left out of the history first if the reply would not fit; they leave {@link #messages()} when
+     * the reply ends.
      *
      * @param userMessage the user's text
      * @param options     limits, stop strings and sampling of the reply
@@ -36,15 +55,19 @@ public final class Conversation {
      * @throws ContextFullException if the rendered history does not fit the session's context
      */
     public Generation send(String userMessage, GenerationOptions options) {
-        List<ChatMessage> next = new ArrayList<>(messages);
-        next.add(ChatMessage.user(userMessage));
-        String prompt = session.model().applyChatTemplate(next, true, templateName);
-        int[] tokens = session.model().tokenize(prompt, true, true);
-        Generation g = session.generate(tokens, options, result -> {
-            messages.add(ChatMessage.user(userMessage));
-            messages.add(ChatMessage.assistant(result.text().strip()));
-        });
-        return g;
+        ChatMessage user = ChatMessage.user(userMessage);
+        List<ChatMessage> kept = new ArrayList<>(messages);
+        Rendering r = render(with(kept, user));
+        while (this.options.dropOldestTurns() && r.tokens().length + options.maxTokens() > session.contextSize()
+                && dropOldestTurn(kept)) {
+            r = render(with(kept, user));
+        }
+        List<ChatMessage> sent = with(kept, user);
+        if (r.prompt().isPresent()) {
+            ChatPrompt p = r.prompt().get();
+            return session.generate(p, options, result -> finish(sent, replyOf(p, result.text())));
+        }
+        return session.generate(r.tokens(), options, result -> finish(sent, ChatMessage.assistant(result.text().strip())));
     }
 
     /**
@@ -59,5 +82,59 @@ public final class Conversation {
         try (Generation g = send(userMessage, options)) {
             return g.result();
         }
+    }
+
+    /** The reply as the template's parser reads it; as plain text where it does not parse (cut short by maxTokens). */
+    private static ChatMessage replyOf(ChatPrompt prompt, String text) {
+        try {
+            return prompt.template().parse(prompt, text).toMessage();
+        } catch (InvalidArgumentException e) {
+            return ChatMessage.assistant(text.strip());
+        }
+    }
+
+    private void finish(List<ChatMessage> sent, ChatMessage reply) {
+        List<ChatMessage> next = new ArrayList<>(sent);
+        next.add(reply);
+        messages = next;
+    }
+
+    /** A rendered history: its tokens and, for a Jinja template, the rendering that parses the reply. */
+    private record Rendering(int[] tokens, Optional<ChatPrompt> prompt) {
+    }
+
+    private Rendering render(List<ChatMessage> history) {
+        if (template.isPresent()) {
+            ChatPrompt p = template.get().render(ChatRequest.of(history));
+            return new Rendering(p.tokens(), Optional.of(p));
+        }
+        LlamaModel model = session.model();
+        Optional<String> name = options.template();
+        String text = model.applyChatTemplate(history, true, name);
+        return new Rendering(ChatTokenizer.tokenize(model, history, text, h -> model.applyChatTemplate(h, true, name)),
+                Optional.empty());
+    }
+
+    /** Removes the first turn after the leading system messages; false if there is none. */
+    private static boolean dropOldestTurn(List<ChatMessage> history) {
+        int first = 0;
+        while (first < history.size() && history.get(first).role().equals("system")) {
+            first++;
+        }
+        if (first == history.size()) {
+            return false;
+        }
+        int end = first + 1;
+        while (end < history.size() && !history.get(end).role().equals("user")) {
+            end++;
+        }
+        history.subList(first, end).clear();
+        return true;
+    }
+
+    private static List<ChatMessage> with(List<ChatMessage> history, ChatMessage message) {
+        List<ChatMessage> out = new ArrayList<>(history);
+        out.add(message);
+        return out;
     }
 }

@@ -46,7 +46,7 @@ public final class Generation implements Iterator<Token>, AutoCloseable {
     private long generationEnd;
     private long lastTokenAt;
     private Token next;
-    private StopReason stopReason;
+    private volatile StopReason stopReason; // read by cancel() on any thread
 
     Generation(Session session, int[] prompt, GenerationOptions options, ChatConstraint constraint, Consumer<GenerationResult> onFinish) {
         this.session = session;
@@ -104,6 +104,9 @@ public final class Generation implements Iterator<Token>, AutoCloseable {
         }
         try {
             return produce();
+        } catch (Session.Aborted e) {
+            finish(StopReason.CANCELLED); // cancel() stopped the token's decode
+            return null;
         } catch (RuntimeException e) {
             finish(StopReason.FAILED); // the session's cache is as before this token
             throw e;
@@ -213,9 +216,20 @@ public final class Generation implements Iterator<Token>, AutoCloseable {
         return cancelRequested.get();
     }
 
-    /** Asks the generation to stop before its next token. Safe from any thread. */
+    /** Records that the prompt's evaluation was stopped (cancelled or interrupted). */
+    void promptCancelled() {
+        cancelRequested.set(true);
+    }
+
+    /**
+     * Asks the generation to stop: the decode in progress, if any, stops between two of its graph
+     * nodes, and no further token is produced. Safe from any thread.
+     */
     public void cancel() {
         cancelRequested.set(true);
+        if (stopReason == null) {
+            session.abortDecode();
+        }
     }
 
     /** {@return the tokens as a sequential stream; closing the stream closes the generation} */

@@ -5,6 +5,7 @@ import org.flexidepth.gguf.GgufReader;
 import org.flexidepth.llama.bindings.llama_chat_message;
 import org.flexidepth.llama.bindings.llama_h;
 import org.flexidepth.llama.bindings.llama_model_params;
+import org.flexidepth.llama.bindings.llama_progress_callback;
 
 import java.io.IOException;
 import java.io.InputStream;
@@ -41,7 +42,10 @@ public final class LlamaModel implements AutoCloseable {
     private final ModelInfo info;
     private final Set<Session> sessions = ConcurrentHashMap.newKeySet();
     private final Set<FlexiDepthPlugin> plugins = ConcurrentHashMap.newKeySet();
+    private final Set<LoraAdapter> loras = ConcurrentHashMap.newKeySet();
     private final String fingerprint;
+    // the templates conversations render with, by Jinja source ("" for the model's own); freed with the model
+    private final Map<String, ChatTemplate> sharedTemplates = new ConcurrentHashMap<>();
     // Readers are calls that use the native model; close() takes the write lock so none is in flight.
     private final ReentrantReadWriteLock lifecycle = new ReentrantReadWriteLock();
     private volatile boolean closed;
@@ -75,10 +79,19 @@ public final class LlamaModel implements AutoCloseable {
      * @return the loaded model; close it to free its memory
      * @throws NativeLibraryException if the native library cannot be loaded
      * @throws ModelLoadException if the file is missing, not GGUF, corrupt or of an unsupported architecture
+     * @throws ModelLoadCancelledException if the progress listener cancelled the load or the thread was interrupted
      */
     public static LlamaModel load(Path path, ModelOptions options) {
         checkReadableGguf(path);
-        String fingerprint = Fingerprint.of(path);
+        String fingerprint;
+        try {
+            fingerprint = Fingerprint.of(path);
+        } catch (LlamaException e) {
+            if (e.getCause() instanceof java.nio.channels.ClosedByInterruptException) {
+                throw new ModelLoadCancelledException("loading " + path + " was cancelled (the thread was interrupted)");
+            }
+            throw e;
+        }
         NativeLibrary.load();
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment params = llama_h.llama_model_default_params(arena);
@@ -89,13 +102,54 @@ public final class LlamaModel implements AutoCloseable {
                     : (options.mlock() ? llama_h.LLAMA_LOAD_MODE_MLOCK() : llama_h.LLAMA_LOAD_MODE_NONE());
             llama_model_params.load_mode(params, mode);
             llama_model_params.vocab_only(params, options.vocabOnly());
+            // always ours: the thread's interrupt cancels, and upstream's default prints dots to the log
+            LoadProgress progress = new LoadProgress(options.progress());
+            llama_model_params.progress_callback(params, llama_progress_callback.allocate(progress::report, arena));
             NativeLog.clearNativeError();
             MemorySegment m = llama_h.llama_model_load_from_file(arena.allocateFrom(path.toString()), params);
+            progress.rethrow();
+            if (m.equals(MemorySegment.NULL) && progress.cancelled) {
+                throw new ModelLoadCancelledException("loading " + path + " was cancelled"
+                        + (Thread.currentThread().isInterrupted() ? " (the thread was interrupted)" : ""));
+            }
             if (m.equals(MemorySegment.NULL)) {
                 String suffix = NativeLog.nativeErrorSuffix();
                 throw new ModelLoadException(adapterInsteadOfModel(path).orElse("cannot load model " + path + suffix));
             }
             return new LlamaModel(path, m, fingerprint);
+        }
+    }
+
+    /** The progress callback: never throws into native code, which would end the JVM. */
+    private static final class LoadProgress {
+        private final Optional<LoadProgressListener> listener;
+        private Throwable thrown;
+        boolean cancelled;
+
+        LoadProgress(Optional<LoadProgressListener> listener) {
+            this.listener = listener;
+        }
+
+        boolean report(float fraction, MemorySegment userData) {
+            try {
+                boolean go = !Thread.currentThread().isInterrupted() && listener.map(l -> l.onProgress(fraction)).orElse(true);
+                cancelled |= !go;
+                return go;
+            } catch (Throwable t) {
+                thrown = t;
+                cancelled = true;
+                return false;
+            }
+        }
+
+        /** Throws what the listener threw, as it threw it. */
+        void rethrow() {
+            if (thrown instanceof RuntimeException e) {
+                throw e;
+            }
+            if (thrown instanceof Error e) {
+                throw e;
+            }
         }
     }
 
@@ -192,6 +246,22 @@ public final class LlamaModel implements AutoCloseable {
     }
 
     /**
+     * Loads a LoRA adapter (llama.cpp's GGUF format) onto this model; apply it to sessions with
+     * {@link Session#setLoras(java.util.Map)}.
+     *
+     * @param adapter the adapter file
+     * @return the adapter; close it (or the model) to free it
+     * @throws LoraAdapterException if the file is missing, not a LoRA adapter, or made for another base model
+     * @throws ResourceClosedException if this model is closed
+     */
+    public LoraAdapter loadLora(Path adapter) {
+        if (adapter == null) {
+            throw new InvalidArgumentException("the adapter path must not be null");
+        }
+        return LoraAdapter.load(this, adapter);
+    }
+
+    /**
      * Loads a FlexiDepth plug-in made for this model; attach it to sessions with
      * {@link Session#attach(FlexiDepthPlugin, float)}.
      *
@@ -274,20 +344,30 @@ public final class LlamaModel implements AutoCloseable {
         plugins.remove(p);
     }
 
+    void loraLoaded(LoraAdapter a) {
+        loras.add(a);
+    }
+
+    void loraClosed(LoraAdapter a) {
+        loras.remove(a);
+    }
+
     /** Identifies the file the model was loaded from (see {@link SessionState}). */
     String fingerprint() {
         return fingerprint;
     }
 
     /**
-     * Tokens of {@code text}, with BOS if the model wants one and special tokens parsed.
+     * Tokens of {@code text}, with BOS if the model wants one, as plain text: special-token text
+     * such as {@code <|im_start|>} in it stays text (as in what users type); use
+     * {@link #tokenize(String, boolean, boolean)} to parse it.
      *
      * @param text the text; may be empty
      * @return the token ids
      * @throws InvalidArgumentException if {@code text} is null or holds an unpaired surrogate
      */
     public int[] tokenize(String text) {
-        return tokenize(text, true, true);
+        return tokenize(text, true, false);
     }
 
     /**
@@ -487,6 +567,12 @@ public final class LlamaModel implements AutoCloseable {
         return read(() -> ChatTemplate.create(this, template));
     }
 
+    /** The template conversations share for {@code source} (empty: the model's own), built once. */
+    ChatTemplate sharedChatTemplate(Optional<String> source) {
+        return read(() -> sharedTemplates.computeIfAbsent(source.orElse(""),
+                s -> ChatTemplate.create(this, s.isEmpty() ? null : s)));
+    }
+
     MemorySegment handle() {
         return model;
     }
@@ -521,13 +607,17 @@ public final class LlamaModel implements AutoCloseable {
             for (FlexiDepthPlugin p : List.copyOf(plugins)) {
                 p.close();
             }
+            for (LoraAdapter a : List.copyOf(loras)) {
+                a.close();
+            }
             lifecycle.writeLock().lock();
             try {
                 if (closed) {
                     return;
                 }
-                if (sessions.isEmpty() && plugins.isEmpty()) {
+                if (sessions.isEmpty() && plugins.isEmpty() && loras.isEmpty()) {
                     closed = true;
+                    sharedTemplates.values().forEach(ChatTemplate::close);
                     llama_h.llama_model_free(model);
                     return;
                 }

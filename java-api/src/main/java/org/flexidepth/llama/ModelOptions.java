@@ -10,17 +10,22 @@ package org.flexidepth.llama;
  * @param repackWeights let the CPU backend keep quantized weights in its faster repacked layouts
  *                  (x86: Q4_0, Q4_K, ...); off for a model that {@link FlexiDepthTrainer} trains
  *                  plug-ins for, since repacked weights have no backward pass
+ * @param progress  told how far loading has got, and may cancel it
  */
-public record ModelOptions(int gpuLayers, boolean mmap, boolean mlock, boolean vocabOnly, boolean repackWeights) {
+public record ModelOptions(int gpuLayers, boolean mmap, boolean mlock, boolean vocabOnly, boolean repackWeights,
+                           java.util.Optional<LoadProgressListener> progress) {
     /** The defaults of {@link #builder()}: CPU only, memory-mapped, repacked weights. */
     public static final ModelOptions DEFAULT = builder().build();
 
     /**
      * Checks the options.
      *
-     * @throws InvalidArgumentException if {@code gpuLayers} is below -1
+     * @throws InvalidArgumentException if {@code gpuLayers} is below -1 or {@code progress} is null
      */
     public ModelOptions {
+        if (progress == null) {
+            throw new InvalidArgumentException("progress must not be null (Optional.empty() for none)");
+        }
         if (gpuLayers < -1) {
             throw new InvalidArgumentException("gpuLayers must be -1 (all), 0 or positive, was " + gpuLayers);
         }
@@ -33,7 +38,9 @@ public record ModelOptions(int gpuLayers, boolean mmap, boolean mlock, boolean v
 
     /** {@return a builder starting from these options} */
     public Builder toBuilder() {
-        return new Builder().gpuLayers(gpuLayers).mmap(mmap).mlock(mlock).vocabOnly(vocabOnly).repackWeights(repackWeights);
+        Builder b = new Builder().gpuLayers(gpuLayers).mmap(mmap).mlock(mlock).vocabOnly(vocabOnly).repackWeights(repackWeights);
+        progress.ifPresent(b::progress);
+        return b;
     }
 
     /** Builds {@link ModelOptions}; each setter says its default. Not thread-safe. */
@@ -43,6 +50,7 @@ public record ModelOptions(int gpuLayers, boolean mmap, boolean mlock, boolean v
         private boolean mlock = false;
         private boolean vocabOnly = false;
         private boolean repackWeights = true;
+        private java.util.Optional<LoadProgressListener> progress = java.util.Optional.empty();
 
         private Builder() {
         }
@@ -103,13 +111,24 @@ public record ModelOptions(int gpuLayers, boolean mmap, boolean mlock, boolean v
         }
 
         /**
+         * Sets a listener told how far loading has got, which may cancel it.
+         *
+         * @param listener called on the loading thread; default none
+         * @return this builder
+         */
+        public Builder progress(LoadProgressListener listener) {
+            this.progress = java.util.Optional.ofNullable(listener);
+            return this;
+        }
+
+        /**
          * Creates the options.
          *
          * @return the options
          * @throws InvalidArgumentException if a value is out of range
          */
         public ModelOptions build() {
-            return new ModelOptions(gpuLayers, mmap, mlock, vocabOnly, repackWeights);
+            return new ModelOptions(gpuLayers, mmap, mlock, vocabOnly, repackWeights, progress);
         }
     }
 }

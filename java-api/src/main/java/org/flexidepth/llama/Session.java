@@ -43,6 +43,9 @@ public final class Session implements AutoCloseable {
     // Native scratch reused for every token: token text, logits index.
     private MemorySegment pieceBuffer;
     private final MemorySegment sampledToken;
+    // non-zero aborts the decode in progress (llama_fork_abort_on_flag): cancel() from another thread
+    private final MemorySegment abortFlag;
+    private static final java.lang.invoke.VarHandle FLAG = ValueLayout.JAVA_INT.varHandle();
     private int[] cached = new int[64];
     private int cachedLength;
     private long cacheChanges; // counts native changes to the KV cache, to know when a failed call must restore it
@@ -52,6 +55,8 @@ public final class Session implements AutoCloseable {
     private float threshold;
     private Map<Integer, Boolean> forced = Map.of();
     private MemorySegment routingGates, routingRun;
+    // LoRA adapters applied, with their scales, in the order given
+    private Map<LoraAdapter, Float> loras = Map.of();
 
     Session(LlamaModel model, SessionOptions options) {
         this.model = model;
@@ -102,6 +107,25 @@ public final class Session implements AutoCloseable {
         }
         pieceBuffer = arena.allocate(64);
         sampledToken = arena.allocate(ValueLayout.JAVA_INT);
+        abortFlag = arena.allocate(ValueLayout.JAVA_INT);
+        llama_h.llama_set_abort_callback(ctx, llama_h.llama_fork_abort_on_flag$address(), abortFlag);
+    }
+
+    /** A decode stopped by {@link #abortDecode()}; the cache holds what it held before that decode. */
+    static final class Aborted extends RuntimeException {
+        private static final long serialVersionUID = 1L;
+
+        Aborted() {
+            super("the decode was cancelled", null, false, false);
+        }
+    }
+
+    /**
+     * Stops the decode in progress, if any, between two graph nodes; safe from any thread. A call
+     * entering the session clears it, so a late abort stops nothing after its generation.
+     */
+    void abortDecode() {
+        FLAG.setVolatile(abortFlag, 0L, 1);
     }
 
     /** {@return the model this session evaluates} */
@@ -130,7 +154,8 @@ public final class Session implements AutoCloseable {
     }
 
     /**
-     * Starts generating a continuation of {@code prompt} (tokenized with BOS and special tokens).
+     * Starts generating a continuation of {@code prompt}, tokenized as llama-server tokenizes a raw
+     * completion prompt: with BOS, and special-token text (a chat format written by hand) parsed.
      * The prompt is evaluated before this returns; tokens are produced as the result is iterated.
      *
      * @param prompt  the text to continue, not empty
@@ -140,7 +165,7 @@ public final class Session implements AutoCloseable {
      * @throws InvalidArgumentException if the prompt is null, empty or holds an unpaired surrogate
      */
     public Generation generate(String prompt, GenerationOptions options) {
-        return generate(model.tokenize(prompt), options);
+        return generate(model.tokenize(prompt, true, true), options);
     }
 
     /**
@@ -173,6 +198,10 @@ public final class Session implements AutoCloseable {
      * @throws ContextFullException if the prompt leaves no room in the context for a token
      */
     public Generation generate(ChatPrompt prompt, GenerationOptions options) {
+        return generate(prompt, options, r -> { });
+    }
+
+    Generation generate(ChatPrompt prompt, GenerationOptions options, Consumer<GenerationResult> onFinish) {
         if (prompt.template().model() != model) {
             throw new InvalidArgumentException("the chat was rendered for another model (" + prompt.template().model().path().getFileName() + ")");
         }
@@ -182,7 +211,7 @@ public final class Session implements AutoCloseable {
         }
         GenerationOptions.Builder b = options.toBuilder();
         prompt.stopStrings().stream().filter(stop -> !options.stopStrings().contains(stop)).forEach(b::stopString);
-        return generate(model.tokenize(prompt.text(), true, true), b.build(), ChatConstraint.of(prompt, model), r -> { });
+        return generate(prompt.tokens(), b.build(), ChatConstraint.of(prompt, model), onFinish);
     }
 
     /**
@@ -213,8 +242,10 @@ public final class Session implements AutoCloseable {
             if (active != null) {
                 active.finishQuietly(); // a new generation ends the one left unfinished
             }
-            active = new Generation(this, promptTokens, options, constraint, onFinish);
-            return active;
+            Generation g = new Generation(this, promptTokens, options, constraint, onFinish);
+            // one cancelled during its prompt has finished already and holds the session no longer
+            active = g.stopReason().isPresent() ? null : g;
+            return g;
         });
     }
 
@@ -248,7 +279,7 @@ public final class Session implements AutoCloseable {
     }
 
     /**
-     * Embeds texts: each text's tokens (with BOS and special tokens, as {@link LlamaModel#tokenize(String)})
+     * Embeds texts: each text's tokens (with BOS and special-token text parsed, as llama-server's)
      * are evaluated and pooled as the session's {@link SessionOptions#embeddings()} says, up to
      * {@link SessionOptions#sequences()} texts per native call; vectors are scaled to unit length
      * (as llama-server's do). The cache is emptied before and after.
@@ -343,7 +374,7 @@ public final class Session implements AutoCloseable {
     }
 
     private int[] embeddingTokens(String text) {
-        int[] t = text.isEmpty() ? new int[0] : model.tokenize(text);
+        int[] t = text.isEmpty() ? new int[0] : model.tokenize(text, true, true);
         if (t.length == 0) {
             throw new InvalidArgumentException("an empty text has no embedding");
         }
@@ -405,7 +436,8 @@ public final class Session implements AutoCloseable {
 
     /**
      * Generates on a thread of its own: the future completes with the whole result, and
-     * cancelling it stops the generation before its next token. Until it completes, the session
+     * cancelling it stops the generation, its prompt's evaluation included (between two graph
+     * nodes of the decode in progress). Until it completes, the session
      * belongs to that thread.
      *
      * @param prompt  the text to continue, not empty
@@ -431,7 +463,7 @@ public final class Session implements AutoCloseable {
             throw new InvalidArgumentException("onToken and executor must not be null");
         }
         checkUsable();
-        return AsyncGeneration.run(() -> generate(prompt, options), onToken, executor);
+        return AsyncGeneration.run(() -> generate(prompt, options), this::abortDecode, onToken, executor);
     }
 
     /**
@@ -445,28 +477,42 @@ public final class Session implements AutoCloseable {
      */
     public java.util.concurrent.Flow.Publisher<Token> publish(String prompt, GenerationOptions options) {
         checkUsable();
-        return AsyncGeneration.publisher(() -> generate(prompt, options), AsyncGeneration.THREAD_PER_GENERATION);
+        return AsyncGeneration.publisher(() -> generate(prompt, options), this::abortDecode, AsyncGeneration.THREAD_PER_GENERATION);
     }
 
     /** {@return a conversation that renders its messages with the model's chat template} */
     public Conversation conversation() {
-        return new Conversation(this, Optional.empty(), List.of());
+        return conversation(ConversationOptions.DEFAULT);
     }
 
     /**
-     * A conversation rendered with a named llama.cpp template ("chatml", "llama3", ...).
+     * A conversation rendered and trimmed as {@code options} say.
      *
-     * @param templateName the built-in template's name
+     * @param options the template, the messages it starts with, whether the oldest turns are dropped
+     * @return the conversation
+     * @throws InvalidArgumentException if options is null, the model has no chat template and none is
+     *         given, or the template cannot render
+     */
+    public Conversation conversation(ConversationOptions options) {
+        if (options == null) {
+            throw new InvalidArgumentException("the conversation options must not be null");
+        }
+        return new Conversation(this, options);
+    }
+
+    /**
+     * A conversation rendered with a named llama.cpp template ("chatml", "llama3", ...) or Jinja source.
+     *
+     * @param template     the built-in template's name, or Jinja source
      * @param history      messages the conversation starts with (a system prompt, earlier turns); copied
      * @return the conversation
-     * @throws InvalidArgumentException if an argument or message is null, or llama.cpp does not know the
-     *         template
+     * @throws InvalidArgumentException if an argument or message is null, or the template is unknown
      */
-    public Conversation conversation(String templateName, List<ChatMessage> history) {
-        if (templateName == null || history == null || history.stream().anyMatch(java.util.Objects::isNull)) {
-            throw new InvalidArgumentException("the template name and the history must not be null");
+    public Conversation conversation(String template, List<ChatMessage> history) {
+        if (template == null || history == null) {
+            throw new InvalidArgumentException("the template and the history must not be null");
         }
-        return new Conversation(this, Optional.of(templateName), history);
+        return conversation(ConversationOptions.builder().template(template).history(history).build());
     }
 
     /**
@@ -695,8 +741,113 @@ public final class Session implements AutoCloseable {
         });
     }
 
+    /**
+     * Applies LoRA adapters with their scales, replacing those applied before (an empty map removes
+     * them all), as upstream's {@code llama_set_adapters_lora}. They combine with an attached
+     * FlexiDepth plug-in. Empties the cache ({@link CachePolicy#DISCARD}), whose K/V were computed
+     * without them.
+     *
+     * @param scales the adapters, each loaded onto this session's model, and their scales (1 applies
+     *               an adapter as trained; 0 leaves it out); iterated in order
+     * @throws InvalidArgumentException if an adapter is another model's, or a key or scale is null or not finite
+     * @throws ResourceClosedException if an adapter is closed
+     */
+    public void setLoras(Map<LoraAdapter, Float> scales) {
+        setLoras(scales, CachePolicy.DISCARD);
+    }
+
+    /**
+     * Like {@link #setLoras(Map)}; {@code cache} says what happens to the cached tokens.
+     *
+     * @param scales the adapters and their scales
+     * @param cache  {@link CachePolicy#DISCARD} to empty the cache, {@link CachePolicy#KEEP} to keep it
+     * @throws InvalidArgumentException as {@link #setLoras(Map)}, or if {@code cache} is null
+     * @throws ResourceClosedException if an adapter is closed
+     */
+    public void setLoras(Map<LoraAdapter, Float> scales, CachePolicy cache) {
+        if (scales == null) {
+            throw new InvalidArgumentException("the adapters must not be null (an empty map removes them)");
+        }
+        requirePolicy(cache);
+        Map<LoraAdapter, Float> next = new java.util.LinkedHashMap<>();
+        scales.forEach((a, scale) -> {
+            if (a == null || scale == null || !Float.isFinite(scale)) {
+                throw new InvalidArgumentException("every adapter needs a finite scale, got " + a + " -> " + scale);
+            }
+            if (a.model() != model) {
+                throw new InvalidArgumentException("the LoRA adapter " + a.path().getFileName() + " was loaded for "
+                        + a.model().path().getFileName() + ", not for this session's model " + model.path().getFileName());
+            }
+            next.put(a, scale);
+        });
+        enter(() -> {
+            List<LoraAdapter> added = new java.util.ArrayList<>();
+            try {
+                for (LoraAdapter a : next.keySet()) {
+                    if (!loras.containsKey(a)) {
+                        a.addUser(this); // refused once it is closing
+                        added.add(a);
+                    }
+                }
+                applyLoras(next);
+            } catch (RuntimeException e) {
+                added.forEach(a -> a.removeUser(this));
+                throw e;
+            }
+            loras.keySet().stream().filter(a -> !next.containsKey(a)).forEach(a -> a.removeUser(this));
+            loras = java.util.Collections.unmodifiableMap(next);
+            routingChanged(cache);
+            return null;
+        });
+    }
+
+    /** {@return the LoRA adapters applied and their scales, in the order given} */
+    public Map<LoraAdapter, Float> loras() {
+        return loras;
+    }
+
+    private void applyLoras(Map<LoraAdapter, Float> scales) {
+        try (Arena a = Arena.ofConfined()) {
+            int n = scales.size();
+            MemorySegment handles = a.allocate(ValueLayout.ADDRESS, Math.max(1, n));
+            MemorySegment values = a.allocate(ValueLayout.JAVA_FLOAT, Math.max(1, n));
+            int i = 0;
+            for (Map.Entry<LoraAdapter, Float> e : scales.entrySet()) {
+                handles.setAtIndex(ValueLayout.ADDRESS, i, e.getKey().handle());
+                values.setAtIndex(ValueLayout.JAVA_FLOAT, i++, e.getValue());
+            }
+            NativeLog.clearNativeError();
+            if (llama_h.llama_set_adapters_lora(ctx, n == 0 ? MemorySegment.NULL : handles, n,
+                    n == 0 ? MemorySegment.NULL : values) != 0) {
+                throw new LoraAdapterException(LoraAdapterException.Reason.WRONG_BASE,
+                        "llama.cpp refused the LoRA adapters" + NativeLog.nativeErrorSuffix());
+            }
+        }
+    }
+
+    /** A LoRA adapter is closing: wait for the call in progress, then remove it (emptying the cache). */
+    void loraClosed(LoraAdapter a) {
+        underLifecycleLock(() -> {
+            if (!closed && loras.containsKey(a)) {
+                endActive();
+                Map<LoraAdapter, Float> next = new java.util.LinkedHashMap<>(loras);
+                next.remove(a);
+                applyLoras(next);
+                loras = java.util.Collections.unmodifiableMap(next);
+                clearCache();
+            }
+        });
+    }
+
     /** What the cached K/V are computed with, recorded in saved states. */
     private String routing() {
+        String adapters = loras.isEmpty() ? "" : " with LoRA " + loras.entrySet().stream()
+                .map(e -> e.getKey().path().getFileName() + " [" + e.getKey().fingerprint() + "] x " + e.getValue())
+                .collect(java.util.stream.Collectors.joining(", "));
+        return weights() + adapters;
+    }
+
+    private String weights() {
         FlexiDepthPlugin p = plugin;
         if (p == null) {
             return "the base model";
@@ -794,6 +945,8 @@ public final class Session implements AutoCloseable {
         int[] before = appendOnly ? cached : Arrays.copyOf(cached, cachedLength);
         try {
             return call.run();
+        } catch (Aborted e) {
+            throw e; // the cache holds the tokens before the aborted decode, as cachedTokens() says
         } catch (RuntimeException e) {
             if (cacheChanges != changesBefore) {
                 try {
@@ -905,7 +1058,7 @@ public final class Session implements AutoCloseable {
         }
         if (!stateRouting.equals(routing())) {
             throw new InvalidArgumentException("the state was computed with " + stateRouting + "; this session computes with "
-                    + routing() + ": attach the same plug-in and threshold (or detach) before restoring it");
+                    + routing() + ": attach the same plug-in and threshold and apply the same LoRA adapters (or neither) before restoring it");
         }
         if (tokens > contextSize) {
             throw new ContextFullException("the state holds " + tokens + " tokens, more than this session's context of " + contextSize);
@@ -955,11 +1108,17 @@ public final class Session implements AutoCloseable {
             cachedLength = reuse;
         }
         for (int at = reuse; at < prompt.length; at += batchSize) {
-            if (g.isCancelRequested()) {
+            if (g.isCancelRequested() || Thread.currentThread().isInterrupted()) {
+                g.promptCancelled();
                 break;
             }
             int n = Math.min(batchSize, prompt.length - at);
-            usage.addAll(decode(prompt, at, n, at + n == prompt.length ? n - 1 : n));
+            try {
+                usage.addAll(decode(prompt, at, n, at + n == prompt.length ? n - 1 : n));
+            } catch (Aborted e) {
+                g.promptCancelled(); // what was evaluated before stays cached: a valid prefix
+                break;
+            }
         }
         return reuse;
     }
@@ -981,6 +1140,11 @@ public final class Session implements AutoCloseable {
         llama_batch.n_tokens(batch, n);
         cacheChanges++;
         int rc = llama_h.llama_decode(ctx, batch);
+        if (rc == 2) {
+            // upstream drops the aborted ubatch; earlier ubatches of this batch go too
+            llama_h.llama_memory_seq_rm(llama_h.llama_get_memory(ctx), 0, cachedLength, -1);
+            throw new Aborted();
+        }
         if (rc == 1) {
             throw new ContextFullException("no room in the KV cache for " + n + " more tokens");
         }
@@ -1045,10 +1209,7 @@ public final class Session implements AutoCloseable {
             throw new InvalidArgumentException("the grammar admits no token of this model's vocabulary after "
                     + generated + " generated tokens");
         }
-        if (rc == llama_h.LLAMA_FORK_SAMPLE_NOT_FINITE()) {
-            throw new DecodeException("the logits are not finite (NaN or infinite); no token can be sampled");
-        }
-        throw new DecodeException(rc, "sampling failed: " + CommonSampler.lastError() + NativeLog.nativeErrorSuffix());
+        throw new DecodeException(rc, "sampling failed: " + NativeStrings.lastError() + NativeLog.nativeErrorSuffix());
     }
 
     /** Reads one token's text bytes into the reused native buffer; {@code special}: control tokens as their text. */
@@ -1120,6 +1281,9 @@ public final class Session implements AutoCloseable {
             if (closed) {
                 throw new ResourceClosedException("the session is closed");
             }
+            if (lock.getHoldCount() == 1) {
+                FLAG.setVolatile(abortFlag, 0L, 0);
+            }
             if (active != null && active.owner() != Thread.currentThread()) {
                 throw new ConcurrentUseException("the session is generating on thread \"" + active.owner().getName()
                         + "\"; a session must be used by one thread at a time (Generation.cancel() is the exception)");
@@ -1170,6 +1334,8 @@ public final class Session implements AutoCloseable {
                 p.removeUser(this);
                 plugin = null;
             }
+            loras.keySet().forEach(a -> a.removeUser(this));
+            loras = Map.of();
             llama_h.llama_batch_free(batch);
             llama_h.llama_free(ctx);
             arena.close();

@@ -186,12 +186,6 @@ public class llama_h {
         return LLAMA_FORK_SAMPLE_NO_LOGITS;
     }
 
-    private static final int LLAMA_FORK_SAMPLE_NOT_FINITE = -2;
-
-    public static int LLAMA_FORK_SAMPLE_NOT_FINITE() {
-        return LLAMA_FORK_SAMPLE_NOT_FINITE;
-    }
-
     private static final int LLAMA_FORK_SAMPLE_NO_CANDIDATE = -3;
 
     public static int LLAMA_FORK_SAMPLE_NO_CANDIDATE() {
@@ -409,37 +403,6 @@ public class llama_h {
 
     public static MemorySegment llama_context_default_params(SegmentAllocator allocator) {
         var mh$ = llama_context_default_params.HANDLE;
-        try {
-            return (MemorySegment) mh$.invokeExact(allocator);
-        } catch (Throwable ex$) {
-           throw new AssertionError("should not reach here", ex$);
-        }
-    }
-
-    private static class llama_sampler_chain_default_params {
-        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
-                llama_sampler_chain_params.layout()
-            );
-
-        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_sampler_chain_default_params");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
-    }
-
-    public static FunctionDescriptor llama_sampler_chain_default_params$descriptor() {
-        return llama_sampler_chain_default_params.DESC;
-    }
-
-    public static MethodHandle llama_sampler_chain_default_params$handle() {
-        return llama_sampler_chain_default_params.HANDLE;
-    }
-
-    public static MemorySegment llama_sampler_chain_default_params$address() {
-        return llama_sampler_chain_default_params.ADDR;
-    }
-
-    public static MemorySegment llama_sampler_chain_default_params(SegmentAllocator allocator) {
-        var mh$ = llama_sampler_chain_default_params.HANDLE;
         try {
             return (MemorySegment) mh$.invokeExact(allocator);
         } catch (Throwable ex$) {
@@ -1572,6 +1535,140 @@ public class llama_h {
         }
     }
 
+    private static class llama_adapter_lora_init {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                llama_h.C_POINTER,
+                llama_h.C_POINTER,
+                llama_h.C_POINTER
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_adapter_lora_init");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_adapter_lora_init$descriptor() {
+        return llama_adapter_lora_init.DESC;
+    }
+
+    public static MethodHandle llama_adapter_lora_init$handle() {
+        return llama_adapter_lora_init.HANDLE;
+    }
+
+    public static MemorySegment llama_adapter_lora_init$address() {
+        return llama_adapter_lora_init.ADDR;
+    }
+
+    public static MemorySegment llama_adapter_lora_init(MemorySegment model, MemorySegment path_lora) {
+        var mh$ = llama_adapter_lora_init.HANDLE;
+        try {
+            return (MemorySegment) mh$.invokeExact(model, path_lora);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class llama_adapter_meta_val_str {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                llama_h.C_INT,
+                llama_h.C_POINTER,
+                llama_h.C_POINTER,
+                llama_h.C_POINTER,
+                llama_h.C_LONG
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_adapter_meta_val_str");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_adapter_meta_val_str$descriptor() {
+        return llama_adapter_meta_val_str.DESC;
+    }
+
+    public static MethodHandle llama_adapter_meta_val_str$handle() {
+        return llama_adapter_meta_val_str.HANDLE;
+    }
+
+    public static MemorySegment llama_adapter_meta_val_str$address() {
+        return llama_adapter_meta_val_str.ADDR;
+    }
+
+    public static int llama_adapter_meta_val_str(MemorySegment adapter, MemorySegment key, MemorySegment buf, long buf_size) {
+        var mh$ = llama_adapter_meta_val_str.HANDLE;
+        try {
+            return (int) mh$.invokeExact(adapter, key, buf, buf_size);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class llama_adapter_lora_free {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.ofVoid(
+                llama_h.C_POINTER
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_adapter_lora_free");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_adapter_lora_free$descriptor() {
+        return llama_adapter_lora_free.DESC;
+    }
+
+    public static MethodHandle llama_adapter_lora_free$handle() {
+        return llama_adapter_lora_free.HANDLE;
+    }
+
+    public static MemorySegment llama_adapter_lora_free$address() {
+        return llama_adapter_lora_free.ADDR;
+    }
+
+    public static void llama_adapter_lora_free(MemorySegment adapter) {
+        var mh$ = llama_adapter_lora_free.HANDLE;
+        try {
+            mh$.invokeExact(adapter);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class llama_set_adapters_lora {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                llama_h.C_INT,
+                llama_h.C_POINTER,
+                llama_h.C_POINTER,
+                llama_h.C_LONG,
+                llama_h.C_POINTER
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_set_adapters_lora");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_set_adapters_lora$descriptor() {
+        return llama_set_adapters_lora.DESC;
+    }
+
+    public static MethodHandle llama_set_adapters_lora$handle() {
+        return llama_set_adapters_lora.HANDLE;
+    }
+
+    public static MemorySegment llama_set_adapters_lora$address() {
+        return llama_set_adapters_lora.ADDR;
+    }
+
+    public static int llama_set_adapters_lora(MemorySegment ctx, MemorySegment adapters, long n_adapters, MemorySegment scales) {
+        var mh$ = llama_set_adapters_lora.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, adapters, n_adapters, scales);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static class llama_memory_clear {
         public static final FunctionDescriptor DESC = FunctionDescriptor.ofVoid(
                 llama_h.C_POINTER,
@@ -2580,461 +2677,6 @@ public class llama_h {
         }
     }
 
-    private static class llama_sampler_accept {
-        public static final FunctionDescriptor DESC = FunctionDescriptor.ofVoid(
-                llama_h.C_POINTER,
-                llama_h.C_INT
-            );
-
-        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_sampler_accept");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
-    }
-
-    public static FunctionDescriptor llama_sampler_accept$descriptor() {
-        return llama_sampler_accept.DESC;
-    }
-
-    public static MethodHandle llama_sampler_accept$handle() {
-        return llama_sampler_accept.HANDLE;
-    }
-
-    public static MemorySegment llama_sampler_accept$address() {
-        return llama_sampler_accept.ADDR;
-    }
-
-    public static void llama_sampler_accept(MemorySegment smpl, int token) {
-        var mh$ = llama_sampler_accept.HANDLE;
-        try {
-            mh$.invokeExact(smpl, token);
-        } catch (Throwable ex$) {
-           throw new AssertionError("should not reach here", ex$);
-        }
-    }
-
-    private static class llama_sampler_reset {
-        public static final FunctionDescriptor DESC = FunctionDescriptor.ofVoid(
-                llama_h.C_POINTER
-            );
-
-        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_sampler_reset");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
-    }
-
-    public static FunctionDescriptor llama_sampler_reset$descriptor() {
-        return llama_sampler_reset.DESC;
-    }
-
-    public static MethodHandle llama_sampler_reset$handle() {
-        return llama_sampler_reset.HANDLE;
-    }
-
-    public static MemorySegment llama_sampler_reset$address() {
-        return llama_sampler_reset.ADDR;
-    }
-
-    public static void llama_sampler_reset(MemorySegment smpl) {
-        var mh$ = llama_sampler_reset.HANDLE;
-        try {
-            mh$.invokeExact(smpl);
-        } catch (Throwable ex$) {
-           throw new AssertionError("should not reach here", ex$);
-        }
-    }
-
-    private static class llama_sampler_free {
-        public static final FunctionDescriptor DESC = FunctionDescriptor.ofVoid(
-                llama_h.C_POINTER
-            );
-
-        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_sampler_free");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
-    }
-
-    public static FunctionDescriptor llama_sampler_free$descriptor() {
-        return llama_sampler_free.DESC;
-    }
-
-    public static MethodHandle llama_sampler_free$handle() {
-        return llama_sampler_free.HANDLE;
-    }
-
-    public static MemorySegment llama_sampler_free$address() {
-        return llama_sampler_free.ADDR;
-    }
-
-    public static void llama_sampler_free(MemorySegment smpl) {
-        var mh$ = llama_sampler_free.HANDLE;
-        try {
-            mh$.invokeExact(smpl);
-        } catch (Throwable ex$) {
-           throw new AssertionError("should not reach here", ex$);
-        }
-    }
-
-    private static class llama_sampler_chain_init {
-        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
-                llama_h.C_POINTER,
-                llama_sampler_chain_params.layout()
-            );
-
-        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_sampler_chain_init");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
-    }
-
-    public static FunctionDescriptor llama_sampler_chain_init$descriptor() {
-        return llama_sampler_chain_init.DESC;
-    }
-
-    public static MethodHandle llama_sampler_chain_init$handle() {
-        return llama_sampler_chain_init.HANDLE;
-    }
-
-    public static MemorySegment llama_sampler_chain_init$address() {
-        return llama_sampler_chain_init.ADDR;
-    }
-
-    public static MemorySegment llama_sampler_chain_init(MemorySegment params) {
-        var mh$ = llama_sampler_chain_init.HANDLE;
-        try {
-            return (MemorySegment) mh$.invokeExact(params);
-        } catch (Throwable ex$) {
-           throw new AssertionError("should not reach here", ex$);
-        }
-    }
-
-    private static class llama_sampler_chain_add {
-        public static final FunctionDescriptor DESC = FunctionDescriptor.ofVoid(
-                llama_h.C_POINTER,
-                llama_h.C_POINTER
-            );
-
-        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_sampler_chain_add");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
-    }
-
-    public static FunctionDescriptor llama_sampler_chain_add$descriptor() {
-        return llama_sampler_chain_add.DESC;
-    }
-
-    public static MethodHandle llama_sampler_chain_add$handle() {
-        return llama_sampler_chain_add.HANDLE;
-    }
-
-    public static MemorySegment llama_sampler_chain_add$address() {
-        return llama_sampler_chain_add.ADDR;
-    }
-
-    public static void llama_sampler_chain_add(MemorySegment chain, MemorySegment smpl) {
-        var mh$ = llama_sampler_chain_add.HANDLE;
-        try {
-            mh$.invokeExact(chain, smpl);
-        } catch (Throwable ex$) {
-           throw new AssertionError("should not reach here", ex$);
-        }
-    }
-
-    private static class llama_sampler_init_greedy {
-        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
-                llama_h.C_POINTER
-            );
-
-        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_sampler_init_greedy");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
-    }
-
-    public static FunctionDescriptor llama_sampler_init_greedy$descriptor() {
-        return llama_sampler_init_greedy.DESC;
-    }
-
-    public static MethodHandle llama_sampler_init_greedy$handle() {
-        return llama_sampler_init_greedy.HANDLE;
-    }
-
-    public static MemorySegment llama_sampler_init_greedy$address() {
-        return llama_sampler_init_greedy.ADDR;
-    }
-
-    public static MemorySegment llama_sampler_init_greedy() {
-        var mh$ = llama_sampler_init_greedy.HANDLE;
-        try {
-            return (MemorySegment) mh$.invokeExact();
-        } catch (Throwable ex$) {
-           throw new AssertionError("should not reach here", ex$);
-        }
-    }
-
-    private static class llama_sampler_init_dist {
-        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
-                llama_h.C_POINTER,
-                llama_h.C_INT
-            );
-
-        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_sampler_init_dist");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
-    }
-
-    public static FunctionDescriptor llama_sampler_init_dist$descriptor() {
-        return llama_sampler_init_dist.DESC;
-    }
-
-    public static MethodHandle llama_sampler_init_dist$handle() {
-        return llama_sampler_init_dist.HANDLE;
-    }
-
-    public static MemorySegment llama_sampler_init_dist$address() {
-        return llama_sampler_init_dist.ADDR;
-    }
-
-    public static MemorySegment llama_sampler_init_dist(int seed) {
-        var mh$ = llama_sampler_init_dist.HANDLE;
-        try {
-            return (MemorySegment) mh$.invokeExact(seed);
-        } catch (Throwable ex$) {
-           throw new AssertionError("should not reach here", ex$);
-        }
-    }
-
-    private static class llama_sampler_init_top_k {
-        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
-                llama_h.C_POINTER,
-                llama_h.C_INT
-            );
-
-        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_sampler_init_top_k");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
-    }
-
-    public static FunctionDescriptor llama_sampler_init_top_k$descriptor() {
-        return llama_sampler_init_top_k.DESC;
-    }
-
-    public static MethodHandle llama_sampler_init_top_k$handle() {
-        return llama_sampler_init_top_k.HANDLE;
-    }
-
-    public static MemorySegment llama_sampler_init_top_k$address() {
-        return llama_sampler_init_top_k.ADDR;
-    }
-
-    public static MemorySegment llama_sampler_init_top_k(int k) {
-        var mh$ = llama_sampler_init_top_k.HANDLE;
-        try {
-            return (MemorySegment) mh$.invokeExact(k);
-        } catch (Throwable ex$) {
-           throw new AssertionError("should not reach here", ex$);
-        }
-    }
-
-    private static class llama_sampler_init_top_p {
-        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
-                llama_h.C_POINTER,
-                llama_h.C_FLOAT,
-                llama_h.C_LONG
-            );
-
-        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_sampler_init_top_p");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
-    }
-
-    public static FunctionDescriptor llama_sampler_init_top_p$descriptor() {
-        return llama_sampler_init_top_p.DESC;
-    }
-
-    public static MethodHandle llama_sampler_init_top_p$handle() {
-        return llama_sampler_init_top_p.HANDLE;
-    }
-
-    public static MemorySegment llama_sampler_init_top_p$address() {
-        return llama_sampler_init_top_p.ADDR;
-    }
-
-    public static MemorySegment llama_sampler_init_top_p(float p, long min_keep) {
-        var mh$ = llama_sampler_init_top_p.HANDLE;
-        try {
-            return (MemorySegment) mh$.invokeExact(p, min_keep);
-        } catch (Throwable ex$) {
-           throw new AssertionError("should not reach here", ex$);
-        }
-    }
-
-    private static class llama_sampler_init_min_p {
-        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
-                llama_h.C_POINTER,
-                llama_h.C_FLOAT,
-                llama_h.C_LONG
-            );
-
-        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_sampler_init_min_p");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
-    }
-
-    public static FunctionDescriptor llama_sampler_init_min_p$descriptor() {
-        return llama_sampler_init_min_p.DESC;
-    }
-
-    public static MethodHandle llama_sampler_init_min_p$handle() {
-        return llama_sampler_init_min_p.HANDLE;
-    }
-
-    public static MemorySegment llama_sampler_init_min_p$address() {
-        return llama_sampler_init_min_p.ADDR;
-    }
-
-    public static MemorySegment llama_sampler_init_min_p(float p, long min_keep) {
-        var mh$ = llama_sampler_init_min_p.HANDLE;
-        try {
-            return (MemorySegment) mh$.invokeExact(p, min_keep);
-        } catch (Throwable ex$) {
-           throw new AssertionError("should not reach here", ex$);
-        }
-    }
-
-    private static class llama_sampler_init_temp {
-        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
-                llama_h.C_POINTER,
-                llama_h.C_FLOAT
-            );
-
-        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_sampler_init_temp");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
-    }
-
-    public static FunctionDescriptor llama_sampler_init_temp$descriptor() {
-        return llama_sampler_init_temp.DESC;
-    }
-
-    public static MethodHandle llama_sampler_init_temp$handle() {
-        return llama_sampler_init_temp.HANDLE;
-    }
-
-    public static MemorySegment llama_sampler_init_temp$address() {
-        return llama_sampler_init_temp.ADDR;
-    }
-
-    public static MemorySegment llama_sampler_init_temp(float t) {
-        var mh$ = llama_sampler_init_temp.HANDLE;
-        try {
-            return (MemorySegment) mh$.invokeExact(t);
-        } catch (Throwable ex$) {
-           throw new AssertionError("should not reach here", ex$);
-        }
-    }
-
-    private static class llama_sampler_init_grammar {
-        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
-                llama_h.C_POINTER,
-                llama_h.C_POINTER,
-                llama_h.C_POINTER,
-                llama_h.C_POINTER
-            );
-
-        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_sampler_init_grammar");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
-    }
-
-    public static FunctionDescriptor llama_sampler_init_grammar$descriptor() {
-        return llama_sampler_init_grammar.DESC;
-    }
-
-    public static MethodHandle llama_sampler_init_grammar$handle() {
-        return llama_sampler_init_grammar.HANDLE;
-    }
-
-    public static MemorySegment llama_sampler_init_grammar$address() {
-        return llama_sampler_init_grammar.ADDR;
-    }
-
-    public static MemorySegment llama_sampler_init_grammar(MemorySegment vocab, MemorySegment grammar_str, MemorySegment grammar_root) {
-        var mh$ = llama_sampler_init_grammar.HANDLE;
-        try {
-            return (MemorySegment) mh$.invokeExact(vocab, grammar_str, grammar_root);
-        } catch (Throwable ex$) {
-           throw new AssertionError("should not reach here", ex$);
-        }
-    }
-
-    private static class llama_sampler_init_penalties {
-        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
-                llama_h.C_POINTER,
-                llama_h.C_INT,
-                llama_h.C_INT,
-                llama_h.C_FLOAT,
-                llama_h.C_FLOAT,
-                llama_h.C_FLOAT
-            );
-
-        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_sampler_init_penalties");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
-    }
-
-    public static FunctionDescriptor llama_sampler_init_penalties$descriptor() {
-        return llama_sampler_init_penalties.DESC;
-    }
-
-    public static MethodHandle llama_sampler_init_penalties$handle() {
-        return llama_sampler_init_penalties.HANDLE;
-    }
-
-    public static MemorySegment llama_sampler_init_penalties$address() {
-        return llama_sampler_init_penalties.ADDR;
-    }
-
-    public static MemorySegment llama_sampler_init_penalties(int n_vocab, int penalty_last_n, float penalty_repeat, float penalty_freq, float penalty_present) {
-        var mh$ = llama_sampler_init_penalties.HANDLE;
-        try {
-            return (MemorySegment) mh$.invokeExact(n_vocab, penalty_last_n, penalty_repeat, penalty_freq, penalty_present);
-        } catch (Throwable ex$) {
-           throw new AssertionError("should not reach here", ex$);
-        }
-    }
-
-    private static class llama_sampler_sample {
-        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
-                llama_h.C_INT,
-                llama_h.C_POINTER,
-                llama_h.C_POINTER,
-                llama_h.C_INT
-            );
-
-        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_sampler_sample");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
-    }
-
-    public static FunctionDescriptor llama_sampler_sample$descriptor() {
-        return llama_sampler_sample.DESC;
-    }
-
-    public static MethodHandle llama_sampler_sample$handle() {
-        return llama_sampler_sample.HANDLE;
-    }
-
-    public static MemorySegment llama_sampler_sample$address() {
-        return llama_sampler_sample.ADDR;
-    }
-
-    public static int llama_sampler_sample(MemorySegment smpl, MemorySegment ctx, int idx) {
-        var mh$ = llama_sampler_sample.HANDLE;
-        try {
-            return (int) mh$.invokeExact(smpl, ctx, idx);
-        } catch (Throwable ex$) {
-           throw new AssertionError("should not reach here", ex$);
-        }
-    }
-
     private static class llama_print_system_info {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
                 llama_h.C_POINTER
@@ -3295,36 +2937,33 @@ public class llama_h {
         }
     }
 
-    private static class llama_fork_sampler_sample {
+    private static class llama_fork_abort_on_flag {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
-                llama_h.C_INT,
-                llama_h.C_POINTER,
-                llama_h.C_POINTER,
-                llama_h.C_INT,
+                llama_h.C_BOOL,
                 llama_h.C_POINTER
             );
 
-        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_fork_sampler_sample");
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_fork_abort_on_flag");
 
         public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
     }
 
-    public static FunctionDescriptor llama_fork_sampler_sample$descriptor() {
-        return llama_fork_sampler_sample.DESC;
+    public static FunctionDescriptor llama_fork_abort_on_flag$descriptor() {
+        return llama_fork_abort_on_flag.DESC;
     }
 
-    public static MethodHandle llama_fork_sampler_sample$handle() {
-        return llama_fork_sampler_sample.HANDLE;
+    public static MethodHandle llama_fork_abort_on_flag$handle() {
+        return llama_fork_abort_on_flag.HANDLE;
     }
 
-    public static MemorySegment llama_fork_sampler_sample$address() {
-        return llama_fork_sampler_sample.ADDR;
+    public static MemorySegment llama_fork_abort_on_flag$address() {
+        return llama_fork_abort_on_flag.ADDR;
     }
 
-    public static int llama_fork_sampler_sample(MemorySegment smpl, MemorySegment ctx, int idx, MemorySegment token) {
-        var mh$ = llama_fork_sampler_sample.HANDLE;
+    public static boolean llama_fork_abort_on_flag(MemorySegment flag) {
+        var mh$ = llama_fork_abort_on_flag.HANDLE;
         try {
-            return (int) mh$.invokeExact(smpl, ctx, idx, token);
+            return (boolean) mh$.invokeExact(flag);
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }

@@ -3,6 +3,7 @@ package org.flexidepth.examples.chat;
 import org.flexidepth.tools.DefaultModel;
 import org.flexidepth.llama.ChatMessage;
 import org.flexidepth.llama.Conversation;
+import org.flexidepth.llama.ConversationOptions;
 import org.flexidepth.llama.FlexiDepthPlugin;
 import org.flexidepth.llama.Generation;
 import org.flexidepth.llama.GenerationStats;
@@ -70,9 +71,9 @@ public final class Chat {
             }
             List<ChatMessage> history = new ArrayList<>();
             o.system().ifPresent(s -> history.add(ChatMessage.system(s)));
-            Conversation conversation = chatMode
-                    ? (o.template().isPresent() ? session.conversation(o.template().get(), history) : withHistory(session, history))
-                    : null;
+            ConversationOptions.Builder co = ConversationOptions.builder().history(history).dropOldestTurns(true);
+            o.template().ifPresent(co::template);
+            Conversation conversation = chatMode ? session.conversation(co.build()) : null;
             if (o.prompt().isPresent()) {
                 reply(session, conversation, o, o.prompt().get(), display);
                 return 0;
@@ -90,11 +91,6 @@ public final class Chat {
                 }
             }
         }
-    }
-
-    private static Conversation withHistory(Session session, List<ChatMessage> history) {
-        return history.isEmpty() ? session.conversation() : session.conversation(
-                session.model().info().chatTemplate().orElseThrow(), history);
     }
 
     private void reply(Session session, Conversation conversation, ChatOptions o, String text, LayerDisplay display) {

@@ -18,7 +18,7 @@ record ChatOptions(Optional<Path> model, Optional<String> prompt, Optional<Strin
               --model FILE        GGUF model (default: stories260K from ../shared, converted on first run)
               --prompt TEXT       answer once and exit (otherwise: interactive, one message per line, /exit to quit)
               --system TEXT       system message (chat models)
-              --template NAME     llama.cpp chat template to use instead of the model's own (e.g. chatml)
+              --template T        chat template instead of the model's own: a llama.cpp name (chatml, llama3, ...) or Jinja source
               --max-tokens N      tokens per reply (default 256)
               --temp T            temperature, 0 = greedy (default 0.8)
               --top-k K  --top-p P  --min-p P  --repeat-penalty R  --seed S

@@ -53,9 +53,16 @@ public final class RealModels {
 
     /** Greedy token ids from the pristine upstream library (native/tests/reference-greedy.c). */
     public static int[] referenceGreedy(Path model, int nPredict, String prompt) throws IOException, InterruptedException {
+        return referenceGreedy(model, nPredict, prompt, List.of());
+    }
+
+    /** As {@link #referenceGreedy(Path, int, String)} with more options ({@code --lora FILE SCALE}). */
+    public static int[] referenceGreedy(Path model, int nPredict, String prompt, List<String> options) throws IOException, InterruptedException {
         Path exe = ProjectPaths.nativeBuild().resolve("pristine-tools/reference-greedy");
         assertTrue(Files.isExecutable(exe), exe + " missing: build the native tree (see README)");
-        Process p = new ProcessBuilder(List.of(exe.toString(), model.toString(), String.valueOf(nPredict), prompt)).start();
+        List<String> command = new ArrayList<>(List.of(exe.toString(), model.toString(), String.valueOf(nPredict), prompt));
+        command.addAll(options);
+        Process p = new ProcessBuilder(command).start();
         String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).strip();
         String err = new String(p.getErrorStream().readAllBytes(), StandardCharsets.UTF_8);
         assertEquals(0, p.waitFor(), "reference-greedy failed: " + err);
@@ -71,7 +78,7 @@ public final class RealModels {
         throw new IOException("no VmRSS in /proc/self/status");
     }
 
-    static List<Integer> ids(List<org.flexidepth.llama.Token> tokens) {
+    public static List<Integer> ids(List<org.flexidepth.llama.Token> tokens) {
         List<Integer> ids = new ArrayList<>();
         tokens.forEach(t -> ids.add(t.id()));
         return ids;

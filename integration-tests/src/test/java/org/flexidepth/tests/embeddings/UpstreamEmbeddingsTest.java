@@ -32,7 +32,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * a random model of each architecture.
  */
 class UpstreamEmbeddingsTest {
-    static final double TOLERANCE = 1e-5;
+    // The pristine library is compiled for the build machine (-march=native) and the fork runs its
+    // best run-time CPU variant, whose sums run in another order: 1e-5 held on an AVX2 host, and
+    // 1.4e-5 is the largest difference on an AVX-512 one (Sapphire Rapids, the zen4 variant).
+    static final double TOLERANCE = 2e-5;
     static final int SEQUENCES = 3; // five texts: two decodes, and a batch that 3 does not divide
     static final List<String> TEXTS = List.of("Once upon a time", "The little dog was sad because it rained",
             "Lily and Tom went to the park. They played on the swings.", "a", "Tom had a red ball");

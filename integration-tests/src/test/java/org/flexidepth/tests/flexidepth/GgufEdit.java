@@ -12,12 +12,12 @@ import java.util.Map;
 import java.util.function.Predicate;
 
 /** Copies a GGUF file with some metadata replaced and some tensors left out: broken plug-ins for tests. */
-final class GgufEdit {
+public final class GgufEdit {
     private GgufEdit() {
     }
 
     /** Overwrites element {@code index} of an F32 tensor in place: NaN and Inf weights for tests. */
-    static Path pokeFloat(Path file, String tensor, long index, float value) throws IOException {
+    public static Path pokeFloat(Path file, String tensor, long index, float value) throws IOException {
         long at;
         try (GgufReader r = GgufReader.open(file)) {
             GgufTensorInfo t = r.file().tensor(tensor).orElseThrow(() -> new IllegalArgumentException("no tensor " + tensor));
@@ -32,7 +32,7 @@ final class GgufEdit {
         return file;
     }
 
-    static Path copy(Path in, Path out, Map<String, GgufValue> replace, Predicate<String> keepTensor) throws IOException {
+    public static Path copy(Path in, Path out, Map<String, GgufValue> replace, Predicate<String> keepTensor) throws IOException {
         try (GgufReader r = GgufReader.open(in)) {
             GgufWriter w = new GgufWriter();
             r.file().metadata().forEach((k, v) -> {
