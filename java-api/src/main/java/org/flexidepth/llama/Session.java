@@ -310,10 +310,14 @@ public final class Session implements AutoCloseable {
         if (pooling == Pooling.NONE) {
             throw new InvalidArgumentException("pooling NONE gives one vector per token: use embedTokens");
         }
-        List<int[]> tokens = texts.stream().map(this::embeddingTokens).toList();
+        return pooled(texts.stream().map(this::embeddingTokens).toList(), pooling, normalize);
+    }
+
+    /** Evaluates token sequences (each at most a batch) and pools each as {@code pooling} says. */
+    private List<float[]> pooled(List<int[]> tokens, Pooling pooling, boolean normalize) {
         return enter(() -> {
             endActive();
-            List<float[]> out = new java.util.ArrayList<>(texts.size());
+            List<float[]> out = new java.util.ArrayList<>(tokens.size());
             int next = 0;
             try {
                 while (next < tokens.size()) {
@@ -373,8 +377,72 @@ public final class Session implements AutoCloseable {
         return java.util.Arrays.stream(Pooling.values()).filter(v -> v.nativeValue == p).findFirst().orElseThrow();
     }
 
+    /**
+     * Scores how well each document answers {@code query}, as llama-server's {@code /rerank} does:
+     * each pair becomes the model's rerank prompt (its {@code rerank} chat template, or BOS, query,
+     * EOS or SEP, document, EOS as its vocabulary asks) and the score is the first output of the
+     * classification head ({@link Pooling#RANK}).
+     *
+     * @param query     the query
+     * @param documents the documents, each with the query at most {@link SessionOptions#batchSize()} tokens
+     * @return a score per document, in order; higher is more relevant
+     * @throws InvalidArgumentException if this is not an embedding session with {@link Pooling#RANK}, or
+     *         a text is null or a pair too long
+     */
+    public float[] rerank(String query, List<String> documents) {
+        if (query == null || documents == null || documents.stream().anyMatch(java.util.Objects::isNull)) {
+            throw new InvalidArgumentException("the query and the documents must not be null");
+        }
+        if (embeddingPooling() != Pooling.RANK) {
+            throw new InvalidArgumentException("reranking needs an embedding session with Pooling.RANK (a model with a rank head)");
+        }
+        List<int[]> pairs = documents.stream().map(d -> checkedLength(rerankTokens(query, d))).toList();
+        List<float[]> scores = pooled(pairs, Pooling.RANK, false);
+        float[] out = new float[scores.size()];
+        for (int i = 0; i < out.length; i++) {
+            out[i] = scores.get(i)[0];
+        }
+        return out;
+    }
+
+    /** The tokens of llama-server's rerank prompt (format_prompt_rerank). */
+    private int[] rerankTokens(String query, String document) {
+        MemorySegment vocab = model.vocab();
+        Optional<String> template = model.read(() -> {
+            try (Arena a = Arena.ofConfined()) {
+                MemorySegment t = llama_h.llama_model_chat_template(model.handle(), a.allocateFrom("rerank"));
+                return t.equals(MemorySegment.NULL) ? Optional.<String>empty() : Optional.of(t.getString(0));
+            }
+        });
+        if (template.isPresent()) {
+            return model.tokenize(template.get().replace("{query}", query).replace("{document}", document), false, true);
+        }
+        int eos = llama_h.llama_vocab_eos(vocab);
+        int separator = eos != llama_h.LLAMA_TOKEN_NULL() ? eos : llama_h.llama_vocab_sep(vocab);
+        boolean addEos = llama_h.llama_vocab_get_add_eos(vocab);
+        java.util.stream.IntStream.Builder b = java.util.stream.IntStream.builder();
+        if (llama_h.llama_vocab_get_add_bos(vocab)) {
+            b.add(llama_h.llama_vocab_bos(vocab));
+        }
+        java.util.Arrays.stream(model.tokenize(query, false, false)).forEach(b::add);
+        if (addEos) {
+            b.add(separator);
+        }
+        if (llama_h.llama_vocab_get_add_sep(vocab)) {
+            b.add(llama_h.llama_vocab_sep(vocab));
+        }
+        java.util.Arrays.stream(model.tokenize(document, false, false)).forEach(b::add);
+        if (addEos) {
+            b.add(separator);
+        }
+        return b.build().toArray();
+    }
+
     private int[] embeddingTokens(String text) {
-        int[] t = text.isEmpty() ? new int[0] : model.tokenize(text, true, true);
+        return checkedLength(text.isEmpty() ? new int[0] : model.tokenize(text, true, true));
+    }
+
+    private int[] checkedLength(int[] t) {
         if (t.length == 0) {
             throw new InvalidArgumentException("an empty text has no embedding");
         }

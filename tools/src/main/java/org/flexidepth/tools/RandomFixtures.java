@@ -87,6 +87,23 @@ public final class RandomFixtures {
      * NeoX RoPE) or "qwen3" (adds per-head Q/K RMSNorm, NeoX RoPE).
      */
     public static void writeModel(Path out, String arch, Shape s, long seed, GgmlType type) throws IOException {
+        writeModel(out, arch, s, seed, type, List.of());
+    }
+
+    /**
+     * Writes a random reranker: a qwen3 model with upstream's classification head
+     * ({@code cls.output.weight}, one row per label, softmax over them) and rank pooling, whose
+     * vocabulary appends EOS to a text, as the query and document separator of llama-server's
+     * rerank prompts.
+     */
+    public static void writeReranker(Path out, Shape s, long seed, List<String> labels) throws IOException {
+        if (labels.size() < 2) {
+            throw new IllegalArgumentException("a qwen3 rank head takes a softmax over at least two labels");
+        }
+        writeModel(out, "qwen3", s, seed, GgmlType.F32, labels);
+    }
+
+    private static void writeModel(Path out, String arch, Shape s, long seed, GgmlType type, List<String> rankLabels) throws IOException {
         if (!ARCHITECTURES.contains(arch)) {
             throw new IllegalArgumentException("architecture must be one of " + ARCHITECTURES);
         }
@@ -128,6 +145,13 @@ public final class RandomFixtures {
                 .putUInt32("tokenizer.ggml.unknown_token_id", 0)
                 .putBool("tokenizer.ggml.add_bos_token", true);
         long d = s.embd();
+        if (!rankLabels.isEmpty()) {
+            w.putStringArray(a + "classifier.output_labels", rankLabels)
+                    .putUInt32(a + "pooling_type", 4) // LLAMA_POOLING_TYPE_RANK
+                    .putBool("tokenizer.ggml.add_eos_token", true);
+            w.addTensor("cls.output.weight", GgmlType.F32, new long[] {d, rankLabels.size()},
+                    gaussian(seed, "cls_out", d * rankLabels.size(), 0, 1 / Math.sqrt(d)));
+        }
         w.addTensor("token_embd.weight", type, new long[] {d, s.vocab()}, gaussian(seed, "token_embd", d * s.vocab(), 0, 1));
         w.addTensor("output_norm.weight", GgmlType.F32, new long[] {d}, gaussian(seed, "output_norm", d, 1, 0.1));
         w.addTensor("output.weight", type, new long[] {d, s.vocab()}, gaussian(seed, "output", d * s.vocab(), 0, 1 / Math.sqrt(d)));

@@ -2495,6 +2495,38 @@ public class llama_h {
         }
     }
 
+    private static class llama_vocab_sep {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                llama_h.C_INT,
+                llama_h.C_POINTER
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_vocab_sep");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_vocab_sep$descriptor() {
+        return llama_vocab_sep.DESC;
+    }
+
+    public static MethodHandle llama_vocab_sep$handle() {
+        return llama_vocab_sep.HANDLE;
+    }
+
+    public static MemorySegment llama_vocab_sep$address() {
+        return llama_vocab_sep.ADDR;
+    }
+
+    public static int llama_vocab_sep(MemorySegment vocab) {
+        var mh$ = llama_vocab_sep.HANDLE;
+        try {
+            return (int) mh$.invokeExact(vocab);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static class llama_vocab_get_add_bos {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
                 llama_h.C_BOOL,
@@ -2520,6 +2552,70 @@ public class llama_h {
 
     public static boolean llama_vocab_get_add_bos(MemorySegment vocab) {
         var mh$ = llama_vocab_get_add_bos.HANDLE;
+        try {
+            return (boolean) mh$.invokeExact(vocab);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class llama_vocab_get_add_eos {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                llama_h.C_BOOL,
+                llama_h.C_POINTER
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_vocab_get_add_eos");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_vocab_get_add_eos$descriptor() {
+        return llama_vocab_get_add_eos.DESC;
+    }
+
+    public static MethodHandle llama_vocab_get_add_eos$handle() {
+        return llama_vocab_get_add_eos.HANDLE;
+    }
+
+    public static MemorySegment llama_vocab_get_add_eos$address() {
+        return llama_vocab_get_add_eos.ADDR;
+    }
+
+    public static boolean llama_vocab_get_add_eos(MemorySegment vocab) {
+        var mh$ = llama_vocab_get_add_eos.HANDLE;
+        try {
+            return (boolean) mh$.invokeExact(vocab);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class llama_vocab_get_add_sep {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                llama_h.C_BOOL,
+                llama_h.C_POINTER
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_vocab_get_add_sep");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_vocab_get_add_sep$descriptor() {
+        return llama_vocab_get_add_sep.DESC;
+    }
+
+    public static MethodHandle llama_vocab_get_add_sep$handle() {
+        return llama_vocab_get_add_sep.HANDLE;
+    }
+
+    public static MemorySegment llama_vocab_get_add_sep$address() {
+        return llama_vocab_get_add_sep.ADDR;
+    }
+
+    public static boolean llama_vocab_get_add_sep(MemorySegment vocab) {
+        var mh$ = llama_vocab_get_add_sep.HANDLE;
         try {
             return (boolean) mh$.invokeExact(vocab);
         } catch (Throwable ex$) {

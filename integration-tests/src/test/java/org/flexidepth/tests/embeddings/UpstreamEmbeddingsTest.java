@@ -96,6 +96,36 @@ class UpstreamEmbeddingsTest {
         }
     }
 
+    /**
+     * Reranking on a random qwen3 reranker (upstream's rank head, softmax over two labels): the
+     * scores are those the pristine library computes for llama-server's rerank prompts (BOS,
+     * query, EOS, document, EOS: written out here as text with EOS between), in one batch.
+     */
+    @Test
+    void rerankScoresAsUpstream(@TempDir Path dir) throws Exception {
+        Path model = dir.resolve("reranker.gguf");
+        org.flexidepth.tools.RandomFixtures.writeReranker(model, new org.flexidepth.tools.RandomFixtures.Shape(3, 64, 4, 2, 128, 300, 256),
+                7, List.of("yes", "no"));
+        String query = "w270 w271 w272";
+        List<String> documents = List.of("w280 w281", "w290 w291 w292 w293", "w270 w271", "w299");
+        List<float[]> expected = reference(model, Pooling.RANK, false, SEQUENCES, documents.stream().map(d -> query + "</s>" + d).toList());
+        try (LlamaModel m = LlamaModel.load(model);
+             Session s = m.newSession(SessionOptions.builder().embeddings(Pooling.MODEL, SEQUENCES).build())) {
+            float[] scores = s.rerank(query, documents);
+            assertEquals(documents.size(), scores.length);
+            for (int i = 0; i < scores.length; i++) {
+                assertEquals(expected.get(i)[0], scores[i], TOLERANCE, "document " + i);
+                assertTrue(scores[i] > 0 && scores[i] < 1, "a probability: " + scores[i]);
+            }
+            assertTrue(maxDiff(new float[] {scores[0]}, new float[] {scores[1]}) > 100 * TOLERANCE, "documents score apart");
+            assertThrows(InvalidArgumentException.class, () -> s.rerank(query, List.of("w280 ".repeat(3000))), "longer than the batch");
+        }
+        try (LlamaModel m = LlamaModel.load(RealModels.stories260K());
+             Session mean = m.newSession(SessionOptions.builder().embeddings(Pooling.MEAN, 1).build())) {
+            assertThrows(InvalidArgumentException.class, () -> mean.rerank("q", List.of("d")), "no rank pooling");
+        }
+    }
+
     @Test
     void misuseIsATypedError() {
         try (LlamaModel model = LlamaModel.load(RealModels.stories260K());
