@@ -55,6 +55,8 @@ public record ConversationOptions(Optional<String> template, List<ChatMessage> h
         }
 
         /**
+         * Sets the chat template.
+         *
          * @param template Jinja source or a built-in template's name; default the model's own
          * @return this builder
          */
@@ -64,6 +66,8 @@ public record ConversationOptions(Optional<String> template, List<ChatMessage> h
         }
 
         /**
+         * Adds a message the conversation starts with.
+         *
          * @param message a message the conversation starts with, after those added before
          * @return this builder
          */
@@ -73,6 +77,8 @@ public record ConversationOptions(Optional<String> template, List<ChatMessage> h
         }
 
         /**
+         * Adds messages the conversation starts with.
+         *
          * @param messages messages the conversation starts with, after those added before
          * @return this builder
          */
@@ -82,6 +88,8 @@ public record ConversationOptions(Optional<String> template, List<ChatMessage> h
         }
 
         /**
+         * Sets whether the oldest turns are left out when a reply would not fit.
+         *
          * @param drop whether the oldest turns are left out when a reply would not fit; default false
          * @return this builder
          */
@@ -91,6 +99,8 @@ public record ConversationOptions(Optional<String> template, List<ChatMessage> h
         }
 
         /**
+         * Builds the options.
+         *
          * @return the options
          * @throws InvalidArgumentException as {@link ConversationOptions#ConversationOptions}
          */
