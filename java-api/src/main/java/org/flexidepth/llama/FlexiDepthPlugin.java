@@ -28,6 +28,7 @@ public final class FlexiDepthPlugin implements AutoCloseable {
     private final String architecture;
     private final String fingerprint;
     private final Set<Session> users = new HashSet<>(); // guarded by this
+    private final Set<BatchEngine> engines = new HashSet<>(); // guarded by this
     private final Object closing = new Object();        // held for the whole of close()
     private volatile boolean closed;
 
@@ -134,6 +135,17 @@ public final class FlexiDepthPlugin implements AutoCloseable {
         users.remove(session);
     }
 
+    synchronized void engineOpened(BatchEngine engine) {
+        if (closed) {
+            throw new ResourceClosedException("the FlexiDepth plug-in is closed");
+        }
+        engines.add(engine);
+    }
+
+    synchronized void engineClosed(BatchEngine engine) {
+        engines.remove(engine);
+    }
+
     /**
      * Detaches the plug-in from every session that uses it, waiting for each one's decode in
      * progress, then frees it. Idempotent; a second caller returns once the first has finished.
@@ -142,6 +154,7 @@ public final class FlexiDepthPlugin implements AutoCloseable {
     public void close() {
         synchronized (closing) {
             List<Session> detach;
+            List<BatchEngine> using;
             synchronized (this) {
                 if (closed) {
                     return;
@@ -149,6 +162,10 @@ public final class FlexiDepthPlugin implements AutoCloseable {
                 closed = true; // no session can attach it from here on
                 detach = List.copyOf(users);
                 users.clear();
+                using = List.copyOf(engines);
+            }
+            for (BatchEngine e : using) {
+                e.close(); // its requests finish first: an engine's plug-in cannot be taken from under them
             }
             for (Session s : detach) {
                 s.pluginClosed(this);

@@ -43,6 +43,7 @@ public final class LlamaModel implements AutoCloseable {
     private final Set<Session> sessions = ConcurrentHashMap.newKeySet();
     private final Set<FlexiDepthPlugin> plugins = ConcurrentHashMap.newKeySet();
     private final Set<LoraAdapter> loras = ConcurrentHashMap.newKeySet();
+    private final Set<BatchEngine> engines = ConcurrentHashMap.newKeySet();
     private final String fingerprint;
     // the templates conversations render with, by Jinja source ("" for the model's own); freed with the model
     private final Map<String, ChatTemplate> sharedTemplates = new ConcurrentHashMap<>();
@@ -336,6 +337,32 @@ public final class LlamaModel implements AutoCloseable {
         sessions.remove(s);
     }
 
+    /**
+     * Opens a batch engine: many requests decoded together on one context (continuous batching).
+     *
+     * @param options slots, context per slot, batch size, queue capacity, threads, plug-in
+     * @return the engine; close it to finish its requests and free it
+     * @throws InvalidArgumentException if the plug-in is another model's
+     * @throws LlamaException if llama.cpp cannot create the context (memory)
+     * @throws ResourceClosedException if this model is closed
+     */
+    public BatchEngine newBatchEngine(BatchEngineOptions options) {
+        if (options == null) {
+            throw new InvalidArgumentException("the engine options must not be null");
+        }
+        return read(() -> {
+            BatchEngine e = new BatchEngine(this, options);
+            engines.add(e);
+            options.flexiDepth().ifPresent(f -> f.plugin().engineOpened(e));
+            return e;
+        });
+    }
+
+    void engineClosed(BatchEngine e) {
+        engines.remove(e);
+        e.options().flexiDepth().ifPresent(f -> f.plugin().engineClosed(e));
+    }
+
     void pluginLoaded(FlexiDepthPlugin p) {
         plugins.add(p);
     }
@@ -601,6 +628,9 @@ public final class LlamaModel implements AutoCloseable {
     @Override
     public void close() {
         while (true) {
+            for (BatchEngine e : List.copyOf(engines)) {
+                e.close();
+            }
             for (Session s : List.copyOf(sessions)) {
                 s.close();
             }
@@ -615,7 +645,7 @@ public final class LlamaModel implements AutoCloseable {
                 if (closed) {
                     return;
                 }
-                if (sessions.isEmpty() && plugins.isEmpty() && loras.isEmpty()) {
+                if (sessions.isEmpty() && plugins.isEmpty() && loras.isEmpty() && engines.isEmpty()) {
                     closed = true;
                     sharedTemplates.values().forEach(ChatTemplate::close);
                     llama_h.llama_model_free(model);
