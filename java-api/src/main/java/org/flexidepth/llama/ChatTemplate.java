@@ -96,6 +96,24 @@ public final class ChatTemplate implements AutoCloseable {
     }
 
     /**
+     * Reads a finished generation leniently, as a server answers with it: as far as it parses when
+     * it was cut short ({@link StopReason#MAX_TOKENS}, {@link StopReason#CONTEXT_FULL}), and as plain
+     * content when it does not parse at all (a model that does not follow its template's format).
+     *
+     * @param prompt the rendering the reply answers
+     * @param result the generation
+     * @return the parsed reply
+     */
+    public ChatReply parse(ChatPrompt prompt, GenerationResult result) {
+        boolean cut = result.stopReason() == StopReason.MAX_TOKENS || result.stopReason() == StopReason.CONTEXT_FULL;
+        try {
+            return parse(prompt, result.text(), cut);
+        } catch (InvalidArgumentException e) {
+            return new ChatReply(result.text(), java.util.Optional.empty(), java.util.List.of());
+        }
+    }
+
+    /**
      * Reads a reply that may stop mid-message (while it streams).
      *
      * @param prompt  the rendering the reply answers

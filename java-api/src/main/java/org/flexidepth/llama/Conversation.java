@@ -65,7 +65,7 @@ public final class Conversation {
         List<ChatMessage> sent = with(kept, user);
         if (r.prompt().isPresent()) {
             ChatPrompt p = r.prompt().get();
-            return session.generate(p, options, result -> finish(sent, replyOf(p, result.text())));
+            return session.generate(p, options, result -> finish(sent, p.template().parse(p, result).toMessage()));
         }
         return session.generate(r.tokens(), options, result -> finish(sent, ChatMessage.assistant(result.text().strip())));
     }
@@ -81,15 +81,6 @@ public final class Conversation {
     public GenerationResult ask(String userMessage, GenerationOptions options) {
         try (Generation g = send(userMessage, options)) {
             return g.result();
-        }
-    }
-
-    /** The reply as the template's parser reads it; as plain text where it does not parse (cut short by maxTokens). */
-    private static ChatMessage replyOf(ChatPrompt prompt, String text) {
-        try {
-            return prompt.template().parse(prompt, text).toMessage();
-        } catch (InvalidArgumentException e) {
-            return ChatMessage.assistant(text.strip());
         }
     }
 

@@ -50,7 +50,7 @@ public final class FlexiLlamaChatModel implements ChatModel {
         } catch (CompletionException e) {
             throw e.getCause() instanceof RuntimeException x ? x : e;
         }
-        ChatReply reply = Replies.parse(template, prompt, r);
+        ChatReply reply = template.parse(prompt, r);
         return ChatResponse.builder().aiMessage(Messages.aiMessage(reply)).modelName(modelName)
                 .tokenUsage(Messages.usage(r)).finishReason(Messages.finishReason(r, reply)).build();
     }

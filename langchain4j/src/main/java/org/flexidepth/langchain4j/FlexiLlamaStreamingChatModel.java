@@ -58,7 +58,7 @@ public final class FlexiLlamaStreamingChatModel implements StreamingChatModel {
                 handler.onError(e instanceof java.util.concurrent.CompletionException c && c.getCause() != null ? c.getCause() : e);
                 return;
             }
-            ChatReply reply = Replies.parse(template, prompt, r);
+            ChatReply reply = template.parse(prompt, r);
             handler.onCompleteResponse(ChatResponse.builder().aiMessage(Messages.aiMessage(reply)).modelName(modelName)
                     .tokenUsage(Messages.usage(r)).finishReason(Messages.finishReason(r, reply)).build());
         })).whenComplete((r, e) -> events.shutdown()); // after the last event, which it still runs

@@ -22,7 +22,6 @@ import org.flexidepth.llama.Pooling;
 import org.flexidepth.llama.QueueFullException;
 import org.flexidepth.llama.Session;
 import org.flexidepth.llama.SessionOptions;
-import org.flexidepth.llama.StopReason;
 import org.flexidepth.llama.Token;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -220,7 +219,7 @@ public final class OpenAiServer implements AutoCloseable {
         boolean parseCalls = !request.tools().isEmpty() && request.toolChoice() != ChatRequest.ToolChoice.NONE;
         if (!body.path("stream").asBoolean(false)) {
             GenerationResult r = await(engine.submit(prompt, generation, t -> { }));
-            ChatReply reply = reply(prompt, r);
+            ChatReply reply = template.parse(prompt, r);
             ObjectNode out = OpenAiResponses.envelope(id, "chat.completion", created, modelName);
             ObjectNode choice = out.putArray("choices").addObject().put("index", 0);
             ObjectNode message = choice.putObject("message").put("role", "assistant").put("content", reply.content());
@@ -260,7 +259,7 @@ public final class OpenAiServer implements AutoCloseable {
                     events.send(OpenAiResponses.error(String.valueOf(e.getMessage()), "server_error").toString());
                 }
             } else {
-                ChatReply reply = reply(prompt, r);
+                ChatReply reply = template.parse(prompt, r);
                 ObjectNode delta = JSON.createObjectNode();
                 if (reply.content().length() > sent.length() && reply.content().startsWith(sent.toString())) {
                     delta.put("content", reply.content().substring(sent.length()));
@@ -276,16 +275,6 @@ public final class OpenAiServer implements AutoCloseable {
             events.end();
         });
         events.pump(f, deadline());
-    }
-
-    /** The finished reply as the template's parser reads it (as far as it parses when cut short). */
-    private ChatReply reply(ChatPrompt prompt, GenerationResult r) {
-        boolean cut = r.stopReason() == StopReason.MAX_TOKENS || r.stopReason() == StopReason.CONTEXT_FULL;
-        try {
-            return template.parse(prompt, r.text(), cut);
-        } catch (InvalidArgumentException e) {
-            return new ChatReply(r.text(), java.util.Optional.empty(), List.of());
-        }
     }
 
     private String partialContent(ChatPrompt prompt, String text) {

@@ -1,0 +1,81 @@
+package org.flexidepth.examples.bench;
+
+import org.flexidepth.llama.BatchEngine;
+import org.flexidepth.llama.BatchEngineOptions;
+import org.flexidepth.llama.GenerationOptions;
+import org.flexidepth.llama.GenerationResult;
+import org.flexidepth.llama.LlamaModel;
+import org.flexidepth.llama.Sampling;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+
+/**
+ * Aggregate decode throughput of the {@link BatchEngine} with several concurrent streams, measured
+ * as upstream's {@code llama-batched-bench} measures S_TG (its tokens/s of the generation phase),
+ * so that {@code examples/bench-batched.sh} can put the two side by side: PL requests of PP prompt
+ * tokens each are submitted at once; the generation phase runs from the moment every request has
+ * its first token (sampled from its prompt's logits, as batched-bench's prompt phase ends) to the
+ * last, and holds PL x (TG - 1) decoded tokens. Each token is sampled, its log-probability and text
+ * computed, as a user's request pays.
+ * <p>
+ * usage: {@code BatchThroughput MODEL THREADS PP TG PL[,PL...] REPETITIONS}; prints
+ * {@code PL<TAB>tokens/s} per repetition.
+ */
+public final class BatchThroughput {
+    private BatchThroughput() {
+    }
+
+    public static void main(String[] args) {
+        if (args.length != 6) {
+            System.err.println("usage: BatchThroughput MODEL THREADS PP TG PL[,PL...] REPETITIONS");
+            System.exit(2);
+        }
+        int threads = Integer.parseInt(args[1]), pp = Integer.parseInt(args[2]), tg = Integer.parseInt(args[3]);
+        int[] streams = Arrays.stream(args[4].split(",")).mapToInt(Integer::parseInt).toArray();
+        int reps = Integer.parseInt(args[5]);
+        try (LlamaModel model = LlamaModel.load(Path.of(args[0]))) {
+            GenerationOptions options = GenerationOptions.builder().maxTokens(tg)
+                    .sampling(Sampling.builder().temperature(0).ignoreEndOfGeneration(true).build()).build();
+            for (int pl : streams) {
+                try (BatchEngine engine = model.newBatchEngine(BatchEngineOptions.builder().slots(pl).contextPerSlot(pp + tg + 8)
+                        .batchSize(Math.max(512, pl * pp)).queueCapacity(0).threads(threads).build())) {
+                    run(engine, model, pl, pp, options, tg); // warm-up
+                    for (int r = 0; r < reps; r++) {
+                        System.out.printf("%d\t%.3f%n", pl, run(engine, model, pl, pp, options, tg));
+                    }
+                }
+            }
+        }
+    }
+
+    private static double run(BatchEngine engine, LlamaModel model, int pl, int pp, GenerationOptions options, int tg) {
+        int vocab = model.info().vocabularySize();
+        long[] lastFirst = {0};
+        List<CompletableFuture<GenerationResult>> futures = new ArrayList<>();
+        for (int j = 0; j < pl; j++) {
+            int[] prompt = new int[pp];
+            for (int i = 0; i < pp; i++) {
+                prompt[i] = 100 + (int) ((j * 7919L + i * 104729L) % (vocab - 200)); // distinct prompts, no special tokens
+            }
+            boolean[] first = {true};
+            futures.add(engine.submit(prompt, options, t -> {
+                if (first[0]) {
+                    first[0] = false;
+                    lastFirst[0] = System.nanoTime(); // the engine's thread: no race
+                }
+            }));
+        }
+        futures.forEach(CompletableFuture::join);
+        long end = System.nanoTime();
+        for (CompletableFuture<GenerationResult> f : futures) {
+            if (f.join().tokens().size() != tg) {
+                throw new IllegalStateException("a request generated " + f.join().tokens().size() + " tokens, expected " + tg);
+            }
+        }
+        return (double) pl * (tg - 1) / ((end - lastFirst[0]) / 1e9);
+    }
+}
