@@ -188,16 +188,7 @@ public final class BatchEngine implements AutoCloseable {
      * @throws InvalidArgumentException if the chat is another model's, or two grammars would apply
      */
     public CompletableFuture<GenerationResult> submit(ChatPrompt prompt, GenerationOptions options, Consumer<Token> onToken) {
-        if (prompt.template().model() != model) {
-            throw new InvalidArgumentException("the chat was rendered for another model (" + prompt.template().model().path().getFileName() + ")");
-        }
-        Sampling s = options.sampling();
-        if (prompt.grammar().isPresent() && (s.grammar().isPresent() || s.jsonSchema().isPresent())) {
-            throw new InvalidArgumentException("the chat's tool calls or JSON schema set a grammar; the sampling options must not set another");
-        }
-        GenerationOptions.Builder b = options.toBuilder();
-        prompt.stopStrings().stream().filter(stop -> !options.stopStrings().contains(stop)).forEach(b::stopString);
-        return enqueue(prompt.tokens(), b.build(), ChatConstraint.of(prompt, model), onToken);
+        return enqueue(prompt.tokens(), prompt.replyOptions(model, options), ChatConstraint.of(prompt, model), onToken);
     }
 
     private CompletableFuture<GenerationResult> enqueue(int[] prompt, GenerationOptions options, ChatConstraint constraint,
@@ -503,22 +494,7 @@ public final class BatchEngine implements AutoCloseable {
         if (routedLayers.isEmpty()) {
             return List.of();
         }
-        int got = llama_h.llama_flexidepth_get_routing(ctx, routingGates, routingRun, MemorySegment.NULL, MemorySegment.NULL, options.batchSize());
-        if (got != n) {
-            throw new DecodeException(got, "expected the routing of " + n + " tokens");
-        }
-        int r = routedLayers.size();
-        List<LayerUsage> out = new ArrayList<>(n);
-        for (int t = 0; t < n; t++) {
-            boolean[] ran = new boolean[r];
-            float[] gates = new float[r];
-            for (int i = 0; i < r; i++) {
-                gates[i] = routingGates.getAtIndex(ValueLayout.JAVA_FLOAT, (long) t * r + i);
-                ran[i] = routingRun.get(ValueLayout.JAVA_BYTE, (long) t * r + i) != 0;
-            }
-            out.add(new LayerUsage(model.info().layers(), routedLayers, ran, gates));
-        }
-        return out;
+        return LayerUsage.ofLastDecode(ctx, routingGates, routingRun, options.batchSize(), n, model.info().layers(), routedLayers);
     }
 
     /** Samples the slot's next token from its row of the logits and passes it on; ends the request when it stops. */

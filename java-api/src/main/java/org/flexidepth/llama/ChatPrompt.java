@@ -89,6 +89,25 @@ public final class ChatPrompt {
         return formatName;
     }
 
+    /**
+     * The options a reply to this chat generates with: {@code options} plus the template's stop strings.
+     *
+     * @throws InvalidArgumentException if the chat was rendered for another model than {@code model},
+     *         or its grammar and one of the sampling options would both apply
+     */
+    GenerationOptions replyOptions(LlamaModel model, GenerationOptions options) {
+        if (template.model() != model) {
+            throw new InvalidArgumentException("the chat was rendered for another model (" + template.model().path().getFileName() + ")");
+        }
+        Sampling s = options.sampling();
+        if (grammar.isPresent() && (s.grammar().isPresent() || s.jsonSchema().isPresent())) {
+            throw new InvalidArgumentException("the chat's tool calls or JSON schema set a grammar; the sampling options must not set another");
+        }
+        GenerationOptions.Builder b = options.toBuilder();
+        stopStrings.stream().filter(stop -> !options.stopStrings().contains(stop)).forEach(b::stopString);
+        return b.build();
+    }
+
     List<Trigger> triggers() {
         return triggers;
     }

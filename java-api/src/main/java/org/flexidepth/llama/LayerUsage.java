@@ -27,6 +27,34 @@ public final class LayerUsage {
         this.used = totalLayers - skipped;
     }
 
+    /**
+     * The routing of the last decode of a context with a plug-in attached, one usage per token,
+     * read by {@code llama_flexidepth_get_routing} into the caller's reused buffers.
+     *
+     * Its buffers hold at least {@code n * routedLayers.size()} floats (gates) and bytes (run).
+     */
+    static List<LayerUsage> ofLastDecode(java.lang.foreign.MemorySegment ctx, java.lang.foreign.MemorySegment gates,
+                                         java.lang.foreign.MemorySegment run, int capacity, int n, int totalLayers,
+                                         List<Integer> routedLayers) {
+        int got = org.flexidepth.llama.bindings.llama_h.llama_flexidepth_get_routing(ctx, gates, run,
+                java.lang.foreign.MemorySegment.NULL, java.lang.foreign.MemorySegment.NULL, capacity);
+        if (got != n) {
+            throw new DecodeException(got, "expected the routing of " + n + " tokens");
+        }
+        int r = routedLayers.size();
+        List<LayerUsage> out = new ArrayList<>(n);
+        for (int t = 0; t < n; t++) {
+            boolean[] ran = new boolean[r];
+            float[] g = new float[r];
+            for (int i = 0; i < r; i++) {
+                g[i] = gates.getAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT, (long) t * r + i);
+                ran[i] = run.get(java.lang.foreign.ValueLayout.JAVA_BYTE, (long) t * r + i) != 0;
+            }
+            out.add(new LayerUsage(totalLayers, routedLayers, ran, g));
+        }
+        return out;
+    }
+
     /** {@return layers of the model} */
     public int totalLayers() {
         return totalLayers;

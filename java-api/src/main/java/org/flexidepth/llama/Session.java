@@ -202,16 +202,7 @@ public final class Session implements AutoCloseable {
     }
 
     Generation generate(ChatPrompt prompt, GenerationOptions options, Consumer<GenerationResult> onFinish) {
-        if (prompt.template().model() != model) {
-            throw new InvalidArgumentException("the chat was rendered for another model (" + prompt.template().model().path().getFileName() + ")");
-        }
-        Sampling s = options.sampling();
-        if (prompt.grammar().isPresent() && (s.grammar().isPresent() || s.jsonSchema().isPresent())) {
-            throw new InvalidArgumentException("the chat's tool calls or JSON schema set a grammar; the sampling options must not set another");
-        }
-        GenerationOptions.Builder b = options.toBuilder();
-        prompt.stopStrings().stream().filter(stop -> !options.stopStrings().contains(stop)).forEach(b::stopString);
-        return generate(prompt.tokens(), b.build(), ChatConstraint.of(prompt, model), onFinish);
+        return generate(prompt.tokens(), prompt.replyOptions(model, options), ChatConstraint.of(prompt, model), onFinish);
     }
 
     /**
@@ -1239,23 +1230,7 @@ public final class Session implements AutoCloseable {
         if (p.isEmpty()) {
             return List.of();
         }
-        int got = llama_h.llama_flexidepth_get_routing(ctx, routingGates, routingRun, MemorySegment.NULL, MemorySegment.NULL, batchSize);
-        if (got != n) {
-            throw new DecodeException(got, "expected the routing of " + n + " tokens");
-        }
-        List<Integer> routed = p.get().routedLayers();
-        int r = routed.size();
-        List<LayerUsage> out = new java.util.ArrayList<>(n);
-        for (int t = 0; t < n; t++) {
-            boolean[] ran = new boolean[r];
-            float[] gates = new float[r];
-            for (int i = 0; i < r; i++) {
-                gates[i] = routingGates.getAtIndex(ValueLayout.JAVA_FLOAT, (long) t * r + i);
-                ran[i] = routingRun.get(ValueLayout.JAVA_BYTE, (long) t * r + i) != 0;
-            }
-            out.add(new LayerUsage(model.info().layers(), routed, ran, gates));
-        }
-        return out;
+        return LayerUsage.ofLastDecode(ctx, routingGates, routingRun, batchSize, n, model.info().layers(), p.get().routedLayers());
     }
 
     /** Decodes one generated token; on failure the cache is as before. */
