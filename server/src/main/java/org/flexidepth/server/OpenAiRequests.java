@@ -67,6 +67,9 @@ final class OpenAiRequests {
         number(b, "frequency_penalty").ifPresent(v -> s.frequencyPenalty(v.floatValue()));
         number(b, "presence_penalty").ifPresent(v -> s.presencePenalty(v.floatValue()));
         number(b, "seed").ifPresent(v -> s.seed(v.longValue()));
+        if (b.path("ignore_eos").asBoolean(false)) { // llama-server's extension
+            s.ignoreEndOfGeneration(true);
+        }
         JsonNode bias = b.get("logit_bias");
         if (bias != null && bias.isObject()) {
             bias.properties().forEach(e -> s.logitBias(Integer.parseInt(e.getKey()), (float) e.getValue().asDouble()));

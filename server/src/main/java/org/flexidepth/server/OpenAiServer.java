@@ -223,6 +223,7 @@ public final class OpenAiServer implements AutoCloseable {
             ObjectNode out = OpenAiResponses.envelope(id, "chat.completion", created, modelName);
             ObjectNode choice = out.putArray("choices").addObject().put("index", 0);
             ObjectNode message = choice.putObject("message").put("role", "assistant").put("content", reply.content());
+            message.putNull("refusal"); // OpenAI's SDKs expect the field, null when nothing was refused
             reply.reasoning().ifPresent(x -> message.put("reasoning_content", x));
             if (!reply.toolCalls().isEmpty()) {
                 message.set("tool_calls", OpenAiResponses.toolCalls(reply.toolCalls(), false));
@@ -230,6 +231,8 @@ public final class OpenAiServer implements AutoCloseable {
             choice.put("finish_reason", OpenAiResponses.finishReason(r.stopReason(), !reply.toolCalls().isEmpty()));
             if (generation.topLogProbabilities() > 0 || body.path("logprobs").asBoolean(false)) {
                 choice.set("logprobs", OpenAiResponses.chatLogprobs(r.tokens()));
+            } else {
+                choice.putNull("logprobs");
             }
             out.set("usage", OpenAiResponses.usage(r));
             OpenAiResponses.flexiDepth(out, r, model.info().layers());
