@@ -54,6 +54,26 @@ extern "C" {
     // (-DFLEXI_NATIVE_CPU=ON) loads nothing; calling it again loads nothing more.
     LLAMA_API int32_t llama_fork_backend_load(const char * dir, char * cpu_library, size_t n);
 
+    // The name of the device that holds layer `il` of `model` ("CPU", "RPC0", "CUDA0", ...), or of
+    // its output layer for il = -1; NULL if il is out of range or the model has no weights.
+    LLAMA_API const char * llama_fork_model_layer_device(const struct llama_model * model, int32_t il);
+
+    enum llama_fork_rpc_status {
+        LLAMA_FORK_RPC_OK           =  0,
+        LLAMA_FORK_RPC_BAD_ENDPOINT = -1, // not host:port
+        LLAMA_FORK_RPC_UNAVAILABLE  = -2, // the build has no RPC backend module
+        LLAMA_FORK_RPC_UNREACHABLE  = -3, // nothing accepts connections there (within 5 s)
+        LLAMA_FORK_RPC_NO_DEVICES   = -4, // the server offers no device
+    };
+
+    // Connects to an rpc-server (upstream's tools/rpc, built as ggml-rpc-server) at `endpoint`
+    // ("host:port") and writes up to `capacity` of its devices into `devices` and their number
+    // into n_devices; for llama_model_params.devices (NULL-terminated). A failure returns a status
+    // and a message (capacity n) instead of upstream's abort. Calling it again for an endpoint
+    // returns the same devices. The server must run this build's protocol version.
+    LLAMA_API int32_t llama_fork_rpc_add_server(const char * endpoint, ggml_backend_dev_t * devices, size_t capacity,
+                                                size_t * n_devices, char * message, size_t n);
+
 #ifdef __cplusplus
 }
 #endif

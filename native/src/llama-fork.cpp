@@ -1,5 +1,8 @@
 #include "llama-fork.h"
 
+#include "ggml-backend.h"
+#include "llama-model.h"
+
 #include <cmath>
 
 const char * llama_fork_upstream_commit(void) {
@@ -27,4 +30,16 @@ bool llama_fork_abort_on_flag(void * flag) {
     // a volatile read of an aligned int32 sees the caller's store (a relaxed load is all this needs,
     // and the C++17 this builds with has no atomic_ref)
     return flag != nullptr && *static_cast<const volatile int32_t *>(flag) != 0;
+}
+
+const char * llama_fork_model_layer_device(const struct llama_model * model, int32_t il) {
+    if (model == nullptr || il < -1 || il >= (int32_t) model->hparams.n_layer()) {
+        return nullptr;
+    }
+    try {
+        ggml_backend_dev_t dev = il < 0 ? model->dev_output() : model->dev_layer(il);
+        return dev ? ggml_backend_dev_name(dev) : nullptr;
+    } catch (const std::exception &) {
+        return nullptr; // a vocabulary-only model places no layer
+    }
 }

@@ -41,6 +41,7 @@ public final class BatchEngine implements AutoCloseable {
     private final Condition work = lock.newCondition();
     private final Thread loop;
     private final MemorySegment sampled, topIds, topLogProbs, routingGates, routingRun;
+    private final PieceBuffer pieces; // the engine thread's
     private final List<Integer> routedLayers;
     private final AtomicLong generatedTokens = new AtomicLong(), promptTokens = new AtomicLong(), decodes = new AtomicLong();
     private final AtomicLong layersUsed = new AtomicLong(), routedTokens = new AtomicLong();
@@ -84,6 +85,7 @@ public final class BatchEngine implements AutoCloseable {
         sampled = arena.allocate(ValueLayout.JAVA_INT);
         topIds = arena.allocate(ValueLayout.JAVA_INT, 64);
         topLogProbs = arena.allocate(ValueLayout.JAVA_FLOAT, 64);
+        pieces = new PieceBuffer(arena, model.vocab());
         slots = new Slot[options.slots()];
         for (int i = 0; i < slots.length; i++) {
             slots[i] = new Slot(i);
@@ -573,17 +575,7 @@ public final class BatchEngine implements AutoCloseable {
     }
 
     private byte[] bytes(int token, boolean special) {
-        try (Arena a = Arena.ofConfined()) {
-            int capacity = 64;
-            while (true) {
-                MemorySegment out = a.allocate(capacity);
-                int n = llama_h.llama_token_to_piece(model.vocab(), token, out, capacity, 0, special);
-                if (n >= 0) {
-                    return out.asSlice(0, n).toArray(ValueLayout.JAVA_BYTE);
-                }
-                capacity = -n;
-            }
-        }
+        return pieces.bytes(token, special);
     }
 
     /**

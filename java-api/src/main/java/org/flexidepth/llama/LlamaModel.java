@@ -15,6 +15,7 @@ import java.lang.foreign.ValueLayout;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -103,6 +104,9 @@ public final class LlamaModel implements AutoCloseable {
                     : (options.mlock() ? llama_h.LLAMA_LOAD_MODE_MLOCK() : llama_h.LLAMA_LOAD_MODE_NONE());
             llama_model_params.load_mode(params, mode);
             llama_model_params.vocab_only(params, options.vocabOnly());
+            if (!options.rpcServers().isEmpty()) {
+                llama_model_params.devices(params, rpcDevices(options.rpcServers(), arena));
+            }
             // always ours: the thread's interrupt cancels, and upstream's default prints dots to the log
             LoadProgress progress = new LoadProgress(options.progress());
             llama_model_params.progress_callback(params, llama_progress_callback.allocate(progress::report, arena));
@@ -119,6 +123,33 @@ public final class LlamaModel implements AutoCloseable {
             }
             return new LlamaModel(path, m, fingerprint);
         }
+    }
+
+    /**
+     * The devices of the RPC servers, NULL-terminated for {@code llama_model_params.devices}. Each
+     * server is connected to first, since upstream's client ends the process when it cannot connect.
+     */
+    private static MemorySegment rpcDevices(List<String> endpoints, Arena arena) {
+        final int capacity = 16; // GGML_RPC_MAX_SERVERS devices per server at most
+        List<MemorySegment> devices = new ArrayList<>();
+        MemorySegment found = arena.allocate(ValueLayout.ADDRESS, capacity);
+        MemorySegment count = arena.allocate(ValueLayout.JAVA_LONG);
+        MemorySegment message = arena.allocate(512);
+        for (String endpoint : endpoints) {
+            int status = llama_h.llama_fork_rpc_add_server(arena.allocateFrom(endpoint), found, capacity, count, message, message.byteSize());
+            if (status != llama_h.LLAMA_FORK_RPC_OK()) {
+                throw new ModelLoadException(message.getString(0));
+            }
+            for (long i = 0; i < Math.min(capacity, count.get(ValueLayout.JAVA_LONG, 0)); i++) {
+                devices.add(found.getAtIndex(ValueLayout.ADDRESS, i));
+            }
+        }
+        MemorySegment list = arena.allocate(ValueLayout.ADDRESS, devices.size() + 1L);
+        for (int i = 0; i < devices.size(); i++) {
+            list.setAtIndex(ValueLayout.ADDRESS, i, devices.get(i));
+        }
+        list.setAtIndex(ValueLayout.ADDRESS, devices.size(), MemorySegment.NULL);
+        return list;
     }
 
     /** The progress callback: never throws into native code, which would end the JVM. */
@@ -244,6 +275,26 @@ public final class LlamaModel implements AutoCloseable {
     /** {@return metadata of the model} */
     public ModelInfo info() {
         return info;
+    }
+
+    /**
+     * {@return the device that holds each layer, in layer order, then the output layer's: "CPU", or
+     * a GPU's or RPC server's device name such as "CUDA0" or "RPC0"; empty for a vocabulary-only model}
+     *
+     * @throws ResourceClosedException if this model is closed
+     */
+    public List<String> layerDevices() {
+        return read(() -> {
+            List<String> names = new ArrayList<>();
+            for (int il = 0; il <= info.layers(); il++) {
+                MemorySegment name = llama_h.llama_fork_model_layer_device(model, il < info.layers() ? il : -1);
+                if (name.equals(MemorySegment.NULL)) {
+                    return List.<String>of();
+                }
+                names.add(name.reinterpret(Long.MAX_VALUE).getString(0));
+            }
+            return List.copyOf(names);
+        });
     }
 
     /**

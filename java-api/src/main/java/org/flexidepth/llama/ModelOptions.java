@@ -11,23 +11,50 @@ package org.flexidepth.llama;
  *                  (x86: Q4_0, Q4_K, ...); off for a model that {@link FlexiDepthTrainer} trains
  *                  plug-ins for, since repacked weights have no backward pass
  * @param progress  told how far loading has got, and may cancel it
+ * @param rpcServers {@code host:port} of upstream's {@code ggml-rpc-server} (built from this project as
+ *                  {@code build/native/bin/ggml-rpc-server}) on other machines, whose devices then take the
+ *                  offloaded layers in place of local GPUs, split by their free memory
  */
 public record ModelOptions(int gpuLayers, boolean mmap, boolean mlock, boolean vocabOnly, boolean repackWeights,
-                           java.util.Optional<LoadProgressListener> progress) {
+                           java.util.Optional<LoadProgressListener> progress, java.util.List<String> rpcServers) {
     /** The defaults of {@link #builder()}: CPU only, memory-mapped, repacked weights. */
     public static final ModelOptions DEFAULT = builder().build();
 
     /**
      * Checks the options.
      *
-     * @throws InvalidArgumentException if {@code gpuLayers} is below -1 or {@code progress} is null
+     * @throws InvalidArgumentException if {@code gpuLayers} is below -1, {@code progress} or
+     *         {@code rpcServers} is null, or an RPC endpoint is not {@code host:port}
      */
     public ModelOptions {
         if (progress == null) {
             throw new InvalidArgumentException("progress must not be null (Optional.empty() for none)");
         }
+        if (rpcServers == null) {
+            throw new InvalidArgumentException("rpcServers must not be null (an empty list for none)");
+        }
+        if (rpcServers.stream().anyMatch(java.util.Objects::isNull)) {
+            throw new InvalidArgumentException("rpcServers must not contain null");
+        }
+        rpcServers = java.util.List.copyOf(rpcServers);
+        for (String endpoint : rpcServers) {
+            checkEndpoint(endpoint);
+        }
+        if (new java.util.HashSet<>(rpcServers).size() != rpcServers.size()) {
+            throw new InvalidArgumentException("rpcServers names an endpoint twice: " + rpcServers);
+        }
         if (gpuLayers < -1) {
             throw new InvalidArgumentException("gpuLayers must be -1 (all), 0 or positive, was " + gpuLayers);
+        }
+    }
+
+    // ggml-rpc's syntax: the last colon splits host and port
+    private static void checkEndpoint(String endpoint) {
+        int colon = endpoint.lastIndexOf(':');
+        String port = colon < 0 ? "" : endpoint.substring(colon + 1);
+        boolean ok = colon > 0 && port.matches("[0-9]{1,5}") && Integer.parseInt(port) >= 1 && Integer.parseInt(port) <= 65535;
+        if (!ok) {
+            throw new InvalidArgumentException("RPC endpoint '" + endpoint + "' is not host:port (port 1-65535)");
         }
     }
 
@@ -38,14 +65,16 @@ public record ModelOptions(int gpuLayers, boolean mmap, boolean mlock, boolean v
 
     /** {@return a builder starting from these options} */
     public Builder toBuilder() {
-        Builder b = new Builder().gpuLayers(gpuLayers).mmap(mmap).mlock(mlock).vocabOnly(vocabOnly).repackWeights(repackWeights);
+        Builder b = new Builder().gpuLayers(gpuLayers).mmap(mmap).mlock(mlock).vocabOnly(vocabOnly).repackWeights(repackWeights)
+                .rpcServers(rpcServers);
         progress.ifPresent(b::progress);
         return b;
     }
 
     /** Builds {@link ModelOptions}; each setter says its default. Not thread-safe. */
     public static final class Builder {
-        private int gpuLayers = 0;
+        private Integer gpuLayers; // unset: 0, or all with RPC servers
+        private java.util.List<String> rpcServers = java.util.List.of();
         private boolean mmap = true;
         private boolean mlock = false;
         private boolean vocabOnly = false;
@@ -58,7 +87,8 @@ public record ModelOptions(int gpuLayers, boolean mmap, boolean mlock, boolean v
         /**
          * Sets how many layers to offload to a GPU backend.
          *
-         * @param gpuLayers the layer count, 0 for none, -1 for all; more than the model has means all; default 0
+         * @param gpuLayers the layer count, 0 for none, -1 for all; more than the model has means all;
+         *                  default 0, or -1 where {@link #rpcServers RPC servers} are given
          * @return this builder
          */
         public Builder gpuLayers(int gpuLayers) {
@@ -122,13 +152,26 @@ public record ModelOptions(int gpuLayers, boolean mmap, boolean mlock, boolean v
         }
 
         /**
+         * Sets the RPC servers that take the offloaded layers.
+         *
+         * @param endpoints {@code host:port} of each {@code ggml-rpc-server}, each running this build's
+         *                  protocol; default none
+         * @return this builder
+         */
+        public Builder rpcServers(java.util.List<String> endpoints) {
+            this.rpcServers = endpoints;
+            return this;
+        }
+
+        /**
          * Creates the options.
          *
          * @return the options
          * @throws InvalidArgumentException if a value is out of range
          */
         public ModelOptions build() {
-            return new ModelOptions(gpuLayers, mmap, mlock, vocabOnly, repackWeights, progress);
+            int layers = gpuLayers != null ? gpuLayers : rpcServers == null || rpcServers.isEmpty() ? 0 : -1;
+            return new ModelOptions(layers, mmap, mlock, vocabOnly, repackWeights, progress, rpcServers);
         }
     }
 }

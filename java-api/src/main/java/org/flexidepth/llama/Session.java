@@ -41,7 +41,7 @@ public final class Session implements AutoCloseable {
     private final Set<Thread> lifecycleThreads = ConcurrentHashMap.newKeySet();
     private volatile boolean closed;
     // Native scratch reused for every token: token text, logits index.
-    private MemorySegment pieceBuffer;
+    private PieceBuffer pieces;
     private final MemorySegment sampledToken;
     // non-zero aborts the decode in progress (llama_fork_abort_on_flag): cancel() from another thread
     private final MemorySegment abortFlag;
@@ -105,7 +105,7 @@ public final class Session implements AutoCloseable {
             nSeq.setAtIndex(ValueLayout.JAVA_INT, i, 1);
             seqIds.getAtIndex(ValueLayout.ADDRESS, i).reinterpret(4).set(ValueLayout.JAVA_INT, 0, 0);
         }
-        pieceBuffer = arena.allocate(64);
+        pieces = new PieceBuffer(arena, model.vocab());
         sampledToken = arena.allocate(ValueLayout.JAVA_INT);
         abortFlag = arena.allocate(ValueLayout.JAVA_INT);
         llama_h.llama_set_abort_callback(ctx, llama_h.llama_fork_abort_on_flag$address(), abortFlag);
@@ -302,6 +302,29 @@ public final class Session implements AutoCloseable {
             throw new InvalidArgumentException("pooling NONE gives one vector per token: use embedTokens");
         }
         return pooled(texts.stream().map(this::embeddingTokens).toList(), pooling, normalize);
+    }
+
+    /**
+     * As {@link #embed(List, boolean)} for texts already tokenized (with {@link LlamaModel#tokenize(String, boolean, boolean)}
+     * and BOS, as {@link #embed(List)} tokenizes them; or token arrays as OpenAI's API takes them).
+     *
+     * @param tokens    one token array per text, each at most {@link SessionOptions#batchSize()} long
+     * @param normalize whether vectors are scaled to unit euclidean length (never scores)
+     * @return one vector per array, in order
+     * @throws InvalidArgumentException as {@link #embed(List)}, or if a token is not in the vocabulary
+     */
+    public List<float[]> embedTokenized(List<int[]> tokens, boolean normalize) {
+        if (tokens == null || tokens.stream().anyMatch(java.util.Objects::isNull)) {
+            throw new InvalidArgumentException("the token arrays must not be null");
+        }
+        Pooling pooling = embeddingPooling();
+        if (pooling == Pooling.NONE) {
+            throw new InvalidArgumentException("pooling NONE gives one vector per token: use embedTokens");
+        }
+        for (int[] t : tokens) {
+            model.checkTokens(checkedLength(t));
+        }
+        return pooled(tokens.stream().map(int[]::clone).toList(), pooling, normalize);
     }
 
     /** Evaluates token sequences (each at most a batch) and pools each as {@code pooling} says. */
@@ -1257,12 +1280,7 @@ public final class Session implements AutoCloseable {
 
     /** Reads one token's text bytes into the reused native buffer; {@code special}: control tokens as their text. */
     byte[] tokenBytes(int token, boolean special) {
-        int n = llama_h.llama_token_to_piece(model.vocab(), token, pieceBuffer, (int) pieceBuffer.byteSize(), 0, special);
-        if (n < 0) {
-            pieceBuffer = arena.allocate(-n);
-            n = llama_h.llama_token_to_piece(model.vocab(), token, pieceBuffer, (int) pieceBuffer.byteSize(), 0, special);
-        }
-        return pieceBuffer.asSlice(0, n).toArray(ValueLayout.JAVA_BYTE);
+        return pieces.bytes(token, special);
     }
 
     int cachedLengthUnchecked() {

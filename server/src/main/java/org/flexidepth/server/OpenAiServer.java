@@ -18,6 +18,7 @@ import org.flexidepth.llama.GenerationResult;
 import org.flexidepth.llama.InvalidArgumentException;
 import org.flexidepth.llama.LlamaException;
 import org.flexidepth.llama.LlamaModel;
+import org.flexidepth.llama.ModelOptions;
 import org.flexidepth.llama.Pooling;
 import org.flexidepth.llama.QueueFullException;
 import org.flexidepth.llama.Session;
@@ -53,11 +54,14 @@ public final class OpenAiServer implements AutoCloseable {
     private final Session embeddings; // one embedding request at a time, guarded by itself
     private final String modelName;
     private final Javalin http;
+    // requests to /v1 being answered; close() waits for them
+    private final java.util.concurrent.Phaser inFlight = new java.util.concurrent.Phaser(1);
+    private volatile boolean draining;
 
     OpenAiServer(ServerOptions options) throws java.io.IOException {
         this.options = options;
         java.nio.file.Path file = options.model().isPresent() ? options.model().get() : org.flexidepth.tools.DefaultModel.stories260K();
-        this.model = LlamaModel.load(file);
+        this.model = LlamaModel.load(file, ModelOptions.builder().rpcServers(options.rpcServers()).build());
         try {
             this.plugin = options.flexiDepth().map(model::loadFlexiDepth).orElse(null);
             BatchEngineOptions.Builder e = BatchEngineOptions.builder().slots(options.slots()).contextPerSlot(options.contextPerSlot())
@@ -81,12 +85,12 @@ public final class OpenAiServer implements AutoCloseable {
             cfg.concurrency.useVirtualThreads = true;
             cfg.http.maxRequestSize = options.maxBodyBytes();
             cfg.routes.before("/v1/*", this::authorize);
-            cfg.routes.get("/health", ctx -> ctx.contentType("application/json").result("{\"status\":\"ok\"}"));
+            cfg.routes.get("/health", this::health);
             cfg.routes.get("/metrics", this::metrics);
             cfg.routes.get("/v1/models", this::models);
-            cfg.routes.post("/v1/chat/completions", this::chat);
-            cfg.routes.post("/v1/completions", this::complete);
-            cfg.routes.post("/v1/embeddings", this::embed);
+            cfg.routes.post("/v1/chat/completions", counted(this::chat));
+            cfg.routes.post("/v1/completions", counted(this::complete));
+            cfg.routes.post("/v1/embeddings", counted(this::embed));
             cfg.routes.exception(OpenAiRequests.BadRequest.class, (e, ctx) -> fail(ctx, 400, e.getMessage(), "invalid_request_error"));
             cfg.routes.exception(InvalidArgumentException.class, (e, ctx) -> fail(ctx, 400, e.getMessage(), "invalid_request_error"));
             cfg.routes.exception(ContextFullException.class, (e, ctx) -> fail(ctx, 400, e.getMessage(), "context_length_exceeded"));
@@ -139,13 +143,54 @@ public final class OpenAiServer implements AutoCloseable {
         }
     }
 
-    /** Stops taking connections, lets the requests in flight finish, then frees the model. */
+    /**
+     * Shuts down gracefully: new requests get 503 (and {@code /health} says so, for a load balancer),
+     * the requests in flight finish (each within the server's time limit), then the port closes and
+     * the model is freed. Idempotent.
+     */
     @Override
     public void close() {
+        synchronized (inFlight) {
+            if (draining) {
+                return;
+            }
+            draining = true;
+        }
+        int phase = inFlight.arrive();
+        try {
+            inFlight.awaitAdvanceInterruptibly(phase, options.maxSeconds() + 5L, TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        } catch (TimeoutException e) {
+            LOG.warn("requests still running after {} s; closing anyway", options.maxSeconds() + 5);
+        }
         http.stop();
         engine.close();
         template.close();
         model.close();
+    }
+
+    /** A handler that close() waits for, refused with 503 once shutting down. */
+    private io.javalin.http.Handler counted(io.javalin.http.Handler handler) {
+        return ctx -> {
+            synchronized (inFlight) {
+                if (draining) {
+                    fail(ctx, 503, "the server is shutting down", "server_shutting_down");
+                    return;
+                }
+                inFlight.register();
+            }
+            try {
+                handler.handle(ctx);
+            } finally {
+                inFlight.arriveAndDeregister();
+            }
+        };
+    }
+
+    private void health(Context ctx) {
+        ctx.status(draining ? 503 : 200).contentType("application/json")
+                .result(draining ? "{\"status\":\"shutting down\"}" : "{\"status\":\"ok\"}");
     }
 
     private void authorize(Context ctx) {
@@ -354,14 +399,13 @@ public final class OpenAiServer implements AutoCloseable {
     private void embed(Context ctx) {
         JsonNode body = OpenAiRequests.body(ctx.bodyAsBytes());
         List<String> texts = OpenAiRequests.texts(body.get("input"), "input");
+        // tokenized once, as Session.embed would, so that usage counts what was evaluated
+        List<int[]> inputs = texts.stream().map(t -> t.isEmpty() ? new int[0] : model.tokenize(t, true, true)).toList();
         List<float[]> vectors;
-        int tokens = 0;
         synchronized (embeddings) {
-            vectors = embeddings.embed(texts);
-            for (String t : texts) {
-                tokens += model.tokenize(t, true, true).length;
-            }
+            vectors = embeddings.embedTokenized(inputs, true);
         }
+        int tokens = inputs.stream().mapToInt(t -> t.length).sum();
         ObjectNode out = JSON.createObjectNode().put("object", "list").put("model", modelName);
         ArrayNode data = out.putArray("data");
         for (int i = 0; i < vectors.size(); i++) {

@@ -1,6 +1,7 @@
 package org.flexidepth.server;
 
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Optional;
 
 /**
@@ -19,10 +20,11 @@ import java.util.Optional;
  * @param maxBodyBytes   the largest request body taken
  * @param maxSeconds     the longest a request may run before it is cut off
  * @param chatTemplate   a Jinja chat template file used instead of the model's own
+ * @param rpcServers     {@code host:port} of ggml-rpc-server processes that hold the model's layers
  */
 record ServerOptions(Optional<Path> model, String host, int port, int slots, int contextPerSlot, int queue, int threads,
                      Optional<String> apiKey, Optional<Path> flexiDepth, Optional<Float> tau, long maxBodyBytes, int maxSeconds,
-                     Optional<Path> chatTemplate) {
+                     Optional<Path> chatTemplate, List<String> rpcServers) {
     static final String USAGE = """
             usage: flexillama-server [--model FILE.gguf] [options]
               --model FILE        GGUF model (default: stories260K from ../shared, converted on first run)
@@ -37,6 +39,7 @@ record ServerOptions(Optional<Path> model, String host, int port, int slots, int
               --max-body BYTES    largest request body (default 4194304)
               --timeout SECONDS   longest a request may run (default 600)
               --chat-template-file F  a Jinja chat template instead of the model's own
+              --rpc H:P,H:P       run the layers on these ggml-rpc-server processes (other machines)
             """;
 
     static ServerOptions parse(String[] args) {
@@ -45,6 +48,7 @@ record ServerOptions(Optional<Path> model, String host, int port, int slots, int
         int port = 8080, slots = 4, ctx = 2048, queue = 64, threads = 0, timeout = 600;
         long maxBody = 4L << 20;
         Float tau = null;
+        List<String> rpc = List.of();
         for (int i = 0; i < args.length; i++) {
             String a = args[i];
             if (a.equals("-h") || a.equals("--help")) {
@@ -69,6 +73,7 @@ record ServerOptions(Optional<Path> model, String host, int port, int slots, int
                     case "--max-body" -> maxBody = Long.parseLong(v);
                     case "--timeout" -> timeout = Integer.parseInt(v);
                     case "--chat-template-file" -> chatTemplate = Path.of(v);
+                    case "--rpc" -> rpc = List.of(v.split(","));
                     default -> throw new IllegalArgumentException("unknown option " + a);
                 }
             } catch (NumberFormatException e) {
@@ -80,6 +85,6 @@ record ServerOptions(Optional<Path> model, String host, int port, int slots, int
         }
         return new ServerOptions(Optional.ofNullable(model), host, port, slots, ctx, queue, threads,
                 Optional.ofNullable(apiKey).filter(k -> !k.isBlank()), Optional.ofNullable(flexiDepth), Optional.ofNullable(tau),
-                maxBody, timeout, Optional.ofNullable(chatTemplate));
+                maxBody, timeout, Optional.ofNullable(chatTemplate), rpc);
     }
 }

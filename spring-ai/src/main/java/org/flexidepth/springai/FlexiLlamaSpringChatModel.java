@@ -2,11 +2,14 @@ package org.flexidepth.springai;
 
 import org.flexidepth.llama.BatchEngine;
 import org.flexidepth.llama.ChatPrompt;
+import org.flexidepth.llama.ChatReply;
+import org.flexidepth.llama.ChatRequest;
 import org.flexidepth.llama.ChatTemplate;
 import org.flexidepth.llama.GenerationOptions;
 import org.flexidepth.llama.GenerationResult;
 import org.springframework.ai.chat.model.ChatModel;
 import org.springframework.ai.chat.model.ChatResponse;
+import org.springframework.ai.chat.prompt.ChatOptions;
 import org.springframework.ai.chat.prompt.Prompt;
 import reactor.core.publisher.Flux;
 
@@ -38,6 +41,15 @@ public final class FlexiLlamaSpringChatModel implements ChatModel {
         this.defaults = defaults;
     }
 
+    /**
+     * {@return empty {@link FlexiLlamaChatOptions}: a prompt's options override the default
+     * generation options only where set; ChatClient adds its tools to them}
+     */
+    @Override
+    public ChatOptions getOptions() {
+        return FlexiLlamaChatOptions.builder().build();
+    }
+
     @Override
     public ChatResponse call(Prompt prompt) {
         ChatPrompt rendered = template.render(SpringMessages.request(prompt));
@@ -49,13 +61,19 @@ public final class FlexiLlamaSpringChatModel implements ChatModel {
         }
     }
 
-    /** Streams the text as it is generated; cancelling the subscription cancels the generation. */
+    /**
+     * Streams the text as it is generated, then a last response with the finish reason; with tools
+     * only that one, parsed, since the text holds the calls. Cancelling the subscription cancels
+     * the generation.
+     */
     @Override
     public Flux<ChatResponse> stream(Prompt prompt) {
         return Flux.create(sink -> {
-            ChatPrompt rendered = template.render(SpringMessages.request(prompt));
+            ChatRequest request = SpringMessages.request(prompt);
+            ChatPrompt rendered = template.render(request);
+            boolean tools = !request.tools().isEmpty();
             CompletableFuture<GenerationResult> f = engine.submit(rendered, SpringMessages.options(prompt, defaults), t -> {
-                if (!t.text().isEmpty()) {
+                if (!tools && !t.text().isEmpty()) {
                     sink.next(SpringMessages.chunk(t.text())); // buffered by the sink: never blocks the engine
                 }
             });
@@ -63,9 +81,11 @@ public final class FlexiLlamaSpringChatModel implements ChatModel {
             f.whenComplete((r, e) -> {
                 if (e != null) {
                     sink.error(e instanceof CompletionException c && c.getCause() != null ? c.getCause() : e);
-                } else {
-                    sink.complete();
+                    return;
                 }
+                ChatReply reply = template.parse(rendered, r);
+                sink.next(tools ? SpringMessages.response(reply, r) : SpringMessages.last(reply, r));
+                sink.complete();
             });
         });
     }

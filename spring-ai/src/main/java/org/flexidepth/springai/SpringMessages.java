@@ -7,6 +7,7 @@ import org.flexidepth.llama.GenerationOptions;
 import org.flexidepth.llama.GenerationResult;
 import org.flexidepth.llama.Sampling;
 import org.flexidepth.llama.StopReason;
+import org.flexidepth.llama.Tool;
 import org.flexidepth.llama.ToolCall;
 import org.springframework.ai.chat.messages.AssistantMessage;
 import org.springframework.ai.chat.messages.Message;
@@ -16,6 +17,9 @@ import org.springframework.ai.chat.model.ChatResponse;
 import org.springframework.ai.chat.model.Generation;
 import org.springframework.ai.chat.prompt.ChatOptions;
 import org.springframework.ai.chat.prompt.Prompt;
+import org.springframework.ai.model.tool.ToolCallingChatOptions;
+import org.springframework.ai.tool.ToolCallback;
+import org.springframework.ai.tool.definition.ToolDefinition;
 
 import java.util.List;
 
@@ -40,6 +44,15 @@ final class SpringMessages {
                 case TOOL -> ((ToolResponseMessage) m).getResponses().forEach(r ->
                         b.message(ChatMessage.toolResult(new ToolCall(r.id(), r.name(), "{}"), r.responseData())));
             }
+        }
+        if (prompt.getOptions() instanceof ToolCallingChatOptions o && o.getToolCallbacks() != null) {
+            for (ToolCallback c : o.getToolCallbacks()) {
+                ToolDefinition d = c.getToolDefinition();
+                b.tool(new Tool(d.name(), d.description() == null ? "" : d.description(), d.inputSchema()));
+            }
+        }
+        if (prompt.getOptions() instanceof FlexiLlamaChatOptions o) {
+            o.toolChoice().ifPresent(b::toolChoice);
         }
         return b.build();
     }
@@ -86,6 +99,12 @@ final class SpringMessages {
 
     static ChatResponse chunk(String text) {
         return new ChatResponse(List.of(new Generation(new AssistantMessage(text))));
+    }
+
+    /** The end of a stream whose text went out in chunks: no text, the finish reason. */
+    static ChatResponse last(ChatReply reply, GenerationResult r) {
+        return new ChatResponse(List.of(new Generation(new AssistantMessage(""),
+                ChatGenerationMetadata.builder().finishReason(finishReason(r, reply)).build())));
     }
 
     static String finishReason(GenerationResult r, ChatReply reply) {

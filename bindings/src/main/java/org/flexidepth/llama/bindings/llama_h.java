@@ -210,6 +210,36 @@ public class llama_h {
         return LLAMA_FORK_BACKEND_NO_CPU_VARIANT;
     }
 
+    private static final int LLAMA_FORK_RPC_OK = 0;
+
+    public static int LLAMA_FORK_RPC_OK() {
+        return LLAMA_FORK_RPC_OK;
+    }
+
+    private static final int LLAMA_FORK_RPC_BAD_ENDPOINT = -1;
+
+    public static int LLAMA_FORK_RPC_BAD_ENDPOINT() {
+        return LLAMA_FORK_RPC_BAD_ENDPOINT;
+    }
+
+    private static final int LLAMA_FORK_RPC_UNAVAILABLE = -2;
+
+    public static int LLAMA_FORK_RPC_UNAVAILABLE() {
+        return LLAMA_FORK_RPC_UNAVAILABLE;
+    }
+
+    private static final int LLAMA_FORK_RPC_UNREACHABLE = -3;
+
+    public static int LLAMA_FORK_RPC_UNREACHABLE() {
+        return LLAMA_FORK_RPC_UNREACHABLE;
+    }
+
+    private static final int LLAMA_FORK_RPC_NO_DEVICES = -4;
+
+    public static int LLAMA_FORK_RPC_NO_DEVICES() {
+        return LLAMA_FORK_RPC_NO_DEVICES;
+    }
+
     private static final int LLAMA_FLEXIDEPTH_OK = 0;
 
     public static int LLAMA_FLEXIDEPTH_OK() {
@@ -3094,6 +3124,76 @@ public class llama_h {
         var mh$ = llama_fork_backend_load.HANDLE;
         try {
             return (int) mh$.invokeExact(dir, cpu_library, n);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class llama_fork_model_layer_device {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                llama_h.C_POINTER,
+                llama_h.C_POINTER,
+                llama_h.C_INT
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_fork_model_layer_device");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_fork_model_layer_device$descriptor() {
+        return llama_fork_model_layer_device.DESC;
+    }
+
+    public static MethodHandle llama_fork_model_layer_device$handle() {
+        return llama_fork_model_layer_device.HANDLE;
+    }
+
+    public static MemorySegment llama_fork_model_layer_device$address() {
+        return llama_fork_model_layer_device.ADDR;
+    }
+
+    public static MemorySegment llama_fork_model_layer_device(MemorySegment model, int il) {
+        var mh$ = llama_fork_model_layer_device.HANDLE;
+        try {
+            return (MemorySegment) mh$.invokeExact(model, il);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class llama_fork_rpc_add_server {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                llama_h.C_INT,
+                llama_h.C_POINTER,
+                llama_h.C_POINTER,
+                llama_h.C_LONG,
+                llama_h.C_POINTER,
+                llama_h.C_POINTER,
+                llama_h.C_LONG
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_fork_rpc_add_server");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_fork_rpc_add_server$descriptor() {
+        return llama_fork_rpc_add_server.DESC;
+    }
+
+    public static MethodHandle llama_fork_rpc_add_server$handle() {
+        return llama_fork_rpc_add_server.HANDLE;
+    }
+
+    public static MemorySegment llama_fork_rpc_add_server$address() {
+        return llama_fork_rpc_add_server.ADDR;
+    }
+
+    public static int llama_fork_rpc_add_server(MemorySegment endpoint, MemorySegment devices, long capacity, MemorySegment n_devices, MemorySegment message, long n) {
+        var mh$ = llama_fork_rpc_add_server.HANDLE;
+        try {
+            return (int) mh$.invokeExact(endpoint, devices, capacity, n_devices, message, n);
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }
