@@ -9,15 +9,16 @@ import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Supplier;
 
 /**
  * A streamed response (server-sent events, as OpenAI streams): the engine's thread puts events in
- * a queue and never waits on the network; the request's thread writes them. A write that fails
- * (the client went away) cancels the generation.
+ * a queue and never waits on the network, nor formats them; the request's thread makes each
+ * event's JSON and writes it. A write that fails (the client went away) cancels the generation.
  */
 final class EventStream {
-    private static final String END = "\u0000end";
-    private final BlockingQueue<String> events = new LinkedBlockingQueue<>();
+    private static final Supplier<String> END = () -> "[DONE]";
+    private final BlockingQueue<Supplier<String>> events = new LinkedBlockingQueue<>();
     private final Context ctx;
 
     EventStream(Context ctx) {
@@ -27,6 +28,14 @@ final class EventStream {
 
     /** Queues an event's data (JSON); called from any thread. */
     void send(String data) {
+        events.add(() -> data);
+    }
+
+    /**
+     * Queues an event whose data (JSON, or null for no event) the request's thread makes, in
+     * queue order: state the events share needs no lock.
+     */
+    void send(Supplier<String> data) {
         events.add(data);
     }
 
@@ -44,18 +53,27 @@ final class EventStream {
             OutputStream out = ctx.outputStream();
             while (true) {
                 long left = deadlineNanos - System.nanoTime();
-                String e = events.poll(Math.max(left, 0), TimeUnit.NANOSECONDS);
+                Supplier<String> e = events.poll(Math.max(left, 0), TimeUnit.NANOSECONDS);
                 if (e == null) {
                     generation.cancel(true); // past the time limit
                     write(out, "{\"error\":{\"message\":\"the request ran past the server's time limit\",\"type\":\"timeout\"}}");
                     write(out, "[DONE]");
+                    out.flush();
                     return;
                 }
-                if (e == END) {
-                    write(out, "[DONE]");
-                    return;
+                // what else is queued goes out with it, in one flush: a slow client costs fewer writes
+                for (; e != null; e = events.poll()) {
+                    if (e == END) {
+                        write(out, "[DONE]");
+                        out.flush();
+                        return;
+                    }
+                    String data = e.get();
+                    if (data != null) {
+                        write(out, data);
+                    }
                 }
-                write(out, e);
+                out.flush();
             }
         } catch (IOException e) {
             generation.cancel(true); // the client disconnected
@@ -67,6 +85,5 @@ final class EventStream {
 
     private static void write(OutputStream out, String data) throws IOException {
         out.write(("data: " + data + "\n\n").getBytes(StandardCharsets.UTF_8));
-        out.flush();
     }
 }

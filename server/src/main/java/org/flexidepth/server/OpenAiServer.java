@@ -57,6 +57,7 @@ public final class OpenAiServer implements AutoCloseable {
     // requests to /v1 being answered; close() waits for them
     private final java.util.concurrent.Phaser inFlight = new java.util.concurrent.Phaser(1);
     private volatile boolean draining;
+    private final DisconnectWatch disconnects = new DisconnectWatch();
 
     OpenAiServer(ServerOptions options) throws java.io.IOException {
         this.options = options;
@@ -94,6 +95,7 @@ public final class OpenAiServer implements AutoCloseable {
             cfg.routes.exception(OpenAiRequests.BadRequest.class, (e, ctx) -> fail(ctx, 400, e.getMessage(), "invalid_request_error"));
             cfg.routes.exception(InvalidArgumentException.class, (e, ctx) -> fail(ctx, 400, e.getMessage(), "invalid_request_error"));
             cfg.routes.exception(ContextFullException.class, (e, ctx) -> fail(ctx, 400, e.getMessage(), "context_length_exceeded"));
+            cfg.routes.exception(ClientGone.class, (e, ctx) -> ctx.status(499)); // nginx's "client closed request"
             cfg.routes.exception(QueueFullException.class, (e, ctx) -> fail(ctx, 429, e.getMessage(), "rate_limit_exceeded"));
             cfg.routes.exception(Exception.class, (e, ctx) -> {
                 LOG.error("request failed", e);
@@ -120,6 +122,11 @@ public final class OpenAiServer implements AutoCloseable {
 
     int port() {
         return http.port();
+    }
+
+    /** The engine every request goes through (for StreamingOverhead, which compares with it). */
+    BatchEngine engine() {
+        return engine;
     }
 
     public static void main(String[] args) {
@@ -165,6 +172,7 @@ public final class OpenAiServer implements AutoCloseable {
             LOG.warn("requests still running after {} s; closing anyway", options.maxSeconds() + 5);
         }
         http.stop();
+        disconnects.close();
         engine.close();
         template.close();
         model.close();
@@ -239,10 +247,17 @@ public final class OpenAiServer implements AutoCloseable {
         return System.nanoTime() + TimeUnit.SECONDS.toNanos(options.maxSeconds());
     }
 
-    /** Waits for a generation that is not streamed; past the time limit it is cancelled. */
-    private GenerationResult await(CompletableFuture<GenerationResult> f) throws Exception {
-        try {
+    /**
+     * Waits for a generation that is not streamed; it is cancelled past the time limit or when the
+     * client goes away.
+     */
+    private GenerationResult await(Context ctx, CompletableFuture<GenerationResult> f) throws Exception {
+        DisconnectWatch.Connection connection = new DisconnectWatch.Connection(numeric(ctx.req().getLocalAddr()), ctx.req().getLocalPort(),
+                numeric(ctx.req().getRemoteAddr()), ctx.req().getRemotePort());
+        try (AutoCloseable watch = disconnects.watch(connection, () -> f.cancel(true))) {
             return f.get(options.maxSeconds(), TimeUnit.SECONDS);
+        } catch (java.util.concurrent.CancellationException e) {
+            throw new ClientGone();
         } catch (TimeoutException e) {
             f.cancel(true);
             throw new LlamaException("the request ran past the server's time limit of " + options.maxSeconds() + " s");
@@ -254,6 +269,17 @@ public final class OpenAiServer implements AutoCloseable {
         }
     }
 
+    /** The client of a request went away, which cancelled its generation: there is no one to answer. */
+    private static final class ClientGone extends RuntimeException {
+        ClientGone() {
+            super("the client went away", null, false, false);
+        }
+    }
+
+    private static java.net.InetAddress numeric(String address) throws java.net.UnknownHostException {
+        return java.net.InetAddress.getByName(address.startsWith("[") ? address.substring(1, address.length() - 1) : address);
+    }
+
     private void chat(Context ctx) throws Exception {
         JsonNode body = OpenAiRequests.body(ctx.bodyAsBytes());
         ChatRequest request = OpenAiRequests.chat(body);
@@ -263,7 +289,7 @@ public final class OpenAiServer implements AutoCloseable {
         long created = Instant.now().getEpochSecond();
         boolean parseCalls = !request.tools().isEmpty() && request.toolChoice() != ChatRequest.ToolChoice.NONE;
         if (!body.path("stream").asBoolean(false)) {
-            GenerationResult r = await(engine.submit(prompt, generation, t -> { }));
+            GenerationResult r = await(ctx, engine.submit(prompt, generation, t -> { }));
             ChatReply reply = template.parse(prompt, r);
             ObjectNode out = OpenAiResponses.envelope(id, "chat.completion", created, modelName);
             ObjectNode choice = out.putArray("choices").addObject().put("index", 0);
@@ -289,17 +315,19 @@ public final class OpenAiServer implements AutoCloseable {
         events.send(chatChunk(id, created, JSON.createObjectNode().put("role", "assistant").put("content", ""), null, null).toString());
         StringBuilder text = new StringBuilder();
         StringBuilder sent = new StringBuilder();
-        Consumer<Token> onToken = t -> {
+        // text and sent belong to the request's thread, which makes every event in order
+        Consumer<Token> onToken = t -> events.send(() -> {
             text.append(t.text());
             // with tools, content is what the template's parser leaves of the text (calls are not content)
             String content = parseCalls ? partialContent(prompt, text.toString()) : text.toString();
             if (content.length() > sent.length() && content.startsWith(sent.toString())) {
                 String delta = content.substring(sent.length());
                 sent.append(delta);
-                events.send(chatChunk(id, created, JSON.createObjectNode().put("content", delta), null,
-                        logprobs ? OpenAiResponses.chatLogprobs(List.of(t)) : null).toString());
+                return chatChunk(id, created, JSON.createObjectNode().put("content", delta), null,
+                        logprobs ? OpenAiResponses.chatLogprobs(List.of(t)) : null).toString();
             }
-        };
+            return null;
+        });
         CompletableFuture<GenerationResult> f = engine.submit(prompt, generation, onToken);
         f.whenComplete((r, e) -> {
             if (e != null) {
@@ -307,22 +335,27 @@ public final class OpenAiServer implements AutoCloseable {
                     events.send(OpenAiResponses.error(String.valueOf(e.getMessage()), "server_error").toString());
                 }
             } else {
-                ChatReply reply = template.parse(prompt, r);
-                ObjectNode delta = JSON.createObjectNode();
-                if (reply.content().length() > sent.length() && reply.content().startsWith(sent.toString())) {
-                    delta.put("content", reply.content().substring(sent.length()));
-                }
-                if (!reply.toolCalls().isEmpty()) {
-                    delta.set("tool_calls", OpenAiResponses.toolCalls(reply.toolCalls(), true));
-                }
-                ObjectNode last = chatChunk(id, created, delta, OpenAiResponses.finishReason(r.stopReason(), !reply.toolCalls().isEmpty()), null);
-                last.set("usage", OpenAiResponses.usage(r));
-                OpenAiResponses.flexiDepth(last, r, model.info().layers());
-                events.send(last.toString());
+                events.send(() -> lastChatChunk(id, created, prompt, r, sent.toString()));
             }
             events.end();
         });
         events.pump(f, deadline());
+    }
+
+    /** The stream's last event: what the parsed reply adds to the content sent, its calls, usage. */
+    private String lastChatChunk(String id, long created, ChatPrompt prompt, GenerationResult r, String sent) {
+        ChatReply reply = template.parse(prompt, r);
+        ObjectNode delta = JSON.createObjectNode();
+        if (reply.content().length() > sent.length() && reply.content().startsWith(sent)) {
+            delta.put("content", reply.content().substring(sent.length()));
+        }
+        if (!reply.toolCalls().isEmpty()) {
+            delta.set("tool_calls", OpenAiResponses.toolCalls(reply.toolCalls(), true));
+        }
+        ObjectNode last = chatChunk(id, created, delta, OpenAiResponses.finishReason(r.stopReason(), !reply.toolCalls().isEmpty()), null);
+        last.set("usage", OpenAiResponses.usage(r));
+        OpenAiResponses.flexiDepth(last, r, model.info().layers());
+        return last.toString();
     }
 
     private String partialContent(ChatPrompt prompt, String text) {
@@ -359,7 +392,7 @@ public final class OpenAiServer implements AutoCloseable {
         long created = Instant.now().getEpochSecond();
         boolean logprobs = generation.topLogProbabilities() > 0 || body.path("logprobs").isInt();
         if (!body.path("stream").asBoolean(false)) {
-            GenerationResult r = await(engine.submit(prompts.get(0), generation, t -> { }));
+            GenerationResult r = await(ctx, engine.submit(prompts.get(0), generation, t -> { }));
             ObjectNode out = OpenAiResponses.envelope(id, "text_completion", created, modelName);
             ObjectNode choice = out.putArray("choices").addObject().put("index", 0).put("text", r.text());
             if (logprobs) {
@@ -374,13 +407,13 @@ public final class OpenAiServer implements AutoCloseable {
             return;
         }
         EventStream events = new EventStream(ctx);
-        CompletableFuture<GenerationResult> f = engine.submit(prompts.get(0), generation, t -> {
+        CompletableFuture<GenerationResult> f = engine.submit(prompts.get(0), generation, t -> events.send(() -> {
             ObjectNode chunk = OpenAiResponses.envelope(id, "text_completion", created, modelName);
             ObjectNode choice = chunk.putArray("choices").addObject().put("index", 0).put("text", t.text());
             choice.set("logprobs", logprobs ? OpenAiResponses.completionLogprobs(List.of(t)) : JSON.nullNode());
             choice.putNull("finish_reason");
-            events.send(chunk.toString());
-        });
+            return chunk.toString();
+        }));
         f.whenComplete((r, e) -> {
             if (e == null) {
                 ObjectNode last = OpenAiResponses.envelope(id, "text_completion", created, modelName);

@@ -1,9 +1,7 @@
 package org.flexidepth.server;
 
 import org.flexidepth.llama.BatchEngine;
-import org.flexidepth.llama.BatchEngineOptions;
 import org.flexidepth.llama.GenerationOptions;
-import org.flexidepth.llama.LlamaModel;
 import org.flexidepth.llama.Sampling;
 
 import java.io.BufferedReader;
@@ -13,15 +11,15 @@ import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
 
 /**
  * The server's cost per token: one client streaming a completion over HTTP (SSE, one event per
- * token, read as it comes) against the same completion through the library's {@link BatchEngine}
- * in process, interleaved in one run. Prints tokens/s of each and their ratio (medians).
+ * token, read as it comes) against the same completion submitted in process to the server's own
+ * {@link BatchEngine} (the same weights and context, so that only the HTTP path differs),
+ * interleaved in one run. Prints tokens/s of each and their ratio (medians).
  * <p>
  * usage: {@code java -cp server/target/flexillama-server.jar org.flexidepth.server.StreamingOverhead MODEL THREADS TOKENS ROUNDS}
  */
@@ -39,10 +37,8 @@ public final class StreamingOverhead {
         String body = "{\"prompt\":\"Once upon a time\",\"max_tokens\":" + tokens + ",\"temperature\":0,\"stream\":true,\"ignore_eos\":true}";
         List<Double> http = new ArrayList<>(), direct = new ArrayList<>();
         try (OpenAiServer server = new OpenAiServer(ServerOptions.parse(new String[] {"--model", model, "--port", "0", "--slots", "1",
-                "--threads", threads, "--ctx", String.valueOf(tokens + 64)})).start();
-             LlamaModel m = LlamaModel.load(Path.of(model));
-             BatchEngine engine = m.newBatchEngine(BatchEngineOptions.builder().slots(1).contextPerSlot(tokens + 64)
-                     .threads(Integer.parseInt(threads)).build())) {
+                "--threads", threads, "--ctx", String.valueOf(tokens + 64)})).start()) {
+            BatchEngine engine = server.engine();
             HttpClient client = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).build();
             HttpRequest request = HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + server.port() + "/v1/completions"))
                     .POST(HttpRequest.BodyPublishers.ofString(body)).build();

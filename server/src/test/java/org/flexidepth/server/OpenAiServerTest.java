@@ -210,4 +210,29 @@ class OpenAiServerTest {
         assertTrue(generated < 2 * 3000, "the streams were cancelled, not run to their end: " + generated + " tokens");
         assertEquals(200, post("/completions", "{\"prompt\":\"Hi\",\"max_tokens\":4}", Optional.of(KEY)).statusCode(), "free again");
     }
+
+    static long generatedTotal() throws Exception {
+        return get("http://127.0.0.1:" + server.port() + "/metrics").lines().filter(l -> l.startsWith("flexillama_tokens_generated_total "))
+                .mapToLong(l -> Long.parseLong(l.split(" ")[1])).findFirst().orElseThrow();
+    }
+
+    @Test
+    void aClientThatLeavesARequestNotStreamedCancelsIt() throws Exception {
+        long before = generatedTotal();
+        String body = "{\"prompt\":\"Once upon a time\",\"max_tokens\":4000,\"temperature\":0,\"ignore_eos\":true}";
+        try (java.net.Socket socket = new java.net.Socket("127.0.0.1", server.port())) {
+            socket.getOutputStream().write(("POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + KEY
+                    + "\r\nContent-Type: application/json\r\nContent-Length: " + body.length() + "\r\n\r\n" + body)
+                    .getBytes(java.nio.charset.StandardCharsets.UTF_8));
+            socket.getOutputStream().flush();
+            while (!get("http://127.0.0.1:" + server.port() + "/metrics").contains("flexillama_requests_active 1")) {
+                Thread.sleep(5);
+            }
+        } // the client goes away without reading its answer
+        while (!get("http://127.0.0.1:" + server.port() + "/metrics").contains("flexillama_requests_active 0")) {
+            Thread.sleep(20);
+        }
+        long generated = generatedTotal() - before;
+        assertTrue(generated < 4000, "the generation was cancelled, not run to its end: " + generated + " tokens");
+    }
 }
