@@ -1,5 +1,5 @@
 // libFuzzer harnesses for the two native readers of untrusted files that a session meets:
-//   plugin  bytes -> a FlexiDepth plug-in file -> llama_flexidepth_load on a fixed base model,
+//   plugin  bytes -> a FlexiDepth plug-in file -> llama_adapter_flexidepth_init on a fixed base model,
 //           attach and one decode when it loads
 //   state   bytes -> llama_state_set_data on a context of that model, then one decode
 // A clean error is fine; a crash, an abort or an AddressSanitizer report is a bug.
@@ -83,12 +83,12 @@ static void write_plugin(const char * path) {
 static int write_seeds(const char * dir) {
     const std::string plugin = std::string(dir) + "/plugin.gguf", state = std::string(dir) + "/state.bin";
     write_plugin(plugin.c_str());
-    llama_flexidepth * fd = llama_flexidepth_load(model, plugin.c_str(), nullptr);
+    llama_adapter_flexidepth * fd = llama_adapter_flexidepth_init(model, plugin.c_str(), nullptr);
     if (fd == nullptr) {
         fprintf(stderr, "the seed plug-in does not load: %s\n", llama_flexidepth_last_error());
         return 1;
     }
-    llama_flexidepth_free(fd);
+    llama_adapter_flexidepth_free(fd);
     llama_context * c = new_context();
     decode_a_few(c);
     std::vector<uint8_t> buf(llama_state_get_size(c));
@@ -140,13 +140,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t * data, size_t size) {
     }
     char path[64];
     snprintf(path, sizeof(path), "/proc/self/fd/%d", memfd);
-    llama_flexidepth * fd = llama_flexidepth_load(model, path, nullptr);
+    llama_adapter_flexidepth * fd = llama_adapter_flexidepth_init(model, path, nullptr);
     if (fd != nullptr) {
-        if (llama_flexidepth_attach(ctx, fd, 0.5f) == 0) {
+        if (llama_set_adapter_flexidepth(ctx, fd, nullptr) == 0) {
             llama_memory_clear(llama_get_memory(ctx), true);
             decode_a_few(ctx);
         }
-        llama_flexidepth_free(fd);
+        llama_adapter_flexidepth_free(fd);
     }
     return 0;
 }

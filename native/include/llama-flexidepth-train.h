@@ -1,6 +1,7 @@
 #pragma once
 
-// Training FlexiDepth plug-ins for a frozen base model on ggml's optimizer (llama_opt_*).
+// Training FlexiDepth plug-ins for a frozen base model on ggml's optimizer (llama_opt_*), and
+// ShortGPT's block influence, in libllama-flexidepth-training (link it beside libllama).
 // Only the routers and adapters are trainable; the base model stays in whatever type it is
 // stored. Objective (SPEC.md section 4): alpha * L_skip + L_lm, where
 // L_skip = mean over tokens of (sum over routed layers of g)^2 and L_lm is next-token cross
@@ -95,7 +96,7 @@ extern "C" {
     LLAMA_API struct llama_flexidepth_train_params llama_flexidepth_train_default_params(void);
 
     // Trains a plug-in for `model` on `data` and writes it to output_path (F32 routers and
-    // adapters; the runtime loads it with llama_flexidepth_load). Blocks until done. Returns
+    // adapters; the runtime loads it with llama_adapter_flexidepth_init). Blocks until done. Returns
     // LLAMA_FLEXIDEPTH_OK, LLAMA_FLEXIDEPTH_ERR_CANCELLED or another negative status.
     LLAMA_API int32_t llama_flexidepth_train(
                   struct llama_model * model,

@@ -3,7 +3,8 @@
 // FlexiDepth plug-ins: adaptive per-token layer skipping on top of any base model
 // (../shared/flexidepth/SPEC.md). A plug-in is a GGUF file of its own (general.type = adapter,
 // adapter.type = flexidepth) holding a router and an adapter for each routed layer. It is loaded
-// onto a loaded base model, like a LoRA adapter, and attached to contexts with a threshold tau.
+// onto a loaded base model and set on contexts with a threshold tau, as upstream's LoRA adapters
+// are (llama_adapter_lora_init, llama_set_adapters_lora).
 
 #include "llama.h"
 
@@ -11,7 +12,7 @@
 extern "C" {
 #endif
 
-    struct llama_flexidepth;
+    struct llama_adapter_flexidepth;
 
     // Return codes of the functions below (0 = success).
     enum llama_flexidepth_status {
@@ -30,76 +31,78 @@ extern "C" {
     // How routed layers are computed. MASKED: skipped tokens read none of Wq, Wo and the FFN
     // weights (ggml_mul_mat_id with skip ids), the adapter runs only for skipped tokens.
     // DENSE: every branch for every token, selected afterwards; the correctness oracle.
-    // AUTO (default): MASKED for batches of up to LLAMA_FLEXIDEPTH_MASKED_MAX_TOKENS tokens (decode,
-    // where reading weights is the cost), DENSE above (prefill, where the dense kernels are faster).
+    // AUTO (default): MASKED for ubatches of up to masked_max_tokens tokens (decode, where reading
+    // weights is the cost), DENSE above (prefill, where the dense kernels are faster).
     enum llama_flexidepth_mode {
         LLAMA_FLEXIDEPTH_MODE_DENSE  = 0,
         LLAMA_FLEXIDEPTH_MODE_MASKED = 1,
         LLAMA_FLEXIDEPTH_MODE_AUTO   = 2,
     };
 
-#define LLAMA_FLEXIDEPTH_MASKED_MAX_TOKENS 16
+    // How a context computes with its plug-in: llama_set_adapter_flexidepth copies these.
+    struct llama_flexidepth_params {
+        float threshold;                   // tau in [0, 1]: a token runs a routed layer where g > tau
+        enum llama_flexidepth_mode mode;   // default AUTO
+        int32_t masked_max_tokens;         // AUTO computes ubatches of up to this many tokens MASKED (default 16)
+        bool collect;                      // record each decode's routing for llama_get_flexidepth_routing (default true)
+        // overrides the routers, for measuring speed independently of router weights:
+        // forced[r] is 1 (run) or 0 (skip) for routed layer r for every token, or -1 to let its
+        // router decide; n_forced is then the number of routed layers. NULL: the routers decide.
+        const int8_t * forced;
+        int32_t n_forced;
+    };
 
-    // Loads a plug-in for `model`. On failure returns NULL and, if `status` is not NULL, stores the
-    // reason there; llama_flexidepth_last_error() then describes it. Nothing is left allocated.
-    LLAMA_API struct llama_flexidepth * llama_flexidepth_load(
+    LLAMA_API struct llama_flexidepth_params llama_flexidepth_default_params(void);
+
+    // Loads a plug-in for `model` (as llama_adapter_lora_init loads a LoRA adapter). On failure
+    // returns NULL and, if `status` is not NULL, stores the reason there; llama_flexidepth_last_error()
+    // then describes it. Nothing is left allocated.
+    LLAMA_API struct llama_adapter_flexidepth * llama_adapter_flexidepth_init(
             const struct llama_model * model,
                           const char * path,
                              int32_t * status);
 
-    // The message of the last failure on the calling thread ("" if none).
+    // Frees a plug-in; contexts that still compute with it go back to the base model.
+    LLAMA_API void llama_adapter_flexidepth_free(struct llama_adapter_flexidepth * adapter);
+
+    // The message of the last failure on the calling thread ("" if none). A status code says what
+    // kind of failure it was; callers that show it to a person (FFM bindings above all, which
+    // cannot catch C++ exceptions) need the detail, such as which tensor of which file is wrong.
+    // Thread-local, since contexts are used from several threads.
     LLAMA_API const char * llama_flexidepth_last_error(void);
 
-    // Frees a plug-in. It must not be attached to any context any more.
-    LLAMA_API void llama_flexidepth_free(struct llama_flexidepth * fd);
-
-    LLAMA_API int32_t      llama_flexidepth_n_routed       (const struct llama_flexidepth * fd);
+    LLAMA_API int32_t      llama_adapter_flexidepth_n_routed    (const struct llama_adapter_flexidepth * adapter);
     // The model layer index of the i-th routed layer, ascending; -1 if i is out of range.
-    LLAMA_API int32_t      llama_flexidepth_routed_layer   (const struct llama_flexidepth * fd, int32_t i);
-    LLAMA_API int32_t      llama_flexidepth_router_size    (const struct llama_flexidepth * fd);
-    LLAMA_API int32_t      llama_flexidepth_adapter_size   (const struct llama_flexidepth * fd);
-    LLAMA_API float        llama_flexidepth_default_threshold(const struct llama_flexidepth * fd);
-    LLAMA_API const char * llama_flexidepth_architecture   (const struct llama_flexidepth * fd);
+    LLAMA_API int32_t      llama_adapter_flexidepth_routed_layer(const struct llama_adapter_flexidepth * adapter, int32_t i);
+    LLAMA_API int32_t      llama_adapter_flexidepth_router_size (const struct llama_adapter_flexidepth * adapter);
+    LLAMA_API int32_t      llama_adapter_flexidepth_adapter_size(const struct llama_adapter_flexidepth * adapter);
+    // The threshold the plug-in was made for, a default for llama_flexidepth_params.threshold.
+    LLAMA_API float        llama_adapter_flexidepth_threshold   (const struct llama_adapter_flexidepth * adapter);
+    LLAMA_API const char * llama_adapter_flexidepth_arch        (const struct llama_adapter_flexidepth * adapter);
 
-    // Attaches a plug-in to a context with threshold tau in [0, 1]: later decodes route every token
-    // of every routed layer. Replaces a plug-in attached before. The plug-in must belong to the
-    // context's model. On failure the context keeps what was attached before.
-    LLAMA_API int32_t llama_flexidepth_attach(struct llama_context * ctx, struct llama_flexidepth * fd, float tau);
+    // Sets the plug-in the context computes with and how (params NULL: the defaults); adapter NULL
+    // computes the base model again. The plug-in must belong to the context's model. A new
+    // threshold or forced decisions take effect at the next decode without rebuilding graphs;
+    // another plug-in, mode or masked_max_tokens rebuilds them. On failure the context keeps
+    // what it had.
+    LLAMA_API int32_t llama_set_adapter_flexidepth(
+            struct llama_context * ctx,
+            struct llama_adapter_flexidepth * adapter,
+            const struct llama_flexidepth_params * params);
 
-    // Detaches the plug-in: the context computes the base model again. On failure (compute
-    // buffers for the base graph cannot be reserved) the plug-in stays attached.
-    LLAMA_API int32_t llama_flexidepth_detach(struct llama_context * ctx);
-
-    // Changes tau; takes effect at the next decode without rebuilding the graph.
-    LLAMA_API int32_t llama_flexidepth_set_threshold(struct llama_context * ctx, float tau);
-
-    // Chooses how routed layers are computed (rebuilds the graph at the next decode). On failure
-    // the mode is unchanged.
-    LLAMA_API int32_t llama_flexidepth_set_mode(struct llama_context * ctx, enum llama_flexidepth_mode mode);
-
-    // Overrides the routers, for measuring speed independently of router weights: decisions[r] is
-    // 1 (run) or 0 (skip) for routed layer r for every token, or -1 to let its router decide.
-    // NULL restores the routers. Takes effect at the next decode, without rebuilding the graph.
-    LLAMA_API int32_t llama_flexidepth_force(struct llama_context * ctx, const int8_t * decisions, int32_t n_decisions);
-
-    // Switches recording of routing decisions on (default) or off.
-    LLAMA_API int32_t llama_flexidepth_set_collect(struct llama_context * ctx, bool collect);
-
-    // Tokens of the last llama_decode whose routing was recorded (0 if none or not attached).
-    LLAMA_API int32_t llama_flexidepth_n_recorded(const struct llama_context * ctx);
-
-    // Copies the routing of the last llama_decode into caller-owned buffers, token-major:
+    // The routing of the last llama_decode, into caller-owned buffers, token-major:
     // gates[t * n_routed + r] is g of token t at routed layer r, and run[...] is 1 if the token ran
-    // the full layer (g > tau), else 0. Tokens are in batch order; pos/seq_id (optional) receive each
-    // token's position and sequence. Any output may be NULL. `capacity` is the number of tokens the
-    // buffers hold. Returns the number of tokens copied, or a negative status.
-    LLAMA_API int32_t llama_flexidepth_get_routing(
-            const struct llama_context * ctx,
-                                 float * gates,
-                               uint8_t * run,
-                             llama_pos * pos,
-                          llama_seq_id * seq_id,
-                               int32_t   capacity);
+    // the full layer (g > tau), else 0. Tokens are in batch order; pos/seq_id receive each token's
+    // position and sequence. Any output may be NULL; with all of them NULL it returns the number
+    // of tokens recorded (0 without a plug-in or with collect off). `capacity` is the number of
+    // tokens the buffers hold. Returns the number of tokens copied, or a negative status.
+    LLAMA_API int32_t llama_get_flexidepth_routing(
+            struct llama_context * ctx,
+                           float * gates,
+                         uint8_t * run,
+                       llama_pos * pos,
+                    llama_seq_id * seq_id,
+                         int32_t   capacity);
 
 #ifdef __cplusplus
 }

@@ -1,4 +1,5 @@
-// The C API that binds plug-ins to contexts and reads back their routing decisions.
+// Setting plug-ins on contexts and reading back their routing decisions. A context owns its
+// binding (llama_context::flexidepth), as it owns its LoRA adapters; graph params carry it.
 
 #include "flexidepth-graph.h"
 
@@ -7,42 +8,79 @@
 #include <atomic>
 #include <cmath>
 #include <memory>
-#include <mutex>
 #include <stdexcept>
-#include <unordered_map>
 
 namespace {
 
-std::mutex registry_mutex;
-// The binding of every context with an attached plug-in. Owned here so that upstream's
-// llama_context needs only a pointer.
-std::unordered_map<llama_context *, std::unique_ptr<llama_flexidepth_binding>> registry;
-
-// Graph topology ids: a fresh one whenever what the graph computes changes (attach, mode), so
-// that a graph built for one plug-in or mode is never reused for another.
+// Graph topology ids: a fresh one whenever what a context's graphs compute changes (another
+// plug-in, mode), so that a graph built for one is never reused for another.
 std::atomic<uint64_t> next_graph_id{1};
 
-bool valid_tau(float tau) {
-    return std::isfinite(tau) && tau >= 0.0f && tau <= 1.0f;
+// Test hook (native/tests/flexidepth-faults.cpp): the next compute-buffer reservation of a
+// plug-in change fails as an allocation failure would, so the recovery path can be tested.
+std::atomic<int> fail_next_reserve{0};
+
+int32_t check_params(const llama_adapter_flexidepth & fd, const llama_flexidepth_params & p) {
+    if (!std::isfinite(p.threshold) || p.threshold < 0.0f || p.threshold > 1.0f) {
+        return flexidepth_fail(LLAMA_FLEXIDEPTH_ERR_INVALID_ARG, "threshold must be in [0, 1], was " + std::to_string(p.threshold));
+    }
+    if (p.mode != LLAMA_FLEXIDEPTH_MODE_DENSE && p.mode != LLAMA_FLEXIDEPTH_MODE_MASKED && p.mode != LLAMA_FLEXIDEPTH_MODE_AUTO) {
+        return flexidepth_fail(LLAMA_FLEXIDEPTH_ERR_INVALID_ARG, "unknown mode " + std::to_string((int) p.mode));
+    }
+    if (p.masked_max_tokens < 0) {
+        return flexidepth_fail(LLAMA_FLEXIDEPTH_ERR_INVALID_ARG, "masked_max_tokens must be >= 0");
+    }
+    if (p.forced != nullptr) {
+        if (p.n_forced != (int32_t) fd.layers.size()) {
+            return flexidepth_fail(LLAMA_FLEXIDEPTH_ERR_INVALID_ARG, "expected " + std::to_string(fd.layers.size()) + " forced decisions");
+        }
+        for (int32_t r = 0; r < p.n_forced; ++r) {
+            if (p.forced[r] < -1 || p.forced[r] > 1) {
+                return flexidepth_fail(LLAMA_FLEXIDEPTH_ERR_INVALID_ARG, "a forced decision is -1, 0 or 1");
+            }
+        }
+    }
+    return LLAMA_FLEXIDEPTH_OK;
 }
 
-llama_flexidepth_binding * binding_of(const llama_context * ctx) {
-    auto it = registry.find(const_cast<llama_context *>(ctx));
-    return it == registry.end() ? nullptr : it->second.get();
+// What can change without another graph: the threshold, forcing, recording.
+void apply_data(llama_flexidepth_binding & b, const llama_flexidepth_params & p) {
+    b.tau = p.threshold;
+    b.forced.assign(b.fd->layers.size(), -1);
+    if (p.forced != nullptr) {
+        b.forced.assign(p.forced, p.forced + p.n_forced);
+    }
+    b.collect = p.collect && !b.training;
+    if (!b.collect) {
+        b.n_recorded = 0;
+    }
+}
+
+// ctx computes with `next` from now on (nullptr: the base model), once compute buffers for its
+// graphs are reserved; on failure it keeps what it had and the failure is thrown.
+void replace(llama_context * ctx, std::unique_ptr<llama_flexidepth_binding> next) {
+    if (next) {
+        next->graph_id = next_graph_id++;
+    }
+    ctx->set_flexidepth(std::move(next));
 }
 
 } // namespace
 
-// Test hook (native/tests/flexidepth-faults.cpp): the next compute-buffer reservation of a
-// plug-in change fails as an allocation failure would, so the recovery path can be tested.
-static std::atomic<int> fail_next_reserve{0};
+llama_flexidepth_binding::llama_flexidepth_binding(llama_context * ctx, llama_adapter_flexidepth * fd) : ctx(ctx), fd(fd) {
+}
 
-void llama_context::set_flexidepth(llama_flexidepth_binding * binding, uint64_t plugin_id, bool force) {
+llama_flexidepth_binding::~llama_flexidepth_binding() {
+    std::lock_guard<std::mutex> lock(fd->users_mutex);
+    auto it = fd->users.find(ctx);
+    if (it != fd->users.end() && it->second == this) {
+        fd->users.erase(it);
+    }
+}
+
+void llama_context::set_flexidepth(std::unique_ptr<llama_flexidepth_binding> binding, bool force) {
     synchronize();
-    llama_flexidepth_binding * prev_binding = cparams.flexidepth;
-    const uint64_t prev_id = cparams.flexidepth_id;
-    cparams.flexidepth    = binding;
-    cparams.flexidepth_id = plugin_id;
+    std::swap(flexidepth, binding); // binding: the previous one, freed on return
     // the graph changes shape: re-reserve compute buffers now, as training builds its graphs
     // without passing through decode's lazy reserve
     sched_need_reserve = true;
@@ -54,14 +92,15 @@ void llama_context::set_flexidepth(llama_flexidepth_binding * binding, uint64_t 
     } catch (const std::exception & e) {
         // sched_reserve throws on allocation failure; no exception may leave the C API, and the
         // context must keep computing what it computed before
-        if (!force) {
-            cparams.flexidepth    = prev_binding;
-            cparams.flexidepth_id = prev_id;
-        }
         sched_need_reserve = true; // the next decode reserves again, and reports a failure itself
         if (!force) {
+            std::swap(flexidepth, binding);
             flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_ALLOC, std::string("cannot reserve compute buffers: ") + e.what());
         }
+    }
+    if (flexidepth) {
+        std::lock_guard<std::mutex> lock(flexidepth->fd->users_mutex);
+        flexidepth->fd->users[this] = flexidepth.get();
     }
 }
 
@@ -69,177 +108,102 @@ extern "C" LLAMA_API void llama_flexidepth_test_fail_next_reserve(void) {
     fail_next_reserve = 1;
 }
 
-llama_flexidepth_binding * flexidepth_binding(const llama_context * ctx) {
-    std::lock_guard<std::mutex> lock(registry_mutex);
-    return binding_of(ctx);
+struct llama_flexidepth_params llama_flexidepth_default_params(void) {
+    llama_flexidepth_params p = {};
+    p.threshold = 0.5f;
+    p.mode = LLAMA_FLEXIDEPTH_MODE_AUTO;
+    // measured with llama-flexidepth-bench: above a few tokens per ubatch the dense kernels win
+    p.masked_max_tokens = 16;
+    p.collect = true;
+    p.forced = nullptr;
+    p.n_forced = 0;
+    return p;
 }
 
-void flexidepth_context_destroyed(const llama_context * ctx) {
-    std::lock_guard<std::mutex> lock(registry_mutex);
-    registry.erase(const_cast<llama_context *>(ctx));
-}
-
-int32_t llama_flexidepth_attach(struct llama_context * ctx, struct llama_flexidepth * fd, float tau) {
-    return flexidepth_attach(ctx, fd, tau, false, 0.0f);
-}
-
-int32_t flexidepth_attach(llama_context * ctx, llama_flexidepth * fd, float tau, bool training, float alpha) {
-    if (ctx == nullptr || fd == nullptr) {
-        return flexidepth_fail(LLAMA_FLEXIDEPTH_ERR_INVALID_ARG, "context and plug-in must not be NULL");
-    }
-    if (!valid_tau(tau)) {
-        return flexidepth_fail(LLAMA_FLEXIDEPTH_ERR_INVALID_ARG, "threshold must be in [0, 1], was " + std::to_string(tau));
-    }
-    if (fd->model != &ctx->get_model()) {
-        return flexidepth_fail(LLAMA_FLEXIDEPTH_ERR_WRONG_BASE, "the plug-in was loaded for another model than the context's");
-    }
-    std::lock_guard<std::mutex> lock(registry_mutex);
-    auto binding = std::make_unique<llama_flexidepth_binding>();
-    binding->fd = fd;
-    binding->tau = tau;
-    binding->forced.assign(fd->layers.size(), -1);
-    binding->training = training;
-    binding->alpha = alpha;
-    binding->collect = !training;
-    try {
-        ctx->set_flexidepth(binding.get(), next_graph_id++);
-    } catch (const flexidepth_error & e) {
-        return flexidepth_fail(e.status, e.message); // the previous binding is still attached
-    }
-    registry[ctx] = std::move(binding); // frees a previous binding, whose graphs can no longer be reused
-    return LLAMA_FLEXIDEPTH_OK;
-}
-
-int32_t llama_flexidepth_detach(struct llama_context * ctx) {
+int32_t llama_set_adapter_flexidepth(struct llama_context * ctx, struct llama_adapter_flexidepth * adapter,
+                                     const struct llama_flexidepth_params * params) {
     if (ctx == nullptr) {
         return flexidepth_fail(LLAMA_FLEXIDEPTH_ERR_INVALID_ARG, "context must not be NULL");
     }
-    std::lock_guard<std::mutex> lock(registry_mutex);
-    if (registry.count(ctx)) {
-        try {
-            ctx->set_flexidepth(nullptr, 0);
-        } catch (const flexidepth_error & e) {
-            return flexidepth_fail(e.status, e.message); // still attached
+    try {
+        if (adapter == nullptr) {
+            if (ctx->flexidepth) {
+                replace(ctx, nullptr);
+            }
+            return LLAMA_FLEXIDEPTH_OK;
         }
-        registry.erase(ctx);
+        if (adapter->model != &ctx->get_model()) {
+            return flexidepth_fail(LLAMA_FLEXIDEPTH_ERR_WRONG_BASE, "the plug-in was loaded for another model than the context's");
+        }
+        const llama_flexidepth_params p = params ? *params : llama_flexidepth_default_params();
+        if (int32_t rc = check_params(*adapter, p); rc != LLAMA_FLEXIDEPTH_OK) {
+            return rc;
+        }
+        llama_flexidepth_binding * cur = ctx->flexidepth.get();
+        if (cur != nullptr && cur->fd == adapter && !cur->training && cur->mode == p.mode && cur->masked_max_tokens == p.masked_max_tokens) {
+            apply_data(*cur, p);
+            return LLAMA_FLEXIDEPTH_OK;
+        }
+        auto next = std::make_unique<llama_flexidepth_binding>(ctx, adapter);
+        next->mode = p.mode;
+        next->masked_max_tokens = p.masked_max_tokens;
+        apply_data(*next, p);
+        replace(ctx, std::move(next));
+        return LLAMA_FLEXIDEPTH_OK;
+    } catch (const flexidepth_error & e) {
+        return flexidepth_fail(e.status, e.message); // what was set before still is
     }
-    return LLAMA_FLEXIDEPTH_OK;
 }
 
-void llama_flexidepth_free(struct llama_flexidepth * fd) {
+llama_flexidepth_binding * flexidepth_set_training(llama_context * ctx, llama_adapter_flexidepth * fd, float tau, float alpha) {
+    auto next = std::make_unique<llama_flexidepth_binding>(ctx, fd);
+    next->training = true;
+    next->alpha = alpha;
+    llama_flexidepth_params p = llama_flexidepth_default_params();
+    p.threshold = tau;
+    apply_data(*next, p);
+    replace(ctx, std::move(next));
+    return ctx->flexidepth.get();
+}
+
+void llama_adapter_flexidepth_free(struct llama_adapter_flexidepth * fd) {
     if (fd == nullptr) {
         return;
     }
+    // Contexts still computing with the plug-in go back to the base model rather than keep
+    // dangling tensors; forced, so that a failed reservation cannot keep the plug-in referenced.
+    std::vector<llama_context *> users;
     {
-        // Freeing an attached plug-in detaches it rather than leaving contexts with dangling
-        // tensors; forced, so that a failed reservation cannot keep the plug-in referenced.
-        std::lock_guard<std::mutex> lock(registry_mutex);
-        for (auto it = registry.begin(); it != registry.end();) {
-            if (it->second->fd == fd) {
-                it->first->set_flexidepth(nullptr, 0, /*force =*/ true);
-                it = registry.erase(it);
-            } else {
-                ++it;
-            }
+        std::lock_guard<std::mutex> lock(fd->users_mutex);
+        for (const auto & [ctx, binding] : fd->users) {
+            users.push_back(ctx);
         }
+    }
+    for (llama_context * ctx : users) {
+        ctx->set_flexidepth(nullptr, /*force =*/ true);
     }
     delete fd;
 }
 
-int32_t llama_flexidepth_set_threshold(struct llama_context * ctx, float tau) {
-    if (!valid_tau(tau)) {
-        return flexidepth_fail(LLAMA_FLEXIDEPTH_ERR_INVALID_ARG, "threshold must be in [0, 1], was " + std::to_string(tau));
-    }
-    std::lock_guard<std::mutex> lock(registry_mutex);
-    llama_flexidepth_binding * b = binding_of(ctx);
-    if (b == nullptr) {
-        return flexidepth_fail(LLAMA_FLEXIDEPTH_ERR_INVALID_ARG, "no plug-in is attached to this context");
-    }
-    b->tau = tau;
-    return LLAMA_FLEXIDEPTH_OK;
-}
-
-int32_t llama_flexidepth_set_mode(struct llama_context * ctx, enum llama_flexidepth_mode mode) {
-    if (mode != LLAMA_FLEXIDEPTH_MODE_DENSE && mode != LLAMA_FLEXIDEPTH_MODE_MASKED && mode != LLAMA_FLEXIDEPTH_MODE_AUTO) {
-        return flexidepth_fail(LLAMA_FLEXIDEPTH_ERR_INVALID_ARG, "unknown mode " + std::to_string((int) mode));
-    }
-    std::lock_guard<std::mutex> lock(registry_mutex);
-    llama_flexidepth_binding * b = binding_of(ctx);
-    if (b == nullptr) {
-        return flexidepth_fail(LLAMA_FLEXIDEPTH_ERR_INVALID_ARG, "no plug-in is attached to this context");
-    }
-    if (b->mode != mode) {
-        const llama_flexidepth_mode prev = b->mode;
-        b->mode = mode;
-        try {
-            ctx->set_flexidepth(b, next_graph_id++);
-        } catch (const flexidepth_error & e) {
-            b->mode = prev;
-            return flexidepth_fail(e.status, e.message);
-        }
-    }
-    return LLAMA_FLEXIDEPTH_OK;
-}
-
-int32_t llama_flexidepth_force(struct llama_context * ctx, const int8_t * decisions, int32_t n_decisions) {
-    std::lock_guard<std::mutex> lock(registry_mutex);
-    llama_flexidepth_binding * b = binding_of(ctx);
-    if (b == nullptr) {
-        return flexidepth_fail(LLAMA_FLEXIDEPTH_ERR_INVALID_ARG, "no plug-in is attached to this context");
-    }
-    const size_t n = b->fd->layers.size();
-    if (decisions != nullptr && n_decisions != (int32_t) n) {
-        return flexidepth_fail(LLAMA_FLEXIDEPTH_ERR_INVALID_ARG, "expected " + std::to_string(n) + " forced decisions");
-    }
-    for (size_t r = 0; r < n; ++r) {
-        const int8_t d = decisions ? decisions[r] : -1;
-        if (d < -1 || d > 1) {
-            return flexidepth_fail(LLAMA_FLEXIDEPTH_ERR_INVALID_ARG, "a forced decision is -1, 0 or 1");
-        }
-    }
-    for (size_t r = 0; r < n; ++r) {
-        const int8_t d = decisions ? decisions[r] : -1;
-        b->forced[r] = d;
-    }
-    return LLAMA_FLEXIDEPTH_OK;
-}
-
-int32_t llama_flexidepth_set_collect(struct llama_context * ctx, bool collect) {
-    std::lock_guard<std::mutex> lock(registry_mutex);
-    llama_flexidepth_binding * b = binding_of(ctx);
-    if (b == nullptr) {
-        return flexidepth_fail(LLAMA_FLEXIDEPTH_ERR_INVALID_ARG, "no plug-in is attached to this context");
-    }
-    b->collect = collect;
-    if (!collect) {
-        b->n_recorded = 0;
-    }
-    return LLAMA_FLEXIDEPTH_OK;
-}
-
-int32_t llama_flexidepth_n_recorded(const struct llama_context * ctx) {
-    std::lock_guard<std::mutex> lock(registry_mutex);
-    const llama_flexidepth_binding * b = binding_of(ctx);
-    return b && b->collect ? b->n_recorded : 0;
-}
-
-int32_t llama_flexidepth_get_routing(const struct llama_context * ctx, float * gates, uint8_t * run,
+int32_t llama_get_flexidepth_routing(struct llama_context * ctx, float * gates, uint8_t * run,
                                      llama_pos * pos, llama_seq_id * seq_id, int32_t capacity) {
     if (ctx == nullptr || capacity < 0) {
         return flexidepth_fail(LLAMA_FLEXIDEPTH_ERR_INVALID_ARG, "invalid context or capacity");
     }
-    // the gates were copied asynchronously by the last decode
-    const_cast<llama_context *>(ctx)->synchronize();
-    std::lock_guard<std::mutex> lock(registry_mutex);
-    const llama_flexidepth_binding * b = binding_of(ctx);
+    const llama_flexidepth_binding * b = ctx->flexidepth.get();
     if (b == nullptr || !b->collect) {
         return 0;
     }
     const int32_t n = b->n_recorded;
+    if (gates == nullptr && run == nullptr && pos == nullptr && seq_id == nullptr) {
+        return n;
+    }
     if (capacity < n) {
         return flexidepth_fail(LLAMA_FLEXIDEPTH_ERR_INVALID_ARG, "buffers hold " + std::to_string(capacity)
                                + " tokens; the last decode recorded " + std::to_string(n));
     }
+    // the gates were copied asynchronously by the last decode
+    ctx->synchronize();
     const size_t n_routed = b->fd->layers.size();
     for (int32_t t = 0; t < n; ++t) {
         const int32_t u = b->slot[t]; // where the ubatches computed batch token t

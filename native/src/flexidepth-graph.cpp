@@ -31,18 +31,18 @@ void llm_graph_input_flexidepth::set_input(const llama_ubatch * ubatch) {
     ggml_backend_tensor_set(taus, taus_host.data(), 0, ggml_nbytes(taus));
 }
 
-llm_flexidepth_graph::llm_flexidepth_graph(const llm_graph_context & g, const llama_model & model) : g(g), model(model) {
-    llama_flexidepth_binding * b = g.cparams.flexidepth;
+llm_flexidepth_graph::llm_flexidepth_graph(const llm_graph_context & g, const llama_model & model, const llm_graph_params & params)
+        : g(g), model(model) {
+    llama_flexidepth_binding * b = params.flexidepth;
     if (b == nullptr || b->fd == nullptr) {
         return;
     }
     fd = b->fd;
     if (b->training) {
         b->train_gates.clear();
-        b->train_skip_loss = nullptr;
     }
     masked = !b->training && (b->mode == LLAMA_FLEXIDEPTH_MODE_MASKED ||
-             (b->mode == LLAMA_FLEXIDEPTH_MODE_AUTO && g.n_tokens <= LLAMA_FLEXIDEPTH_MASKED_MAX_TOKENS));
+             (b->mode == LLAMA_FLEXIDEPTH_MODE_AUTO && g.n_tokens <= b->masked_max_tokens));
     const int64_t n_routed = (int64_t) fd->layers.size();
     auto input = std::make_unique<llm_graph_input_flexidepth>(b);
     input->taus = ggml_new_tensor_1d(g.ctx0, GGML_TYPE_F32, n_routed);
@@ -71,7 +71,7 @@ static ggml_tensor * ids_where(ggml_context * ctx, ggml_tensor * mask) {
 // The skip ids for a product of w with cur when w's layer is masked in this graph, else nullptr.
 static ggml_tensor * masked_ids(const llm_graph_context & g, const ggml_tensor * w, const ggml_tensor * cur) {
     // only the weights registered by route() in masked mode are masked
-    if (g.cparams.flexidepth == nullptr || cur->ne[2] != 1 || cur->ne[3] != 1) {
+    if (cur->ne[2] != 1 || cur->ne[3] != 1) {
         return nullptr;
     }
     for (const auto & i : g.res->inputs) {
@@ -103,7 +103,7 @@ ggml_tensor * flexidepth_masked_lora_mm(const llm_graph_context & g, ggml_tensor
 }
 
 ggml_tensor * flexidepth_attention_mask(const llm_graph_context & g, int il, ggml_tensor * kq_mask) {
-    if (g.cparams.flexidepth == nullptr || !g.cparams.flash_attn || kq_mask == nullptr) {
+    if (!g.cparams.flash_attn || kq_mask == nullptr) {
         return kq_mask; // without flash attention every row reads K anyway (KQ product)
     }
     for (const auto & i : g.res->inputs) {
@@ -167,8 +167,7 @@ void llm_flexidepth_graph::route(int il, ggml_tensor * z) {
         rows->run = run;
         rows->exact_zeros = model.layers[il].wo != nullptr && model.layers[il].wo_b == nullptr;
         rows->ids_all = ids_where(ctx0, run);
-        const llama_layer & layer = model.layers[il];
-        for (ggml_tensor * w : {layer.wq, layer.wo, layer.ffn_gate, layer.ffn_up, layer.ffn_down}) {
+        for (ggml_tensor * w : flexidepth_masked_weights(model.layers[il])) {
             if (w != nullptr) {
                 inp->masked_weights.emplace_back(w, rows);
             }
@@ -247,7 +246,6 @@ void llm_flexidepth_graph::add_skip_loss() {
     ggml_set_output(loss);
     ggml_set_loss(loss); // ggml-opt adds it to the LM loss (patch 0007)
     ggml_build_forward_expand(g.gf, loss);
-    b->train_skip_loss = loss;
 }
 
 static uint64_t seq_pos_key(llama_seq_id seq, llama_pos pos) {

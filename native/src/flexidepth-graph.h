@@ -3,7 +3,7 @@
 // FlexiDepth inside llama.cpp's graphs: the per-context binding of a plug-in, the graph input
 // that carries tau and collects gates, and the three hooks that a model's layer loop calls
 // (after the pre-attention norm, on the attention output, on the FFN output).
-// Used by the patched src/models/{llama,qwen2,qwen3}.cpp and src/llama-context.cpp.
+// Used by the patched src/models/{llama,qwen2,qwen3}.cpp, src/llama-graph.cpp and src/llama-context.cpp.
 
 #include "flexidepth-plugin.h"
 
@@ -16,14 +16,24 @@
 
 struct llama_context;
 
-// A plug-in attached to one context, with its threshold and the routing of the last decode.
+// The plug-in a context computes with (llama_context::flexidepth), how, and the routing of its
+// last decode. Graph params carry it, as they carry the context's LoRA adapters.
 struct llama_flexidepth_binding {
-    llama_flexidepth * fd = nullptr;
+    llama_context * ctx = nullptr;
+    llama_adapter_flexidepth * fd = nullptr;
     float tau = 0.5f;
     bool collect = true;
     llama_flexidepth_mode mode = LLAMA_FLEXIDEPTH_MODE_AUTO;
+    int32_t masked_max_tokens = 16;
     // per routed layer: -1 lets the router decide, 1 forces run, 0 forces skip
     std::vector<int8_t> forced;
+    // what the graphs compute: a fresh id whenever that changes (plug-in, mode), so that a graph
+    // built for one is never reused for another
+    uint64_t graph_id = 0;
+
+    llama_flexidepth_binding(llama_context * ctx, llama_adapter_flexidepth * fd);
+    // takes the context off the plug-in's users, if this is still its binding there
+    ~llama_flexidepth_binding();
 
     // the threshold routed layer r compares g with: tau, or one that g in [0, 1] always (-1) or
     // never (2) exceeds, which is how forcing works without changing the graph
@@ -31,12 +41,11 @@ struct llama_flexidepth_binding {
         return forced[r] < 0 ? tau : (forced[r] > 0 ? -1.0f : 2.0f);
     }
 
-    // training (flexidepth-train.cpp): graphs are built densely and, with alpha > 0, add
-    // alpha * L_skip as an extra loss term; the gates and that term of the last graph built
+    // training (llama-flexidepth-train): graphs are built densely and, with alpha > 0, add
+    // alpha * L_skip as an extra loss term; the gates of the last graph built
     bool training = false;
     float alpha = 0.0f;
     std::vector<ggml_tensor *> train_gates;
-    ggml_tensor * train_skip_loss = nullptr;
 
     // routing of the last decode, layer-major in the order ubatches computed the tokens:
     // gates[r * capacity + u]; slot[t] is the u of batch token t (ubatches may reorder tokens,
@@ -57,17 +66,15 @@ struct llama_flexidepth_binding {
 // Graph nodes one routed layer adds, for the graph size budget.
 uint32_t flexidepth_graph_nodes(const llama_flexidepth_binding * binding);
 
-// Called by llama_context: before a batch's first ubatch, after each ubatch's compute, on free.
+// Called by llama_context::decode: before a batch's first ubatch, after each ubatch's compute.
 void flexidepth_begin_batch(llama_flexidepth_binding * binding, const llama_batch & batch);
 void flexidepth_collect(llama_flexidepth_binding * binding, ggml_backend_sched_t sched,
                         const llm_graph_result * res, const llama_ubatch & ubatch, int64_t token_offset);
-void flexidepth_context_destroyed(const llama_context * ctx);
 
-// llama_flexidepth_attach, optionally in training mode (dense graphs with the skip loss term).
-int32_t flexidepth_attach(llama_context * ctx, llama_flexidepth * fd, float tau, bool training, float alpha);
-
-// The binding of the plug-in attached to ctx, or nullptr.
-llama_flexidepth_binding * flexidepth_binding(const llama_context * ctx);
+// Sets fd on ctx for training (dense graphs with alpha * L_skip as a loss term), as
+// llama_set_adapter_flexidepth sets it for inference, and returns the binding; throws
+// flexidepth_error if compute buffers cannot be reserved.
+llama_flexidepth_binding * flexidepth_set_training(llama_context * ctx, llama_adapter_flexidepth * fd, float tau, float alpha);
 
 class llm_graph_input_flexidepth : public llm_graph_input_i {
 public:
@@ -77,7 +84,7 @@ public:
 
     // tau is data, not topology: a graph built for this binding serves every threshold
     bool can_reuse(const llm_graph_params & params) override {
-        return params.cparams.flexidepth == binding;
+        return params.flexidepth == binding;
     }
 
     llama_flexidepth_binding * binding;
@@ -115,7 +122,7 @@ ggml_tensor * flexidepth_attention_mask(const llm_graph_context & g, int il, ggm
 // hook returns its input unchanged and adds no node: the graph is then exactly upstream's.
 class llm_flexidepth_graph {
 public:
-    llm_flexidepth_graph(const llm_graph_context & g, const llama_model & model);
+    llm_flexidepth_graph(const llm_graph_context & g, const llama_model & model, const llm_graph_params & params);
 
     // z: the layer's pre-attention RMSNorm output for every row. Computes g and run = g > tau.
     void route(int il, ggml_tensor * z);
@@ -132,7 +139,7 @@ private:
 
     const llm_graph_context & g;
     const llama_model & model;
-    const llama_flexidepth * fd = nullptr;
+    const llama_adapter_flexidepth * fd = nullptr;
     bool masked = false;
     llm_graph_input_flexidepth::masked_rows * rows = nullptr; // of the layer being built
     llm_graph_input_flexidepth * inp = nullptr;

@@ -48,31 +48,28 @@ int64_t get_uint(const gguf_context * g, const char * key) {
     }
 }
 
-// Checks one plug-in tensor's presence, shape and type against what the base model needs.
-ggml_tensor * expect_tensor(ggml_context * meta, int il, const char * name, int64_t ne0, int64_t ne1, bool router) {
-    const std::string full = "blk." + std::to_string(il) + "." + name + ".weight";
+// One plug-in tensor of layer il, checked for presence, shape and type against what the base
+// model needs; nullptr for an optional one that is absent.
+ggml_tensor * expect_tensor(ggml_context * meta, int il, const flexidepth_format::tensor_kind & k, int64_t d, int64_t dr, int64_t da) {
+    using namespace flexidepth_format;
+    const std::string full = tensor_name(il, k);
     ggml_tensor * t = ggml_get_tensor(meta, full.c_str());
     if (t == nullptr) {
+        if (k.optional) {
+            return nullptr;
+        }
         flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_TENSOR, "missing tensor " + full);
     }
-    const int64_t want[2] = {ne0, ne1};
-    if (t->ne[0] != ne0 || t->ne[1] != ne1 || t->ne[2] != 1 || t->ne[3] != 1) {
+    const int64_t want[2] = {size_of(k.ne0, d, dr, da), size_of(k.ne1, d, dr, da)};
+    if (t->ne[0] != want[0] || t->ne[1] != want[1] || t->ne[2] != 1 || t->ne[3] != 1) {
         flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_TENSOR, "tensor " + full + " has shape " + shape_str(t->ne) + ", expected " + shape_str(want));
     }
-    // Routing decisions flip under low-bit quantization of the router (SPEC 3): keep it F32/F16.
-    if (router && t->type != GGML_TYPE_F32 && t->type != GGML_TYPE_F16) {
-        flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_TENSOR, "router tensor " + full + " is " + ggml_type_name(t->type) + "; routers must be F32 or F16");
+    // vectors scale and shift F32 activations: F32 only
+    if (k.ne1 == dim::none && t->type != GGML_TYPE_F32) {
+        flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_TENSOR, "tensor " + full + " must be F32");
     }
-    return t;
-}
-
-// The checkpoint's router has no bias; plug-ins we make may add one to the logit, e.g. a large
-// positive bias so that a fresh plug-in starts out running every layer with g ~ 1.
-ggml_tensor * optional_bias(ggml_context * meta, int il) {
-    const std::string full = "blk." + std::to_string(il) + ".fd_router_head.bias";
-    ggml_tensor * t = ggml_get_tensor(meta, full.c_str());
-    if (t != nullptr && (t->type != GGML_TYPE_F32 || ggml_nelements(t) != 1)) {
-        flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_TENSOR, "tensor " + full + " must be a single F32 value");
+    if (k.router && t->type != GGML_TYPE_F32 && t->type != GGML_TYPE_F16) {
+        flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_TENSOR, "router tensor " + full + " is " + ggml_type_name(t->type) + "; routers must be F32 or F16");
     }
     return t;
 }
@@ -121,7 +118,7 @@ skip_support runs_masked_mul_mat(const ggml_tensor * w) {
     return ggml_backend_dev_supports_op(dev, op) ? declared : skip_support::none;
 }
 
-void load(llama_flexidepth & fd, const llama_model & model, const char * path) {
+void load(llama_adapter_flexidepth & fd, const llama_model & model, const char * path) {
     std::unique_ptr<FILE, file_closer> file(fopen(path, "rb"));
     if (!file) {
         flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_IO, std::string("cannot open ") + path + ": " + strerror(errno));
@@ -191,33 +188,17 @@ void load(llama_flexidepth & fd, const llama_model & model, const char * path) {
     const size_t n_routed = gguf_get_arr_n(g, kl);
     const int32_t * routed = (const int32_t *) gguf_get_arr_data(g, kl);
     fd.slot.assign(fd.n_layer, -1);
-    for (size_t i = 0; i < n_routed; ++i) {
-        const int32_t il = routed[i];
-        if (il < 0 || il >= fd.n_layer || (i > 0 && il <= routed[i - 1])) {
-            flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_FORMAT, "routed layers must be ascending, distinct and in [0, " + std::to_string(fd.n_layer) + ")");
-        }
-    }
-    if (n_routed == 0) {
-        flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_FORMAT, "the plug-in routes no layer");
-    }
+    flexidepth_check_routed(std::vector<int32_t>(routed, routed + n_routed), fd.n_layer, LLAMA_FLEXIDEPTH_ERR_FORMAT);
 
     const int64_t d = fd.n_embd, dr = fd.router_size, da = fd.adapter_size;
     std::vector<llama_flexidepth_layer> metas;
     for (size_t i = 0; i < n_routed; ++i) {
         const int il = routed[i];
-        metas.push_back({il,
-            expect_tensor(meta.get(), il, "fd_router_down",  d,  dr, true),
-            expect_tensor(meta.get(), il, "fd_router_norm",  dr, 1,  true),
-            expect_tensor(meta.get(), il, "fd_router_up",    dr, d,  true),
-            expect_tensor(meta.get(), il, "fd_router_head",  d,  1,  true),
-            optional_bias(meta.get(), il),
-            expect_tensor(meta.get(), il, "fd_adapter_gate", d,  da, false),
-            expect_tensor(meta.get(), il, "fd_adapter_up",   d,  da, false),
-            expect_tensor(meta.get(), il, "fd_adapter_down", da, d,  false),
-        });
-        if (metas.back().router_norm->type != GGML_TYPE_F32) {
-            flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_TENSOR, "fd_router_norm of layer " + std::to_string(il) + " must be F32");
+        ggml_tensor * t[std::size(TENSORS)];
+        for (size_t k = 0; k < std::size(TENSORS); ++k) {
+            t[k] = expect_tensor(meta.get(), il, TENSORS[k], d, dr, da);
         }
+        metas.push_back({il, t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7]});
     }
 
     // Each layer's plug-in tensors live on the device of that base layer.
@@ -247,11 +228,12 @@ void load(llama_flexidepth & fd, const llama_model & model, const char * path) {
     for (const auto & m : metas) {
         ggml_context * c = ctx_of(m.il);
         fd.slot[m.il] = (int32_t) fd.layers.size();
-        fd.layers.push_back({m.il, dup(c, m.router_down), dup(c, m.router_norm), dup(c, m.router_up), dup(c, m.router_head),
-                             m.router_bias ? dup(c, m.router_bias) : nullptr,
-                             dup(c, m.adapter_gate), dup(c, m.adapter_up), dup(c, m.adapter_down)});
-        const llama_layer & base = model.layers[m.il];
-        for (const ggml_tensor * w : {base.wq, base.wo, base.ffn_gate, base.ffn_up, base.ffn_down}) {
+        std::array<ggml_tensor *, std::size(TENSORS)> t = m.tensors();
+        for (ggml_tensor *& x : t) {
+            x = x ? dup(c, x) : nullptr;
+        }
+        fd.layers.push_back({m.il, t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7]});
+        for (const ggml_tensor * w : flexidepth_masked_weights(model.layers[m.il])) {
             const skip_support s = w == nullptr ? skip_support::all : runs_masked_mul_mat(w);
             fd.layers.back().maskable &= s != skip_support::none;
             fd.layers.back().maskable_batched &= s == skip_support::all;
@@ -289,6 +271,17 @@ void load(llama_flexidepth & fd, const llama_model & model, const char * path) {
 
 } // namespace
 
+void flexidepth_check_routed(const std::vector<int32_t> & routed, int32_t n_layer, int32_t status) {
+    if (routed.empty()) {
+        flexidepth_throw(status, "the plug-in routes no layer");
+    }
+    for (size_t i = 0; i < routed.size(); ++i) {
+        if (routed[i] < 0 || routed[i] >= n_layer || (i > 0 && routed[i] <= routed[i - 1])) {
+            flexidepth_throw(status, "routed layers must be ascending, distinct and in [0, " + std::to_string(n_layer) + ")");
+        }
+    }
+}
+
 void flexidepth_throw(int32_t status, std::string message) {
     throw flexidepth_error{status, std::move(message)};
 }
@@ -303,13 +296,13 @@ const char * llama_flexidepth_last_error(void) {
     return last_error.c_str();
 }
 
-struct llama_flexidepth * llama_flexidepth_load(const struct llama_model * model, const char * path, int32_t * status) {
+struct llama_adapter_flexidepth * llama_adapter_flexidepth_init(const struct llama_model * model, const char * path, int32_t * status) {
     int32_t rc = LLAMA_FLEXIDEPTH_OK;
     last_error.clear();
     if (model == nullptr || path == nullptr) {
         rc = flexidepth_fail(LLAMA_FLEXIDEPTH_ERR_INVALID_ARG, "model and path must not be NULL");
     } else {
-        auto fd = std::make_unique<llama_flexidepth>();
+        auto fd = std::make_unique<llama_adapter_flexidepth>();
         try {
             load(*fd, *model, path);
             fd->model = model;
@@ -331,26 +324,26 @@ struct llama_flexidepth * llama_flexidepth_load(const struct llama_model * model
     return nullptr;
 }
 
-int32_t llama_flexidepth_n_routed(const struct llama_flexidepth * fd) {
+int32_t llama_adapter_flexidepth_n_routed(const struct llama_adapter_flexidepth * fd) {
     return fd ? (int32_t) fd->layers.size() : 0;
 }
 
-int32_t llama_flexidepth_routed_layer(const struct llama_flexidepth * fd, int32_t i) {
+int32_t llama_adapter_flexidepth_routed_layer(const struct llama_adapter_flexidepth * fd, int32_t i) {
     return fd && i >= 0 && i < (int32_t) fd->layers.size() ? fd->layers[i].il : -1;
 }
 
-int32_t llama_flexidepth_router_size(const struct llama_flexidepth * fd) {
+int32_t llama_adapter_flexidepth_router_size(const struct llama_adapter_flexidepth * fd) {
     return fd ? fd->router_size : 0;
 }
 
-int32_t llama_flexidepth_adapter_size(const struct llama_flexidepth * fd) {
+int32_t llama_adapter_flexidepth_adapter_size(const struct llama_adapter_flexidepth * fd) {
     return fd ? fd->adapter_size : 0;
 }
 
-float llama_flexidepth_default_threshold(const struct llama_flexidepth * fd) {
+float llama_adapter_flexidepth_threshold(const struct llama_adapter_flexidepth * fd) {
     return fd ? fd->threshold : 0.5f;
 }
 
-const char * llama_flexidepth_architecture(const struct llama_flexidepth * fd) {
+const char * llama_adapter_flexidepth_arch(const struct llama_adapter_flexidepth * fd) {
     return fd ? fd->arch.c_str() : "";
 }

@@ -4,11 +4,20 @@
 // the same device as the base layer they plug into.
 
 #include "llama-flexidepth.h"
+#include "llama-model.h"
 #include "ggml-cpp.h"
 
+#include <array>
+#include <tuple>
+#include <utility>
 #include <cstdint>
+#include <map>
+#include <mutex>
 #include <string>
 #include <vector>
+
+struct llama_context;
+struct llama_flexidepth_binding;
 
 // Tensors of one routed layer. Shapes in ggml order (ne0 = input features).
 struct llama_flexidepth_layer {
@@ -26,9 +35,14 @@ struct llama_flexidepth_layer {
     // feature, patch 0004); a layer that cannot stays DENSE
     bool maskable = true;
     bool maskable_batched = true;
+
+    // the tensors in the order of flexidepth_format::TENSORS (the bias may be nullptr)
+    std::array<ggml_tensor *, 8> tensors() const {
+        return {router_down, router_norm, router_up, router_head, router_bias, adapter_gate, adapter_up, adapter_down};
+    }
 };
 
-struct llama_flexidepth {
+struct llama_adapter_flexidepth {
     const llama_model * model = nullptr;
     std::string arch;
     int32_t n_embd = 0, n_layer = 0, router_size = 0, adapter_size = 0;
@@ -40,12 +54,31 @@ struct llama_flexidepth {
     std::vector<ggml_context_ptr>        ctxs;
     std::vector<ggml_backend_buffer_ptr> bufs;
 
+    // the contexts computing with this plug-in and their bindings, which freeing the plug-in
+    // sends back to the base model (flexidepth-context.cpp)
+    std::mutex users_mutex;
+    std::map<llama_context *, llama_flexidepth_binding *> users;
+
     const llama_flexidepth_layer * layer(int il) const {
         return il >= 0 && il < (int) slot.size() && slot[il] >= 0 ? &layers[slot[il]] : nullptr;
     }
+
+    // every tensor of every routed layer, in file order
+    std::vector<ggml_tensor *> tensors() const {
+        std::vector<ggml_tensor *> out;
+        for (const auto & L : layers) {
+            for (ggml_tensor * t : L.tensors()) {
+                if (t != nullptr) {
+                    out.push_back(t);
+                }
+            }
+        }
+        return out;
+    }
 };
 
-// GGUF keys and tensor names of the plug-in format (documented in native/README.md).
+// GGUF keys and tensor names of the plug-in format (documented in native/README.md): the one
+// definition the loader and the trainer's writer share.
 namespace flexidepth_format {
     constexpr const char * KEY_GENERAL_TYPE  = "general.type";
     constexpr const char * KEY_ADAPTER_TYPE  = "adapter.type";
@@ -56,6 +89,46 @@ namespace flexidepth_format {
     constexpr const char * KEY_ROUTER_SIZE   = "flexidepth.router_size";
     constexpr const char * KEY_ADAPTER_SIZE  = "flexidepth.adapter_size";
     constexpr const char * KEY_THRESHOLD     = "flexidepth.threshold";
+
+    // The tensors of routed layer il, blk.<il>.<name>.<suffix>, with their shapes (ggml order) in
+    // the hidden size d, the router size dr and the adapter size da; ne1 none: a vector (1-D, F32).
+    enum class dim { d, dr, da, one, none };
+    struct tensor_kind {
+        const char * name;
+        const char * suffix;
+        dim ne0, ne1;
+        bool router;   // F32 or F16 only: routing decisions flip under low-bit quantization (SPEC 3)
+        bool optional; // converted checkpoints have no router bias
+    };
+    constexpr tensor_kind TENSORS[] = {
+        {"fd_router_down",  "weight", dim::d,   dim::dr,  true,  false},
+        {"fd_router_norm",  "weight", dim::dr,  dim::none, true, false},
+        {"fd_router_up",    "weight", dim::dr,  dim::d,   true,  false},
+        {"fd_router_head",  "weight", dim::d,   dim::one, true,  false},
+        {"fd_router_head",  "bias",   dim::one, dim::none, true, true},
+        {"fd_adapter_gate", "weight", dim::d,   dim::da,  false, false},
+        {"fd_adapter_up",   "weight", dim::d,   dim::da,  false, false},
+        {"fd_adapter_down", "weight", dim::da,  dim::d,   false, false},
+    };
+    static_assert(std::size(TENSORS) == std::tuple_size_v<decltype(std::declval<llama_flexidepth_layer>().tensors())>,
+                  "llama_flexidepth_layer::tensors() lists every kind, in this order");
+
+    inline int64_t size_of(dim x, int64_t d, int64_t dr, int64_t da) {
+        return x == dim::d ? d : x == dim::dr ? dr : x == dim::da ? da : 1;
+    }
+
+    inline std::string tensor_name(int il, const tensor_kind & k) {
+        return "blk." + std::to_string(il) + "." + k.name + "." + k.suffix;
+    }
+}
+
+// The routed layers of a plug-in for a model of n_layer layers must be ascending, distinct and in
+// range; throws flexidepth_error with `status` otherwise.
+void flexidepth_check_routed(const std::vector<int32_t> & routed, int32_t n_layer, int32_t status);
+
+// The base weights of a layer whose products MASKED mode restricts to the tokens that run it.
+inline std::array<ggml_tensor *, 5> flexidepth_masked_weights(const llama_layer & layer) {
+    return {layer.wq, layer.wo, layer.ffn_gate, layer.ffn_up, layer.ffn_down};
 }
 
 // Records a failure for llama_flexidepth_last_error() and returns its status.

@@ -15,7 +15,7 @@
 //   restore                   restore it into a brand-new context (plug-in attached again)
 //   rm S P0 P1                llama_memory_seq_rm of positions [P0, P1) of sequence S (P1 -1: to the end)
 //   shift S P0 D              llama_memory_seq_add: positions >= P0 of sequence S move by D
-//   force D,D,...|-           llama_flexidepth_force: per routed layer 1 run, 0 skip, -1 router
+//   force D,D,...|-           llama_flexidepth_params.forced: per routed layer 1 run, 0 skip, -1 router
 //                             ("-": the routers decide again); kept across restore
 // OUT.bin, little-endian, per token of every batch:
 //   int32 seq, int32 pos, float logits[n_vocab], float gates[n_routed], uint8 run[n_routed]
@@ -56,7 +56,17 @@ static bool count_nodes(struct ggml_tensor * t, bool ask, void *) {
 static float lora_scale = 1.0f;
 static std::vector<int8_t> forced; // empty: the routers decide
 
-static llama_context * new_context(llama_model * model, llama_flexidepth * fd, float tau) {
+// The plug-in on ctx with tau, the mode and the forced decisions of the script so far.
+static int32_t set_plugin(llama_context * ctx, llama_adapter_flexidepth * fd, float tau) {
+    llama_flexidepth_params p = llama_flexidepth_default_params();
+    p.threshold = tau;
+    p.mode = mode;
+    p.forced = forced.empty() ? nullptr : forced.data();
+    p.n_forced = (int32_t) forced.size();
+    return llama_set_adapter_flexidepth(ctx, fd, &p);
+}
+
+static llama_context * new_context(llama_model * model, llama_adapter_flexidepth * fd, float tau) {
     llama_context_params cp = llama_context_default_params();
     cp.n_ctx = 512;
     cp.n_batch = 512;
@@ -89,12 +99,8 @@ static llama_context * new_context(llama_model * model, llama_flexidepth * fd, f
         fprintf(stderr, "cannot apply the LoRA adapter\n");
         exit(1);
     }
-    if (fd && (llama_flexidepth_attach(ctx, fd, tau) != 0 || llama_flexidepth_set_mode(ctx, mode) != 0)) {
-        fprintf(stderr, "attach failed: %s\n", llama_flexidepth_last_error());
-        exit(1);
-    }
-    if (fd && !forced.empty() && llama_flexidepth_force(ctx, forced.data(), (int32_t) forced.size()) != 0) {
-        fprintf(stderr, "force failed: %s\n", llama_flexidepth_last_error());
+    if (fd && set_plugin(ctx, fd, tau) != 0) {
+        fprintf(stderr, "setting the plug-in failed: %s\n", llama_flexidepth_last_error());
         exit(1);
     }
     return ctx;
@@ -145,10 +151,10 @@ int main(int argc, char ** argv) {
         fprintf(stderr, "cannot load LoRA %s\n", lora_path);
         return 1;
     }
-    llama_flexidepth * fd = nullptr;
+    llama_adapter_flexidepth * fd = nullptr;
     if (std::string(argv[2]) != "-") {
         int32_t status = 0;
-        fd = llama_flexidepth_load(model, argv[2], &status);
+        fd = llama_adapter_flexidepth_init(model, argv[2], &status);
         if (!fd) {
             fprintf(stderr, "plug-in: %s (%d)\n", llama_flexidepth_last_error(), status);
             return 1;
@@ -156,7 +162,7 @@ int main(int argc, char ** argv) {
     }
     const float tau = (float) atof(argv[3]);
     const int n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(model));
-    const int n_routed = llama_flexidepth_n_routed(fd);
+    const int n_routed = llama_adapter_flexidepth_n_routed(fd);
 
     FILE * out = fopen(argv[5], "wb");
     fwrite(&n_vocab, 4, 1, out);
@@ -196,7 +202,7 @@ int main(int argc, char ** argv) {
                     forced.push_back((int8_t) atoi(d.c_str()));
                 }
             }
-            if (!fd || llama_flexidepth_force(ctx, forced.empty() ? nullptr : forced.data(), (int32_t) forced.size()) != 0) {
+            if (!fd || set_plugin(ctx, fd, tau) != 0) {
                 fprintf(stderr, "force failed: %s\n", fd ? llama_flexidepth_last_error() : "no plug-in");
                 return 1;
             }
@@ -245,7 +251,7 @@ int main(int argc, char ** argv) {
             std::vector<uint8_t> run((size_t) n * n_routed);
             std::vector<llama_pos> pos(n);
             std::vector<llama_seq_id> seq(n);
-            if (fd && llama_flexidepth_get_routing(ctx, gates.data(), run.data(), pos.data(), seq.data(), n) != n) {
+            if (fd && llama_get_flexidepth_routing(ctx, gates.data(), run.data(), pos.data(), seq.data(), n) != n) {
                 fprintf(stderr, "routing not recorded\n");
                 return 1;
             }
@@ -270,7 +276,7 @@ int main(int argc, char ** argv) {
     fclose(out);
     fprintf(stderr, "mul_mat_id nodes: %ld\n", mul_mat_id_nodes);
     llama_free(ctx);
-    llama_flexidepth_free(fd);
+    llama_adapter_flexidepth_free(fd);
     llama_model_free(model);
     return 0;
 }

@@ -61,50 +61,57 @@ int main(int argc, char ** argv) {
     cp.n_threads_batch = 2;
     llama_context * ctx = llama_init_from_model(model, cp);
     int32_t status = 0;
-    llama_flexidepth * fd = llama_flexidepth_load(model, argv[2], &status);
-    llama_flexidepth * fd2 = llama_flexidepth_load(model, argv[2], &status);
+    llama_adapter_flexidepth * fd = llama_adapter_flexidepth_init(model, argv[2], &status);
+    llama_adapter_flexidepth * fd2 = llama_adapter_flexidepth_init(model, argv[2], &status);
     if (!ctx || !fd || !fd2) {
         fprintf(stderr, "setup failed: %s\n", llama_flexidepth_last_error());
         return 1;
     }
+    auto set = [&](llama_adapter_flexidepth * a, llama_flexidepth_mode mode) {
+        llama_flexidepth_params p = llama_flexidepth_default_params();
+        p.mode = mode;
+        return llama_set_adapter_flexidepth(ctx, a, &p);
+    };
+    // tokens whose routing the last decode recorded: 0 when no plug-in is set
+    auto routed_tokens = [&]() { return llama_get_flexidepth_routing(ctx, nullptr, nullptr, nullptr, nullptr, 0); };
 
     const std::vector<float> base = logits_of(ctx, n_vocab);
 
     llama_flexidepth_test_fail_next_reserve();
-    CHECK(llama_flexidepth_attach(ctx, fd, 0.5f) == LLAMA_FLEXIDEPTH_ERR_ALLOC, "failed attach returns ERR_ALLOC");
+    CHECK(set(fd, LLAMA_FLEXIDEPTH_MODE_AUTO) == LLAMA_FLEXIDEPTH_ERR_ALLOC, "a failed set returns ERR_ALLOC");
     CHECK(strstr(llama_flexidepth_last_error(), "reserve") != nullptr, "and says why");
-    CHECK(llama_flexidepth_set_threshold(ctx, 0.4f) == LLAMA_FLEXIDEPTH_ERR_INVALID_ARG, "nothing is attached after it");
     CHECK(logits_of(ctx, n_vocab) == base, "the context still computes the base model, bit for bit");
+    CHECK(routed_tokens() == 0, "nothing is set after it");
 
-    CHECK(llama_flexidepth_attach(ctx, fd, 0.5f) == LLAMA_FLEXIDEPTH_OK, "attach");
+    CHECK(set(fd, LLAMA_FLEXIDEPTH_MODE_AUTO) == LLAMA_FLEXIDEPTH_OK, "set");
     const std::vector<float> routed = logits_of(ctx, n_vocab);
     CHECK(routed != base, "the plug-in changes the logits");
+    CHECK(routed_tokens() > 0, "and records its routing");
 
     llama_flexidepth_test_fail_next_reserve();
-    CHECK(llama_flexidepth_set_mode(ctx, LLAMA_FLEXIDEPTH_MODE_DENSE) == LLAMA_FLEXIDEPTH_ERR_ALLOC, "failed set_mode returns ERR_ALLOC");
+    CHECK(set(fd, LLAMA_FLEXIDEPTH_MODE_DENSE) == LLAMA_FLEXIDEPTH_ERR_ALLOC, "a failed change of mode returns ERR_ALLOC");
     CHECK(logits_of(ctx, n_vocab) == routed, "the mode is unchanged");
 
     llama_flexidepth_test_fail_next_reserve();
-    CHECK(llama_flexidepth_attach(ctx, fd2, 0.5f) == LLAMA_FLEXIDEPTH_ERR_ALLOC, "failed replacing attach returns ERR_ALLOC");
-    CHECK(llama_flexidepth_set_threshold(ctx, 0.5f) == LLAMA_FLEXIDEPTH_OK, "the first plug-in is still attached");
-    CHECK(logits_of(ctx, n_vocab) == routed, "and computes as before");
+    CHECK(set(fd2, LLAMA_FLEXIDEPTH_MODE_AUTO) == LLAMA_FLEXIDEPTH_ERR_ALLOC, "a failed replacing set returns ERR_ALLOC");
+    CHECK(logits_of(ctx, n_vocab) == routed && routed_tokens() > 0, "the first plug-in is still set and computes as before");
 
     llama_flexidepth_test_fail_next_reserve();
-    CHECK(llama_flexidepth_detach(ctx) == LLAMA_FLEXIDEPTH_ERR_ALLOC, "failed detach returns ERR_ALLOC");
-    CHECK(logits_of(ctx, n_vocab) == routed, "the plug-in stays attached");
+    CHECK(set(nullptr, LLAMA_FLEXIDEPTH_MODE_AUTO) == LLAMA_FLEXIDEPTH_ERR_ALLOC, "a failed unset returns ERR_ALLOC");
+    CHECK(logits_of(ctx, n_vocab) == routed, "the plug-in stays set");
 
-    // freeing cannot refuse: the context is detached by force and reserves at its next decode
+    // freeing cannot refuse: the context goes back to the base model by force and reserves at its next decode
     llama_flexidepth_test_fail_next_reserve();
-    llama_flexidepth_free(fd);
-    CHECK(llama_flexidepth_set_threshold(ctx, 0.5f) == LLAMA_FLEXIDEPTH_ERR_INVALID_ARG, "a freed plug-in is detached");
-    CHECK(logits_of(ctx, n_vocab) == base, "the context computes the base model again");
+    llama_adapter_flexidepth_free(fd);
+    CHECK(logits_of(ctx, n_vocab) == base, "a freed plug-in is unset: the context computes the base model again");
+    CHECK(routed_tokens() == 0, "and records no routing");
 
-    CHECK(llama_flexidepth_attach(ctx, fd2, 0.5f) == LLAMA_FLEXIDEPTH_OK, "a plug-in attaches after all these failures");
+    CHECK(set(fd2, LLAMA_FLEXIDEPTH_MODE_AUTO) == LLAMA_FLEXIDEPTH_OK, "a plug-in is set after all these failures");
     CHECK(logits_of(ctx, n_vocab) == routed, "and computes what the first one did");
-    CHECK(llama_flexidepth_detach(ctx) == LLAMA_FLEXIDEPTH_OK, "detach");
+    CHECK(set(nullptr, LLAMA_FLEXIDEPTH_MODE_AUTO) == LLAMA_FLEXIDEPTH_OK, "unset");
     CHECK(logits_of(ctx, n_vocab) == base, "base again");
 
-    llama_flexidepth_free(fd2);
+    llama_adapter_flexidepth_free(fd2);
     llama_free(ctx);
     llama_model_free(model);
     llama_backend_free();

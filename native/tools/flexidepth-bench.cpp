@@ -141,14 +141,14 @@ int main(int argc, char ** argv) {
     mp.use_extra_bufts = repack; // weights in the CPU's repacked layouts (x86: Q4_0, Q4_K, ...) or plain
     llama_model * model = llama_model_load_from_file(model_path.c_str(), mp);
     if (!model) { fprintf(stderr, "cannot load %s\n", model_path.c_str()); return 1; }
-    llama_flexidepth * fd = nullptr;
+    llama_adapter_flexidepth * fd = nullptr;
     if (!plugin_path.empty()) {
         int32_t status = 0;
-        fd = llama_flexidepth_load(model, plugin_path.c_str(), &status);
+        fd = llama_adapter_flexidepth_init(model, plugin_path.c_str(), &status);
         if (!fd) { fprintf(stderr, "%s\n", llama_flexidepth_last_error()); return 1; }
     }
     const int n_layer = llama_model_n_layer(model);
-    const int n_routed = llama_flexidepth_n_routed(fd);
+    const int n_routed = llama_adapter_flexidepth_n_routed(fd);
 
     std::vector<config> configs = {{"no plug-in"}};
     if (fd) {
@@ -168,7 +168,7 @@ int main(int argc, char ** argv) {
         if (!skip_layers.empty()) {
             std::vector<int8_t> f(n_routed, 1);
             for (int r = 0; r < n_routed; ++r)
-                for (int l : skip_layers) if (llama_flexidepth_routed_layer(fd, r) == l) f[r] = 0;
+                for (int l : skip_layers) if (llama_adapter_flexidepth_routed_layer(fd, r) == l) f[r] = 0;
             configs.push_back({"forced skip layers", true, f, -1});
         }
     }
@@ -194,12 +194,14 @@ int main(int argc, char ** argv) {
         for (size_t c = 0; c < configs.size(); ++c) {
             const config & cfg = configs[c];
             if (cfg.plugin) {
-                llama_flexidepth_attach(ctx, fd, tau);
-                llama_flexidepth_set_mode(ctx, mode == "dense" ? LLAMA_FLEXIDEPTH_MODE_DENSE
-                                             : mode == "masked" ? LLAMA_FLEXIDEPTH_MODE_MASKED : LLAMA_FLEXIDEPTH_MODE_AUTO);
-                llama_flexidepth_force(ctx, cfg.forced.empty() ? nullptr : cfg.forced.data(), (int32_t) cfg.forced.size());
+                llama_flexidepth_params fp = llama_flexidepth_default_params();
+                fp.threshold = tau;
+                fp.mode = mode == "dense" ? LLAMA_FLEXIDEPTH_MODE_DENSE : mode == "masked" ? LLAMA_FLEXIDEPTH_MODE_MASKED : LLAMA_FLEXIDEPTH_MODE_AUTO;
+                fp.forced = cfg.forced.empty() ? nullptr : cfg.forced.data();
+                fp.n_forced = (int32_t) cfg.forced.size();
+                llama_set_adapter_flexidepth(ctx, fd, &fp);
             } else {
-                llama_flexidepth_detach(ctx);
+                llama_set_adapter_flexidepth(ctx, nullptr, nullptr);
             }
             llama_memory_clear(llama_get_memory(ctx), true);
             auto t0 = clock::now();
@@ -212,7 +214,7 @@ int main(int argc, char ** argv) {
                 tok = 3 + (tok * 7919 + 13) % (n_vocab - 3);
                 if (llama_decode(ctx, llama_batch_get_one(&tok, 1)) != 0) { fprintf(stderr, "decode failed\n"); return 1; }
                 if (cfg.plugin) {
-                    llama_flexidepth_get_routing(ctx, gates.data(), run.data(), nullptr, nullptr, (int32_t) gates.size());
+                    llama_get_flexidepth_routing(ctx, gates.data(), run.data(), nullptr, nullptr, (int32_t) gates.size());
                     int used = n_layer - n_routed;
                     for (int r = 0; r < n_routed; ++r) used += run[r];
                     layers += used;
@@ -246,7 +248,7 @@ int main(int argc, char ** argv) {
             double bytes = wb.other;
             for (int l = 0; l < n_layer; ++l) bytes += wb.skippable[l] + wb.always[l];
             for (int r = 0; r < n_routed; ++r) {
-                const int l = llama_flexidepth_routed_layer(fd, r);
+                const int l = llama_adapter_flexidepth_routed_layer(fd, r);
                 bytes += wb.plugin_router.count(l) ? wb.plugin_router.at(l) : 0;
                 if (cfg.forced[r] == 0) {
                     bytes -= wb.skippable[l];
@@ -268,7 +270,7 @@ int main(int argc, char ** argv) {
         }
     }
     llama_free(ctx);
-    llama_flexidepth_free(fd);
+    llama_adapter_flexidepth_free(fd);
     llama_model_free(model);
     return 0;
 }

@@ -13,6 +13,7 @@ import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.atomic.AtomicLong;
@@ -92,10 +93,11 @@ public final class BatchEngine implements AutoCloseable {
         }
         if (options.flexiDepth().isPresent()) {
             BatchEngineOptions.FlexiDepth f = options.flexiDepth().get();
-            int rc = llama_h.llama_flexidepth_attach(ctx, f.plugin().handle(), f.tau());
-            if (rc != 0) {
+            try {
+                FlexiDepthPlugin.setOn(ctx, f.plugin(), f.tau(), Map.of());
+            } catch (FlexiDepthException e) {
                 free();
-                FlexiDepthException.throwIfFailed(rc);
+                throw e;
             }
             routedLayers = f.plugin().routedLayers();
             routingGates = arena.allocate(ValueLayout.JAVA_FLOAT, (long) routedLayers.size() * n);

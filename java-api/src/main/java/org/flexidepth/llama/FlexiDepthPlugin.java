@@ -1,5 +1,6 @@
 package org.flexidepth.llama;
 
+import org.flexidepth.llama.bindings.llama_flexidepth_params;
 import org.flexidepth.llama.bindings.llama_h;
 
 import java.lang.foreign.Arena;
@@ -8,6 +9,7 @@ import java.lang.foreign.ValueLayout;
 import java.nio.file.Path;
 import java.util.HashSet;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 import java.util.stream.IntStream;
 
@@ -37,12 +39,12 @@ public final class FlexiDepthPlugin implements AutoCloseable {
         this.path = path;
         this.handle = handle;
         this.fingerprint = fingerprint;
-        int n = llama_h.llama_flexidepth_n_routed(handle);
-        this.routedLayers = IntStream.range(0, n).mapToObj(i -> llama_h.llama_flexidepth_routed_layer(handle, i)).toList();
-        this.routerSize = llama_h.llama_flexidepth_router_size(handle);
-        this.adapterSize = llama_h.llama_flexidepth_adapter_size(handle);
-        this.defaultThreshold = llama_h.llama_flexidepth_default_threshold(handle);
-        this.architecture = llama_h.llama_flexidepth_architecture(handle).getString(0);
+        int n = llama_h.llama_adapter_flexidepth_n_routed(handle);
+        this.routedLayers = IntStream.range(0, n).mapToObj(i -> llama_h.llama_adapter_flexidepth_routed_layer(handle, i)).toList();
+        this.routerSize = llama_h.llama_adapter_flexidepth_router_size(handle);
+        this.adapterSize = llama_h.llama_adapter_flexidepth_adapter_size(handle);
+        this.defaultThreshold = llama_h.llama_adapter_flexidepth_threshold(handle);
+        this.architecture = llama_h.llama_adapter_flexidepth_arch(handle).getString(0);
     }
 
     /**
@@ -59,7 +61,7 @@ public final class FlexiDepthPlugin implements AutoCloseable {
         return model.read(() -> {
             try (Arena arena = Arena.ofConfined()) {
                 MemorySegment status = arena.allocate(ValueLayout.JAVA_INT);
-                MemorySegment h = llama_h.llama_flexidepth_load(model.handle(), arena.allocateFrom(path.toString()), status);
+                MemorySegment h = llama_h.llama_adapter_flexidepth_init(model.handle(), arena.allocateFrom(path.toString()), status);
                 if (h.equals(MemorySegment.NULL)) {
                     throw new FlexiDepthException(FlexiDepthException.Reason.of(status.get(ValueLayout.JAVA_INT, 0)),
                             "cannot load FlexiDepth plug-in " + path + ": " + llama_h.llama_flexidepth_last_error().getString(0));
@@ -172,9 +174,34 @@ public final class FlexiDepthPlugin implements AutoCloseable {
             }
             model.pluginClosed(this);
             model.read(() -> {
-                llama_h.llama_flexidepth_free(handle);
+                llama_h.llama_adapter_flexidepth_free(handle);
                 return null;
             });
+        }
+    }
+
+    /**
+     * Sets {@code plugin} on a native context ({@code llama_set_adapter_flexidepth}) with threshold
+     * tau and the routers of the layers in {@code forced} overridden; a null plug-in computes the
+     * base model again. Throws what the native call reports; the context then keeps what it had.
+     */
+    static void setOn(MemorySegment ctx, FlexiDepthPlugin plugin, float tau, Map<Integer, Boolean> forced) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment params = llama_h.llama_flexidepth_default_params(a);
+            if (plugin != null) {
+                llama_flexidepth_params.threshold(params, tau);
+                if (!forced.isEmpty()) {
+                    List<Integer> routed = plugin.routedLayers();
+                    MemorySegment d = a.allocate(ValueLayout.JAVA_BYTE, routed.size());
+                    for (int r = 0; r < routed.size(); r++) {
+                        Boolean run = forced.get(routed.get(r));
+                        d.set(ValueLayout.JAVA_BYTE, r, (byte) (run == null ? -1 : run ? 1 : 0));
+                    }
+                    llama_flexidepth_params.forced(params, d);
+                    llama_flexidepth_params.n_forced(params, routed.size());
+                }
+            }
+            FlexiDepthException.throwIfFailed(llama_h.llama_set_adapter_flexidepth(ctx, plugin == null ? MemorySegment.NULL : plugin.handle, params));
         }
     }
 

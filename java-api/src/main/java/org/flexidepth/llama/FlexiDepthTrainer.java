@@ -43,7 +43,8 @@ public final class FlexiDepthTrainer {
     }
 
     /**
-     * Creates a trainer for a model. Nothing is allocated until {@link #train} runs.
+     * Creates a trainer for a model, loading the native training library (beside the others) the
+     * first time. Nothing is allocated until {@link #train} runs.
      *
      * @param model   the base model, frozen during training; it must stay open while training runs
      * @param options the architecture, optimizer and schedule of the plug-in to train
@@ -54,6 +55,7 @@ public final class FlexiDepthTrainer {
         if (model.isClosed()) {
             throw new ResourceClosedException("model " + model.path().getFileName() + " is closed");
         }
+        NativeLibrary.loadTraining();
         return new FlexiDepthTrainer(model, options);
     }
 

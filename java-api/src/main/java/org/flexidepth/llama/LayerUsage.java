@@ -29,14 +29,14 @@ public final class LayerUsage {
 
     /**
      * The routing of the last decode of a context with a plug-in attached, one usage per token,
-     * read by {@code llama_flexidepth_get_routing} into the caller's reused buffers.
+     * read by {@code llama_get_flexidepth_routing} into the caller's reused buffers.
      *
      * Its buffers hold at least {@code n * routedLayers.size()} floats (gates) and bytes (run).
      */
     static List<LayerUsage> ofLastDecode(java.lang.foreign.MemorySegment ctx, java.lang.foreign.MemorySegment gates,
                                          java.lang.foreign.MemorySegment run, int capacity, int n, int totalLayers,
                                          List<Integer> routedLayers) {
-        int got = org.flexidepth.llama.bindings.llama_h.llama_flexidepth_get_routing(ctx, gates, run,
+        int got = org.flexidepth.llama.bindings.llama_h.llama_get_flexidepth_routing(ctx, gates, run,
                 java.lang.foreign.MemorySegment.NULL, java.lang.foreign.MemorySegment.NULL, capacity);
         if (got != n) {
             throw new DecodeException(got, "expected the routing of " + n + " tokens");

@@ -347,6 +347,7 @@ public final class LlamaModel implements AutoCloseable {
             throw new InvalidArgumentException("block influence needs at least one window of >= 2 tokens; got "
                     + calibrationTokens.length + " tokens for windows of " + windowLength);
         }
+        NativeLibrary.loadTraining();
         return read(() -> {
             try (Arena arena = Arena.ofConfined()) {
                 int nLayer = info.layers();

@@ -36,13 +36,18 @@ final class NativeLibrary {
     // ggml loads itself from the same folder.
     private static final List<String> LINKED = List.of("libggml-base.so", "libggml.so", "libllama.so", "libllama-common.so",
             "libllama-fork-common.so");
-    // a library built for one machine (-DFLEXI_NATIVE_CPU=ON) links its CPU backend into libggml.so
+    // a library built for one machine (-DFLEXI_NATIVE_CPU=ON) links its CPU and RPC backends into libggml.so
     private static final String CPU_LINKED = "libggml-cpu.so";
+    private static final String RPC_LINKED = "libggml-rpc.so";
+    // plug-in training and block influence, loaded only when asked for (loadTraining)
+    private static final String TRAINING = "libllama-flexidepth-training.so";
     // the jar's list of its libraries: a jar cannot list a resource folder
     private static final String LIST = "natives.list";
 
     private static volatile boolean loaded;
+    private static volatile boolean trainingLoaded;
     private static volatile String cpuBackend;
+    private static volatile Path directory;
 
     private NativeLibrary() {
     }
@@ -61,13 +66,31 @@ final class NativeLibrary {
                 Path lib = dir.resolve(name);
                 if (name.equals("libggml.so") && Files.isRegularFile(dir.resolve(CPU_LINKED))) {
                     load(dir.resolve(CPU_LINKED));
+                    if (Files.isRegularFile(dir.resolve(RPC_LINKED))) {
+                        load(dir.resolve(RPC_LINKED));
+                    }
                 }
                 load(lib);
             }
             NativeLog.install();
             llama_h.llama_backend_init();
             cpuBackend = loadBackends(dir);
+            directory = dir;
             loaded = true;
+        }
+    }
+
+    /** Loads the training library beside the others (once), for the bindings of llama-flexidepth-train.h. */
+    static void loadTraining() {
+        load();
+        if (trainingLoaded) {
+            return;
+        }
+        synchronized (NativeLibrary.class) {
+            if (!trainingLoaded) {
+                load(directory.resolve(TRAINING));
+                trainingLoaded = true;
+            }
         }
     }
 

@@ -635,12 +635,13 @@ public final class Session implements AutoCloseable {
         enter(() -> {
             FlexiDepthPlugin previous = this.plugin;
             plugin.addUser(this); // refused once the plug-in is closing
-            int rc = llama_h.llama_flexidepth_attach(ctx, plugin.handle(), tau);
-            if (rc != 0) {
+            try {
+                FlexiDepthPlugin.setOn(ctx, plugin, tau, Map.of());
+            } catch (FlexiDepthException e) {
                 if (previous != plugin) {
                     plugin.removeUser(this);
                 }
-                FlexiDepthException.throwIfFailed(rc);
+                throw e;
             }
             if (previous != null && previous != plugin) {
                 previous.removeUser(this);
@@ -681,9 +682,7 @@ public final class Session implements AutoCloseable {
         checkThreshold(tau);
         requirePolicy(cache);
         enter(() -> {
-            requireAttached();
-            int rc = llama_h.llama_flexidepth_set_threshold(ctx, tau);
-            FlexiDepthException.throwIfFailed(rc);
+            FlexiDepthPlugin.setOn(ctx, requireAttached(), tau, forced);
             threshold = tau;
             routingChanged(cache);
             return null;
@@ -713,8 +712,7 @@ public final class Session implements AutoCloseable {
             if (p == null) {
                 return null;
             }
-            int rc = llama_h.llama_flexidepth_detach(ctx);
-            FlexiDepthException.throwIfFailed(rc);
+            FlexiDepthPlugin.setOn(ctx, null, 0, Map.of());
             p.removeUser(this);
             plugin = null;
             forced = Map.of();
@@ -758,15 +756,7 @@ public final class Session implements AutoCloseable {
                     throw new InvalidArgumentException("layer " + layer + " is not routed by " + p);
                 }
             }
-            try (Arena a = Arena.ofConfined()) {
-                MemorySegment d = a.allocate(ValueLayout.JAVA_BYTE, routed.size());
-                for (int r = 0; r < routed.size(); r++) {
-                    Boolean run = copy.get(routed.get(r));
-                    d.set(ValueLayout.JAVA_BYTE, r, (byte) (run == null ? -1 : run ? 1 : 0));
-                }
-                int rc = llama_h.llama_flexidepth_force(ctx, d, routed.size());
-                FlexiDepthException.throwIfFailed(rc);
-            }
+            FlexiDepthPlugin.setOn(ctx, p, threshold, copy);
             forced = copy;
             routingChanged(cache);
             return null;
@@ -777,7 +767,7 @@ public final class Session implements AutoCloseable {
     public void releaseRouting() {
         enter(() -> {
             if (plugin != null && !forced.isEmpty()) {
-                llama_h.llama_flexidepth_force(ctx, MemorySegment.NULL, 0);
+                FlexiDepthPlugin.setOn(ctx, plugin, threshold, Map.of());
                 forced = Map.of();
                 routingChanged(CachePolicy.DISCARD);
             }
@@ -814,8 +804,8 @@ public final class Session implements AutoCloseable {
         underLifecycleLock(() -> {
             if (!closed && plugin == p) {
                 endActive();
-                // cannot fail in a way that matters here: llama_flexidepth_free detaches by force
-                llama_h.llama_flexidepth_detach(ctx);
+                // the native free that follows takes the plug-in off by force if this fails
+                llama_h.llama_set_adapter_flexidepth(ctx, MemorySegment.NULL, MemorySegment.NULL);
                 plugin = null;
                 forced = Map.of();
                 clearCache();

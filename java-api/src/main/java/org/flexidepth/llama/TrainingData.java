@@ -95,6 +95,7 @@ public final class TrainingData {
 
     /** Tokenizes for {@code model}; the caller frees the handle with llama_flexidepth_train_data_free. */
     MemorySegment load(LlamaModel model, Arena arena) {
+        NativeLibrary.loadTraining();
         if (format == Format.TOKENS) {
             model.checkTokens(tokens);
             MemorySegment t = arena.allocateFrom(ValueLayout.JAVA_INT, tokens);

@@ -54,12 +54,6 @@ public class llama_h {
         return LLAMA_TOKEN_NULL;
     }
 
-    private static final int LLAMA_FLEXIDEPTH_MASKED_MAX_TOKENS = 16;
-
-    public static int LLAMA_FLEXIDEPTH_MASKED_MAX_TOKENS() {
-        return LLAMA_FLEXIDEPTH_MASKED_MAX_TOKENS;
-    }
-
     private static final int GGML_LOG_LEVEL_NONE = 0;
 
     public static int GGML_LOG_LEVEL_NONE() {
@@ -3199,7 +3193,38 @@ public class llama_h {
         }
     }
 
-    private static class llama_flexidepth_load {
+    private static class llama_flexidepth_default_params {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                llama_flexidepth_params.layout()
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_flexidepth_default_params");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_flexidepth_default_params$descriptor() {
+        return llama_flexidepth_default_params.DESC;
+    }
+
+    public static MethodHandle llama_flexidepth_default_params$handle() {
+        return llama_flexidepth_default_params.HANDLE;
+    }
+
+    public static MemorySegment llama_flexidepth_default_params$address() {
+        return llama_flexidepth_default_params.ADDR;
+    }
+
+    public static MemorySegment llama_flexidepth_default_params(SegmentAllocator allocator) {
+        var mh$ = llama_flexidepth_default_params.HANDLE;
+        try {
+            return (MemorySegment) mh$.invokeExact(allocator);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class llama_adapter_flexidepth_init {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
                 llama_h.C_POINTER,
                 llama_h.C_POINTER,
@@ -3207,27 +3232,58 @@ public class llama_h {
                 llama_h.C_POINTER
             );
 
-        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_flexidepth_load");
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_adapter_flexidepth_init");
 
         public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
     }
 
-    public static FunctionDescriptor llama_flexidepth_load$descriptor() {
-        return llama_flexidepth_load.DESC;
+    public static FunctionDescriptor llama_adapter_flexidepth_init$descriptor() {
+        return llama_adapter_flexidepth_init.DESC;
     }
 
-    public static MethodHandle llama_flexidepth_load$handle() {
-        return llama_flexidepth_load.HANDLE;
+    public static MethodHandle llama_adapter_flexidepth_init$handle() {
+        return llama_adapter_flexidepth_init.HANDLE;
     }
 
-    public static MemorySegment llama_flexidepth_load$address() {
-        return llama_flexidepth_load.ADDR;
+    public static MemorySegment llama_adapter_flexidepth_init$address() {
+        return llama_adapter_flexidepth_init.ADDR;
     }
 
-    public static MemorySegment llama_flexidepth_load(MemorySegment model, MemorySegment path, MemorySegment status) {
-        var mh$ = llama_flexidepth_load.HANDLE;
+    public static MemorySegment llama_adapter_flexidepth_init(MemorySegment model, MemorySegment path, MemorySegment status) {
+        var mh$ = llama_adapter_flexidepth_init.HANDLE;
         try {
             return (MemorySegment) mh$.invokeExact(model, path, status);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class llama_adapter_flexidepth_free {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.ofVoid(
+                llama_h.C_POINTER
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_adapter_flexidepth_free");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_adapter_flexidepth_free$descriptor() {
+        return llama_adapter_flexidepth_free.DESC;
+    }
+
+    public static MethodHandle llama_adapter_flexidepth_free$handle() {
+        return llama_adapter_flexidepth_free.HANDLE;
+    }
+
+    public static MemorySegment llama_adapter_flexidepth_free$address() {
+        return llama_adapter_flexidepth_free.ADDR;
+    }
+
+    public static void llama_adapter_flexidepth_free(MemorySegment adapter) {
+        var mh$ = llama_adapter_flexidepth_free.HANDLE;
+        try {
+            mh$.invokeExact(adapter);
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }
@@ -3264,462 +3320,234 @@ public class llama_h {
         }
     }
 
-    private static class llama_flexidepth_free {
-        public static final FunctionDescriptor DESC = FunctionDescriptor.ofVoid(
-                llama_h.C_POINTER
-            );
-
-        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_flexidepth_free");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
-    }
-
-    public static FunctionDescriptor llama_flexidepth_free$descriptor() {
-        return llama_flexidepth_free.DESC;
-    }
-
-    public static MethodHandle llama_flexidepth_free$handle() {
-        return llama_flexidepth_free.HANDLE;
-    }
-
-    public static MemorySegment llama_flexidepth_free$address() {
-        return llama_flexidepth_free.ADDR;
-    }
-
-    public static void llama_flexidepth_free(MemorySegment fd) {
-        var mh$ = llama_flexidepth_free.HANDLE;
-        try {
-            mh$.invokeExact(fd);
-        } catch (Throwable ex$) {
-           throw new AssertionError("should not reach here", ex$);
-        }
-    }
-
-    private static class llama_flexidepth_n_routed {
+    private static class llama_adapter_flexidepth_n_routed {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
                 llama_h.C_INT,
                 llama_h.C_POINTER
             );
 
-        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_flexidepth_n_routed");
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_adapter_flexidepth_n_routed");
 
         public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
     }
 
-    public static FunctionDescriptor llama_flexidepth_n_routed$descriptor() {
-        return llama_flexidepth_n_routed.DESC;
+    public static FunctionDescriptor llama_adapter_flexidepth_n_routed$descriptor() {
+        return llama_adapter_flexidepth_n_routed.DESC;
     }
 
-    public static MethodHandle llama_flexidepth_n_routed$handle() {
-        return llama_flexidepth_n_routed.HANDLE;
+    public static MethodHandle llama_adapter_flexidepth_n_routed$handle() {
+        return llama_adapter_flexidepth_n_routed.HANDLE;
     }
 
-    public static MemorySegment llama_flexidepth_n_routed$address() {
-        return llama_flexidepth_n_routed.ADDR;
+    public static MemorySegment llama_adapter_flexidepth_n_routed$address() {
+        return llama_adapter_flexidepth_n_routed.ADDR;
     }
 
-    public static int llama_flexidepth_n_routed(MemorySegment fd) {
-        var mh$ = llama_flexidepth_n_routed.HANDLE;
+    public static int llama_adapter_flexidepth_n_routed(MemorySegment adapter) {
+        var mh$ = llama_adapter_flexidepth_n_routed.HANDLE;
         try {
-            return (int) mh$.invokeExact(fd);
+            return (int) mh$.invokeExact(adapter);
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }
     }
 
-    private static class llama_flexidepth_routed_layer {
+    private static class llama_adapter_flexidepth_routed_layer {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
                 llama_h.C_INT,
                 llama_h.C_POINTER,
                 llama_h.C_INT
             );
 
-        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_flexidepth_routed_layer");
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_adapter_flexidepth_routed_layer");
 
         public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
     }
 
-    public static FunctionDescriptor llama_flexidepth_routed_layer$descriptor() {
-        return llama_flexidepth_routed_layer.DESC;
+    public static FunctionDescriptor llama_adapter_flexidepth_routed_layer$descriptor() {
+        return llama_adapter_flexidepth_routed_layer.DESC;
     }
 
-    public static MethodHandle llama_flexidepth_routed_layer$handle() {
-        return llama_flexidepth_routed_layer.HANDLE;
+    public static MethodHandle llama_adapter_flexidepth_routed_layer$handle() {
+        return llama_adapter_flexidepth_routed_layer.HANDLE;
     }
 
-    public static MemorySegment llama_flexidepth_routed_layer$address() {
-        return llama_flexidepth_routed_layer.ADDR;
+    public static MemorySegment llama_adapter_flexidepth_routed_layer$address() {
+        return llama_adapter_flexidepth_routed_layer.ADDR;
     }
 
-    public static int llama_flexidepth_routed_layer(MemorySegment fd, int i) {
-        var mh$ = llama_flexidepth_routed_layer.HANDLE;
+    public static int llama_adapter_flexidepth_routed_layer(MemorySegment adapter, int i) {
+        var mh$ = llama_adapter_flexidepth_routed_layer.HANDLE;
         try {
-            return (int) mh$.invokeExact(fd, i);
+            return (int) mh$.invokeExact(adapter, i);
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }
     }
 
-    private static class llama_flexidepth_router_size {
+    private static class llama_adapter_flexidepth_router_size {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
                 llama_h.C_INT,
                 llama_h.C_POINTER
             );
 
-        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_flexidepth_router_size");
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_adapter_flexidepth_router_size");
 
         public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
     }
 
-    public static FunctionDescriptor llama_flexidepth_router_size$descriptor() {
-        return llama_flexidepth_router_size.DESC;
+    public static FunctionDescriptor llama_adapter_flexidepth_router_size$descriptor() {
+        return llama_adapter_flexidepth_router_size.DESC;
     }
 
-    public static MethodHandle llama_flexidepth_router_size$handle() {
-        return llama_flexidepth_router_size.HANDLE;
+    public static MethodHandle llama_adapter_flexidepth_router_size$handle() {
+        return llama_adapter_flexidepth_router_size.HANDLE;
     }
 
-    public static MemorySegment llama_flexidepth_router_size$address() {
-        return llama_flexidepth_router_size.ADDR;
+    public static MemorySegment llama_adapter_flexidepth_router_size$address() {
+        return llama_adapter_flexidepth_router_size.ADDR;
     }
 
-    public static int llama_flexidepth_router_size(MemorySegment fd) {
-        var mh$ = llama_flexidepth_router_size.HANDLE;
+    public static int llama_adapter_flexidepth_router_size(MemorySegment adapter) {
+        var mh$ = llama_adapter_flexidepth_router_size.HANDLE;
         try {
-            return (int) mh$.invokeExact(fd);
+            return (int) mh$.invokeExact(adapter);
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }
     }
 
-    private static class llama_flexidepth_adapter_size {
+    private static class llama_adapter_flexidepth_adapter_size {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
                 llama_h.C_INT,
                 llama_h.C_POINTER
             );
 
-        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_flexidepth_adapter_size");
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_adapter_flexidepth_adapter_size");
 
         public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
     }
 
-    public static FunctionDescriptor llama_flexidepth_adapter_size$descriptor() {
-        return llama_flexidepth_adapter_size.DESC;
+    public static FunctionDescriptor llama_adapter_flexidepth_adapter_size$descriptor() {
+        return llama_adapter_flexidepth_adapter_size.DESC;
     }
 
-    public static MethodHandle llama_flexidepth_adapter_size$handle() {
-        return llama_flexidepth_adapter_size.HANDLE;
+    public static MethodHandle llama_adapter_flexidepth_adapter_size$handle() {
+        return llama_adapter_flexidepth_adapter_size.HANDLE;
     }
 
-    public static MemorySegment llama_flexidepth_adapter_size$address() {
-        return llama_flexidepth_adapter_size.ADDR;
+    public static MemorySegment llama_adapter_flexidepth_adapter_size$address() {
+        return llama_adapter_flexidepth_adapter_size.ADDR;
     }
 
-    public static int llama_flexidepth_adapter_size(MemorySegment fd) {
-        var mh$ = llama_flexidepth_adapter_size.HANDLE;
+    public static int llama_adapter_flexidepth_adapter_size(MemorySegment adapter) {
+        var mh$ = llama_adapter_flexidepth_adapter_size.HANDLE;
         try {
-            return (int) mh$.invokeExact(fd);
+            return (int) mh$.invokeExact(adapter);
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }
     }
 
-    private static class llama_flexidepth_default_threshold {
+    private static class llama_adapter_flexidepth_threshold {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
                 llama_h.C_FLOAT,
                 llama_h.C_POINTER
             );
 
-        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_flexidepth_default_threshold");
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_adapter_flexidepth_threshold");
 
         public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
     }
 
-    public static FunctionDescriptor llama_flexidepth_default_threshold$descriptor() {
-        return llama_flexidepth_default_threshold.DESC;
+    public static FunctionDescriptor llama_adapter_flexidepth_threshold$descriptor() {
+        return llama_adapter_flexidepth_threshold.DESC;
     }
 
-    public static MethodHandle llama_flexidepth_default_threshold$handle() {
-        return llama_flexidepth_default_threshold.HANDLE;
+    public static MethodHandle llama_adapter_flexidepth_threshold$handle() {
+        return llama_adapter_flexidepth_threshold.HANDLE;
     }
 
-    public static MemorySegment llama_flexidepth_default_threshold$address() {
-        return llama_flexidepth_default_threshold.ADDR;
+    public static MemorySegment llama_adapter_flexidepth_threshold$address() {
+        return llama_adapter_flexidepth_threshold.ADDR;
     }
 
-    public static float llama_flexidepth_default_threshold(MemorySegment fd) {
-        var mh$ = llama_flexidepth_default_threshold.HANDLE;
+    public static float llama_adapter_flexidepth_threshold(MemorySegment adapter) {
+        var mh$ = llama_adapter_flexidepth_threshold.HANDLE;
         try {
-            return (float) mh$.invokeExact(fd);
+            return (float) mh$.invokeExact(adapter);
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }
     }
 
-    private static class llama_flexidepth_architecture {
+    private static class llama_adapter_flexidepth_arch {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
                 llama_h.C_POINTER,
                 llama_h.C_POINTER
             );
 
-        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_flexidepth_architecture");
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_adapter_flexidepth_arch");
 
         public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
     }
 
-    public static FunctionDescriptor llama_flexidepth_architecture$descriptor() {
-        return llama_flexidepth_architecture.DESC;
+    public static FunctionDescriptor llama_adapter_flexidepth_arch$descriptor() {
+        return llama_adapter_flexidepth_arch.DESC;
     }
 
-    public static MethodHandle llama_flexidepth_architecture$handle() {
-        return llama_flexidepth_architecture.HANDLE;
+    public static MethodHandle llama_adapter_flexidepth_arch$handle() {
+        return llama_adapter_flexidepth_arch.HANDLE;
     }
 
-    public static MemorySegment llama_flexidepth_architecture$address() {
-        return llama_flexidepth_architecture.ADDR;
+    public static MemorySegment llama_adapter_flexidepth_arch$address() {
+        return llama_adapter_flexidepth_arch.ADDR;
     }
 
-    public static MemorySegment llama_flexidepth_architecture(MemorySegment fd) {
-        var mh$ = llama_flexidepth_architecture.HANDLE;
+    public static MemorySegment llama_adapter_flexidepth_arch(MemorySegment adapter) {
+        var mh$ = llama_adapter_flexidepth_arch.HANDLE;
         try {
-            return (MemorySegment) mh$.invokeExact(fd);
+            return (MemorySegment) mh$.invokeExact(adapter);
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }
     }
 
-    private static class llama_flexidepth_attach {
+    private static class llama_set_adapter_flexidepth {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
                 llama_h.C_INT,
                 llama_h.C_POINTER,
                 llama_h.C_POINTER,
-                llama_h.C_FLOAT
-            );
-
-        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_flexidepth_attach");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
-    }
-
-    public static FunctionDescriptor llama_flexidepth_attach$descriptor() {
-        return llama_flexidepth_attach.DESC;
-    }
-
-    public static MethodHandle llama_flexidepth_attach$handle() {
-        return llama_flexidepth_attach.HANDLE;
-    }
-
-    public static MemorySegment llama_flexidepth_attach$address() {
-        return llama_flexidepth_attach.ADDR;
-    }
-
-    public static int llama_flexidepth_attach(MemorySegment ctx, MemorySegment fd, float tau) {
-        var mh$ = llama_flexidepth_attach.HANDLE;
-        try {
-            return (int) mh$.invokeExact(ctx, fd, tau);
-        } catch (Throwable ex$) {
-           throw new AssertionError("should not reach here", ex$);
-        }
-    }
-
-    private static class llama_flexidepth_detach {
-        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
-                llama_h.C_INT,
                 llama_h.C_POINTER
             );
 
-        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_flexidepth_detach");
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_set_adapter_flexidepth");
 
         public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
     }
 
-    public static FunctionDescriptor llama_flexidepth_detach$descriptor() {
-        return llama_flexidepth_detach.DESC;
+    public static FunctionDescriptor llama_set_adapter_flexidepth$descriptor() {
+        return llama_set_adapter_flexidepth.DESC;
     }
 
-    public static MethodHandle llama_flexidepth_detach$handle() {
-        return llama_flexidepth_detach.HANDLE;
+    public static MethodHandle llama_set_adapter_flexidepth$handle() {
+        return llama_set_adapter_flexidepth.HANDLE;
     }
 
-    public static MemorySegment llama_flexidepth_detach$address() {
-        return llama_flexidepth_detach.ADDR;
+    public static MemorySegment llama_set_adapter_flexidepth$address() {
+        return llama_set_adapter_flexidepth.ADDR;
     }
 
-    public static int llama_flexidepth_detach(MemorySegment ctx) {
-        var mh$ = llama_flexidepth_detach.HANDLE;
+    public static int llama_set_adapter_flexidepth(MemorySegment ctx, MemorySegment adapter, MemorySegment params) {
+        var mh$ = llama_set_adapter_flexidepth.HANDLE;
         try {
-            return (int) mh$.invokeExact(ctx);
+            return (int) mh$.invokeExact(ctx, adapter, params);
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }
     }
 
-    private static class llama_flexidepth_set_threshold {
-        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
-                llama_h.C_INT,
-                llama_h.C_POINTER,
-                llama_h.C_FLOAT
-            );
-
-        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_flexidepth_set_threshold");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
-    }
-
-    public static FunctionDescriptor llama_flexidepth_set_threshold$descriptor() {
-        return llama_flexidepth_set_threshold.DESC;
-    }
-
-    public static MethodHandle llama_flexidepth_set_threshold$handle() {
-        return llama_flexidepth_set_threshold.HANDLE;
-    }
-
-    public static MemorySegment llama_flexidepth_set_threshold$address() {
-        return llama_flexidepth_set_threshold.ADDR;
-    }
-
-    public static int llama_flexidepth_set_threshold(MemorySegment ctx, float tau) {
-        var mh$ = llama_flexidepth_set_threshold.HANDLE;
-        try {
-            return (int) mh$.invokeExact(ctx, tau);
-        } catch (Throwable ex$) {
-           throw new AssertionError("should not reach here", ex$);
-        }
-    }
-
-    private static class llama_flexidepth_set_mode {
-        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
-                llama_h.C_INT,
-                llama_h.C_POINTER,
-                llama_h.C_INT
-            );
-
-        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_flexidepth_set_mode");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
-    }
-
-    public static FunctionDescriptor llama_flexidepth_set_mode$descriptor() {
-        return llama_flexidepth_set_mode.DESC;
-    }
-
-    public static MethodHandle llama_flexidepth_set_mode$handle() {
-        return llama_flexidepth_set_mode.HANDLE;
-    }
-
-    public static MemorySegment llama_flexidepth_set_mode$address() {
-        return llama_flexidepth_set_mode.ADDR;
-    }
-
-    public static int llama_flexidepth_set_mode(MemorySegment ctx, int mode) {
-        var mh$ = llama_flexidepth_set_mode.HANDLE;
-        try {
-            return (int) mh$.invokeExact(ctx, mode);
-        } catch (Throwable ex$) {
-           throw new AssertionError("should not reach here", ex$);
-        }
-    }
-
-    private static class llama_flexidepth_force {
-        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
-                llama_h.C_INT,
-                llama_h.C_POINTER,
-                llama_h.C_POINTER,
-                llama_h.C_INT
-            );
-
-        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_flexidepth_force");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
-    }
-
-    public static FunctionDescriptor llama_flexidepth_force$descriptor() {
-        return llama_flexidepth_force.DESC;
-    }
-
-    public static MethodHandle llama_flexidepth_force$handle() {
-        return llama_flexidepth_force.HANDLE;
-    }
-
-    public static MemorySegment llama_flexidepth_force$address() {
-        return llama_flexidepth_force.ADDR;
-    }
-
-    public static int llama_flexidepth_force(MemorySegment ctx, MemorySegment decisions, int n_decisions) {
-        var mh$ = llama_flexidepth_force.HANDLE;
-        try {
-            return (int) mh$.invokeExact(ctx, decisions, n_decisions);
-        } catch (Throwable ex$) {
-           throw new AssertionError("should not reach here", ex$);
-        }
-    }
-
-    private static class llama_flexidepth_set_collect {
-        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
-                llama_h.C_INT,
-                llama_h.C_POINTER,
-                llama_h.C_BOOL
-            );
-
-        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_flexidepth_set_collect");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
-    }
-
-    public static FunctionDescriptor llama_flexidepth_set_collect$descriptor() {
-        return llama_flexidepth_set_collect.DESC;
-    }
-
-    public static MethodHandle llama_flexidepth_set_collect$handle() {
-        return llama_flexidepth_set_collect.HANDLE;
-    }
-
-    public static MemorySegment llama_flexidepth_set_collect$address() {
-        return llama_flexidepth_set_collect.ADDR;
-    }
-
-    public static int llama_flexidepth_set_collect(MemorySegment ctx, boolean collect) {
-        var mh$ = llama_flexidepth_set_collect.HANDLE;
-        try {
-            return (int) mh$.invokeExact(ctx, collect);
-        } catch (Throwable ex$) {
-           throw new AssertionError("should not reach here", ex$);
-        }
-    }
-
-    private static class llama_flexidepth_n_recorded {
-        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
-                llama_h.C_INT,
-                llama_h.C_POINTER
-            );
-
-        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_flexidepth_n_recorded");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
-    }
-
-    public static FunctionDescriptor llama_flexidepth_n_recorded$descriptor() {
-        return llama_flexidepth_n_recorded.DESC;
-    }
-
-    public static MethodHandle llama_flexidepth_n_recorded$handle() {
-        return llama_flexidepth_n_recorded.HANDLE;
-    }
-
-    public static MemorySegment llama_flexidepth_n_recorded$address() {
-        return llama_flexidepth_n_recorded.ADDR;
-    }
-
-    public static int llama_flexidepth_n_recorded(MemorySegment ctx) {
-        var mh$ = llama_flexidepth_n_recorded.HANDLE;
-        try {
-            return (int) mh$.invokeExact(ctx);
-        } catch (Throwable ex$) {
-           throw new AssertionError("should not reach here", ex$);
-        }
-    }
-
-    private static class llama_flexidepth_get_routing {
+    private static class llama_get_flexidepth_routing {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
                 llama_h.C_INT,
                 llama_h.C_POINTER,
@@ -3730,25 +3558,25 @@ public class llama_h {
                 llama_h.C_INT
             );
 
-        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_flexidepth_get_routing");
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_get_flexidepth_routing");
 
         public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
     }
 
-    public static FunctionDescriptor llama_flexidepth_get_routing$descriptor() {
-        return llama_flexidepth_get_routing.DESC;
+    public static FunctionDescriptor llama_get_flexidepth_routing$descriptor() {
+        return llama_get_flexidepth_routing.DESC;
     }
 
-    public static MethodHandle llama_flexidepth_get_routing$handle() {
-        return llama_flexidepth_get_routing.HANDLE;
+    public static MethodHandle llama_get_flexidepth_routing$handle() {
+        return llama_get_flexidepth_routing.HANDLE;
     }
 
-    public static MemorySegment llama_flexidepth_get_routing$address() {
-        return llama_flexidepth_get_routing.ADDR;
+    public static MemorySegment llama_get_flexidepth_routing$address() {
+        return llama_get_flexidepth_routing.ADDR;
     }
 
-    public static int llama_flexidepth_get_routing(MemorySegment ctx, MemorySegment gates, MemorySegment run, MemorySegment pos, MemorySegment seq_id, int capacity) {
-        var mh$ = llama_flexidepth_get_routing.HANDLE;
+    public static int llama_get_flexidepth_routing(MemorySegment ctx, MemorySegment gates, MemorySegment run, MemorySegment pos, MemorySegment seq_id, int capacity) {
+        var mh$ = llama_get_flexidepth_routing.HANDLE;
         try {
             return (int) mh$.invokeExact(ctx, gates, run, pos, seq_id, capacity);
         } catch (Throwable ex$) {

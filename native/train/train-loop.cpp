@@ -1,0 +1,281 @@
+// Training FlexiDepth plug-ins (llama-flexidepth-train.h) on ggml's optimizer.
+//
+// A new plug-in is first written as a checkpoint file and loaded with llama_adapter_flexidepth_init, so
+// that training, resuming and the runtime share one loader and one set of checks. The plug-in is
+// set on a private context in training mode: the graph is built densely and adds
+// alpha * L_skip as an extra loss term (flexidepth-graph.cpp, patch 0007 in ggml-opt), and
+// llama_opt_epoch runs one optimizer step per sequence.
+
+#include "train.h"
+
+#include "ggml-backend.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <numeric>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace flexidepth_train;
+
+namespace {
+
+struct train_resources {
+    llama_adapter_flexidepth * fd = nullptr;
+    llama_context * ctx = nullptr;
+    ggml_opt_dataset_t dataset = nullptr;
+    ggml_opt_result_t result = nullptr;
+    llama_model * model = nullptr;
+    uint32_t n_ctx_train = 0;
+
+    ~train_resources() {
+        set_current(nullptr);
+        if (result) ggml_opt_result_free(result);
+        if (dataset) ggml_opt_dataset_free(dataset);
+        if (ctx) llama_free(ctx);   // detaches the plug-in
+        if (fd) llama_adapter_flexidepth_free(fd);
+        if (model) model->hparams.n_ctx_train = n_ctx_train; // llama_opt_init overwrote it
+    }
+};
+
+// Weights the CPU backend keeps in an extra buffer type (repacked layouts such as CPU_REPACK)
+// have no backward pass: the gradient through a frozen matrix reads it in its plain layout.
+void check_base_buffers(const llama_model & model) {
+    std::set<ggml_backend_buffer_type_t> extra;
+    if (ggml_backend_dev_t cpu = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU)) {
+        auto get_extra = (ggml_backend_dev_get_extra_bufts_t)
+            ggml_backend_reg_get_proc_address(ggml_backend_dev_backend_reg(cpu), "ggml_backend_dev_get_extra_bufts");
+        for (ggml_backend_buffer_type_t * b = get_extra ? get_extra(cpu) : nullptr; b && *b; ++b) {
+            extra.insert(*b);
+        }
+    }
+    for (const auto & [name, t] : model.tensors_by_name) {
+        if (t->buffer && extra.count(ggml_backend_buffer_get_type(t->buffer))) {
+            flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_INVALID_ARG, "the base model's weights are repacked for the CPU ("
+                 + std::string(ggml_backend_buft_name(ggml_backend_buffer_get_type(t->buffer))) + ", e.g. " + name
+                 + "), which has no backward pass; load the model with use_extra_bufts = false (Java: ModelOptions.repackWeights(false))");
+        }
+    }
+}
+
+void check_params(const llama_flexidepth_train_params & p) {
+    auto bad = [](const std::string & m) { flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_INVALID_ARG, m); };
+    if (!(p.alpha >= 0.0f) || !std::isfinite(p.alpha)) bad("alpha must be >= 0");
+    if (!(p.learning_rate > 0.0f) || !std::isfinite(p.learning_rate)) bad("the learning rate must be > 0");
+    if (!(p.min_lr_ratio >= 0.0f && p.min_lr_ratio <= 1.0f)) bad("min_lr_ratio must be in [0, 1]");
+    if (!(p.weight_decay >= 0.0f && p.weight_decay < 1.0f)) bad("weight decay must be in [0, 1)");
+    if (!(p.threshold >= 0.0f && p.threshold <= 1.0f)) bad("the threshold must be in [0, 1]");
+    if (!std::isfinite(p.init_router_bias)) bad("the initial router bias must be finite");
+    if (p.warmup_steps < 0) bad("warm-up steps must be >= 0");
+    // llama.cpp pads every context to a multiple of 256, and llama_opt trains on whole contexts
+    if (p.n_ctx < 256 || p.n_ctx % 256 != 0) bad("the context length must be a positive multiple of 256, was " + std::to_string(p.n_ctx));
+    if (p.token_budget < 0) bad("the token budget must be >= 0");
+    if (p.token_budget == 0 && p.n_epochs <= 0) bad("give a token budget or at least one epoch");
+    if (p.router_size < 0 || p.adapter_size < 0) bad("router and adapter sizes must be >= 0 (0: default)");
+    if (p.checkpoint_every < 0) bad("checkpoint_every must be >= 0 (0: only when cancelled)");
+    if (p.n_routed_layers < 0 || (p.n_routed_layers > 0 && p.routed_layers == nullptr)) bad("invalid routed layer list");
+}
+
+int32_t train(llama_model * model, const llama_flexidepth_train_data & data, const std::string & output,
+              const llama_flexidepth_train_params & p) {
+    check_params(p);
+    check_base_buffers(*model);
+    // everything that can be refused is checked before any file is written
+    const int32_t n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(model));
+    for (llama_token tok : data.tokens) {
+        if (tok < 0 || tok >= n_vocab) {
+            flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_DATA, "token " + std::to_string(tok) + " is outside the model's vocabulary of " + std::to_string(n_vocab));
+        }
+    }
+
+    const int64_t n_ctx = p.n_ctx;
+    const int64_t n_seq = ((int64_t) data.tokens.size() - 1) / n_ctx;
+    if (n_seq < 1) {
+        flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_DATA, "the training data has " + std::to_string(data.tokens.size())
+             + " tokens; at least context + 1 = " + std::to_string(n_ctx + 1) + " are needed");
+    }
+
+    if (p.n_ctx > (int32_t) llama_model_n_ctx_train(model) && llama_model_n_ctx_train(model) > 0) {
+        LLAMA_LOG_WARN("flexidepth-train: context %d is longer than the model was trained with (%u)\n", p.n_ctx, llama_model_n_ctx_train(model));
+    }
+    const std::string checkpoint = p.checkpoint_path ? p.checkpoint_path : output + ".checkpoint";
+
+    position pos;
+    if (p.resume && std::ifstream(checkpoint, std::ios::binary).good()) {
+        pos = read_position(checkpoint);
+        if (pos.seed != p.seed || pos.n_ctx != (uint32_t) p.n_ctx) {
+            flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_INVALID_ARG, "the checkpoint " + checkpoint + " was made with seed " + std::to_string(pos.seed)
+                 + " and context " + std::to_string(pos.n_ctx) + "; resume with the same values");
+        }
+        LLAMA_LOG_INFO("flexidepth-train: resuming %s at step %llu\n", checkpoint.c_str(), (unsigned long long) pos.step);
+    } else {
+        write_initial_plugin(checkpoint, *model, p);
+        pos.seed = p.seed;
+        pos.n_ctx = (uint32_t) p.n_ctx;
+    }
+    pos.alpha = p.alpha;
+
+    train_resources res;
+    int32_t status = 0;
+    res.fd = llama_adapter_flexidepth_init(model, checkpoint.c_str(), &status);
+    if (res.fd == nullptr) {
+        flexidepth_throw(status, llama_flexidepth_last_error());
+    }
+    for (ggml_tensor * t : res.fd->tensors()) {
+        if (t->type != GGML_TYPE_F32) {
+            flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_TENSOR, std::string("training needs F32 plug-in tensors; ") + t->name + " is " + ggml_type_name(t->type));
+        }
+    }
+    res.fd->threshold = p.threshold;
+
+    llama_context_params cp = llama_context_default_params();
+    cp.n_ctx = (uint32_t) n_ctx;
+    cp.n_batch = cp.n_ubatch = (uint32_t) n_ctx;
+    cp.n_seq_max = 1;
+    cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED; // flash attention has no backward pass
+    cp.type_k = cp.type_v = GGML_TYPE_F32;               // nor has OUT_PROD with an F16 cache
+    const int32_t n_threads = p.n_threads > 0 ? p.n_threads : (int32_t) std::max(1u, std::thread::hardware_concurrency());
+    cp.n_threads = cp.n_threads_batch = n_threads;
+    res.ctx = llama_init_from_model(model, cp);
+    if (res.ctx == nullptr) {
+        flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_ALLOC, "cannot create a training context of " + std::to_string(n_ctx) + " tokens");
+    }
+    trainer t;
+    t.params = &p;
+    t.binding = flexidepth_set_training(res.ctx, res.fd, p.threshold, p.alpha);
+    t.n_layer = llama_model_n_layer(model);
+    t.n_steps = p.token_budget > 0 ? (p.token_budget + n_ctx - 1) / n_ctx : (int64_t) p.n_epochs * n_seq;
+
+    res.model = model;
+    res.n_ctx_train = model->hparams.n_ctx_train;
+    llama_opt_params op = {};
+    op.n_ctx_train = (uint32_t) n_ctx;
+    op.param_filter = is_plugin_tensor;
+    op.param_filter_ud = res.fd;
+    op.get_opt_pars = optimizer_params;
+    op.get_opt_pars_ud = &t;
+    op.optimizer_type = GGML_OPT_OPTIMIZER_TYPE_ADAMW;
+    llama_opt_init(res.ctx, model, op);
+    // llama_opt_init offers the filter the base model's tensors (all refused); the plug-in's own
+    // tensors live outside the model, so the same filter is applied to them here
+    for (ggml_tensor * tensor : res.fd->tensors()) {
+        if (is_plugin_tensor(tensor, res.fd)) {
+            ggml_set_param(tensor);
+        }
+    }
+
+    res.dataset = ggml_opt_dataset_init(GGML_TYPE_I32, GGML_TYPE_I32, n_ctx, n_ctx, 1, 1);
+    res.result = ggml_opt_result_init();
+    int32_t * inputs = (int32_t *) ggml_opt_dataset_data(res.dataset)->data;
+    int32_t * labels = (int32_t *) ggml_opt_dataset_labels(res.dataset)->data;
+
+    LLAMA_LOG_INFO("flexidepth-train: %lld steps of %lld tokens (%lld sequences in the data), %zu routed layers, alpha %g, lr %g\n",
+                   (long long) t.n_steps, (long long) n_ctx, (long long) n_seq, res.fd->layers.size(), p.alpha, p.learning_rate);
+
+    std::vector<int64_t> order(n_seq);
+    int64_t order_epoch = -1;
+    const auto t_start = std::chrono::steady_clock::now();
+    const int64_t first_step = (int64_t) pos.step;
+    set_current(&t);
+    for (t.step = first_step; t.step < t.n_steps; ++t.step) {
+        // the order of an epoch depends only on the seed and the epoch, so a resumed run
+        // continues with exactly the sequences it would have seen
+        const int64_t epoch = t.step / n_seq;
+        if (epoch != order_epoch) {
+            std::iota(order.begin(), order.end(), 0);
+            std::mt19937_64 rng((uint64_t) p.seed * 1000003ull + (uint64_t) epoch);
+            std::shuffle(order.begin(), order.end(), rng);
+            order_epoch = epoch;
+        }
+        const llama_token * seq = data.tokens.data() + order[t.step % n_seq] * n_ctx;
+        std::copy(seq, seq + n_ctx, inputs);
+        std::copy(seq + 1, seq + 1 + n_ctx, labels);
+
+        ggml_opt_result_reset(res.result);
+        llama_opt_epoch(res.ctx, res.dataset, res.result, nullptr, 1, after_step, nullptr);
+        double loss = 0.0;
+        ggml_opt_result_loss(res.result, &loss, nullptr);
+        if (!std::isfinite(loss)) {
+            flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_DATA, "the loss diverged at step " + std::to_string(t.step) + "; lower the learning rate");
+        }
+
+        pos.step = (uint64_t) t.step + 1;
+        pos.tokens += (uint64_t) n_ctx;
+        const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+        const double tps = (double) (t.step + 1 - first_step) * n_ctx / std::max(seconds, 1e-9);
+        llama_flexidepth_train_progress pr = {};
+        pr.step = t.step + 1;
+        pr.n_steps = t.n_steps;
+        pr.n_tokens_done = (int64_t) pos.tokens;
+        pr.loss_skip = t.loss_skip;
+        pr.loss_lm = (float) (loss - p.alpha * t.loss_skip);
+        pr.mean_layers = t.mean_layers;
+        pr.learning_rate = learning_rate(t);
+        pr.tokens_per_second = tps;
+        pr.eta_seconds = (double) (t.n_steps - t.step - 1) * n_ctx / std::max(tps, 1e-9);
+
+        const bool go_on = p.callback == nullptr || p.callback(&pr, p.callback_user_data);
+        if (!go_on) {
+            save_plugin(checkpoint, *res.fd, pos);
+            return flexidepth_fail(LLAMA_FLEXIDEPTH_ERR_CANCELLED, "training cancelled at step " + std::to_string(pos.step)
+                                   + "; the checkpoint " + checkpoint + " resumes it");
+        }
+        if (p.checkpoint_every > 0 && pos.step % (uint64_t) p.checkpoint_every == 0 && (int64_t) pos.step < t.n_steps) {
+            save_plugin(checkpoint, *res.fd, pos);
+        }
+    }
+    save_plugin(output, *res.fd, pos);
+    if (p.checkpoint_path == nullptr) {
+        // the output resumes as well as the default checkpoint did; a named one is the caller's
+        std::remove(checkpoint.c_str());
+    }
+    return LLAMA_FLEXIDEPTH_OK;
+}
+
+} // namespace
+
+struct llama_flexidepth_train_params llama_flexidepth_train_default_params(void) {
+    llama_flexidepth_train_params p = {};
+    p.routed_layers = nullptr;
+    p.n_routed_layers = 0;
+    p.router_size = 0;
+    p.adapter_size = 0;
+    p.threshold = 0.5f;
+    p.init_router_bias = 3.0f;
+    p.alpha = 3e-3f;
+    p.learning_rate = 1e-4f;
+    p.min_lr_ratio = 0.1f;
+    p.weight_decay = 0.0f;
+    p.warmup_steps = 10;
+    p.n_ctx = 256;
+    p.n_epochs = 1;
+    p.token_budget = 0;
+    p.seed = 42;
+    p.n_threads = 0;
+    p.checkpoint_path = nullptr;
+    p.checkpoint_every = 50;
+    p.resume = false;
+    p.callback = nullptr;
+    p.callback_user_data = nullptr;
+    return p;
+}
+
+int32_t llama_flexidepth_train(struct llama_model * model, const struct llama_flexidepth_train_data * data,
+                               const char * output_path, const struct llama_flexidepth_train_params * params) {
+    if (model == nullptr || data == nullptr || output_path == nullptr || params == nullptr) {
+        return flexidepth_fail(LLAMA_FLEXIDEPTH_ERR_INVALID_ARG, "model, data, output path and params must not be NULL");
+    }
+    try {
+        return train(model, *data, output_path, *params);
+    } catch (const flexidepth_error & e) {
+        return flexidepth_fail(e.status, e.message);
+    } catch (const std::exception & e) {
+        return flexidepth_fail(LLAMA_FLEXIDEPTH_ERR_ALLOC, std::string("training failed: ") + e.what());
+    }
+}
