@@ -41,8 +41,9 @@ llm_flexidepth_graph::llm_flexidepth_graph(const llm_graph_context & g, const ll
     if (b->training) {
         b->train_gates.clear();
     }
-    masked = !b->training && (b->mode == LLAMA_FLEXIDEPTH_MODE_MASKED ||
-             (b->mode == LLAMA_FLEXIDEPTH_MODE_AUTO && g.n_tokens <= b->masked_max_tokens));
+    masked = !b->training && b->mode != LLAMA_FLEXIDEPTH_MODE_DENSE;
+    // AUTO: larger ubatches are masked only in layers whose products compact them
+    large_dense = b->mode == LLAMA_FLEXIDEPTH_MODE_AUTO && g.n_tokens > b->masked_max_tokens;
     const int64_t n_routed = (int64_t) fd->layers.size();
     auto input = std::make_unique<llm_graph_input_flexidepth>(b);
     input->taus = ggml_new_tensor_1d(g.ctx0, GGML_TYPE_F32, n_routed);
@@ -160,7 +161,7 @@ void llm_flexidepth_graph::route(int il, ggml_tensor * z) {
     rows = nullptr;
     // a layer is masked where its weights' backend skips tokens at this batch size (Metal's
     // matrix-matrix mul_mat_id, for one, does not zero skipped rows: single tokens only)
-    if (masked && L->maskable && (g.n_tokens == 1 || L->maskable_batched)) {
+    if (masked && L->maskable && (g.n_tokens == 1 || L->maskable_batched) && (!large_dense || L->masked_batches_compact)) {
         inp->rows.push_back(std::make_unique<llm_graph_input_flexidepth::masked_rows>());
         rows = inp->rows.back().get();
         rows->il = il;
@@ -201,15 +202,17 @@ ggml_tensor * llm_flexidepth_graph::mix_ffn(int il, ggml_tensor * ffn_out, ggml_
     const llama_flexidepth_layer * L = fd->layer(il);
     ggml_context * ctx0 = g.ctx0;
     // Adapter(u) = down(silu(gate u) * up u); masked, it runs only for the skipped tokens
-    // (ids 0 where run = 0, -1 where run = 1)
-    ggml_tensor * ids_skip = rows ? ggml_cast(ctx0, ggml_scale(ctx0, run, -1.0f), GGML_TYPE_I32) : nullptr;
+    // (ids 0 where run = 0, -1 where run = 1). In a large ubatch it runs densely, since its weights
+    // (the plug-in's, in a plain buffer) have no compacting product and are small.
+    const bool adapter_masked = rows != nullptr && !large_dense;
+    ggml_tensor * ids_skip = adapter_masked ? ggml_cast(ctx0, ggml_scale(ctx0, run, -1.0f), GGML_TYPE_I32) : nullptr;
     auto mm = [&](ggml_tensor * w, ggml_tensor * x) {
         return ids_skip ? mul_mat_rows(ctx0, w, x, ids_skip) : ggml_mul_mat(ctx0, w, x);
     };
     ggml_tensor * adapter = mm(L->adapter_down, ggml_swiglu_split(ctx0, mm(L->adapter_gate, u), mm(L->adapter_up, u)));
     g.cb(adapter, "fd_adapter_out", il);
     const llama_layer & layer = model.layers[il];
-    const bool exact_zeros = rows != nullptr && !layer.ffn_up_b && !layer.ffn_gate_b && !layer.ffn_down_b;
+    const bool exact_zeros = adapter_masked && !layer.ffn_up_b && !layer.ffn_gate_b && !layer.ffn_down_b;
     ggml_tensor * mixed;
     if (exact_zeros) {
         // masked: the FFN is exactly 0 for skipped tokens and the adapter for the others

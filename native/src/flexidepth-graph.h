@@ -141,6 +141,7 @@ private:
     const llama_model & model;
     const llama_adapter_flexidepth * fd = nullptr;
     bool masked = false;
+    bool large_dense = false; // AUTO with a ubatch above masked_max_tokens
     llm_graph_input_flexidepth::masked_rows * rows = nullptr; // of the layer being built
     llm_graph_input_flexidepth * inp = nullptr;
     ggml_tensor * gate = nullptr; // of the layer being built

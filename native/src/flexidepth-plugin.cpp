@@ -118,6 +118,12 @@ skip_support runs_masked_mul_mat(const ggml_tensor * w) {
     return ggml_backend_dev_supports_op(dev, op) ? declared : skip_support::none;
 }
 
+// Whether w's buffer computes a one-expert masked product over a batch as a GEMM of the running
+// rows only: the CPU's repacked layouts do (patch 0012); elsewhere a batch runs a product per row.
+bool compacts_batches(const ggml_tensor * w) {
+    return w->buffer != nullptr && strcmp(ggml_backend_buft_name(ggml_backend_buffer_get_type(w->buffer)), "CPU_REPACK") == 0;
+}
+
 void load(llama_adapter_flexidepth & fd, const llama_model & model, const char * path) {
     std::unique_ptr<FILE, file_closer> file(fopen(path, "rb"));
     if (!file) {
@@ -237,6 +243,7 @@ void load(llama_adapter_flexidepth & fd, const llama_model & model, const char *
             const skip_support s = w == nullptr ? skip_support::all : runs_masked_mul_mat(w);
             fd.layers.back().maskable &= s != skip_support::none;
             fd.layers.back().maskable_batched &= s == skip_support::all;
+            fd.layers.back().masked_batches_compact &= w == nullptr || compacts_batches(w);
         }
     }
     for (auto & [buft, c] : ctx_for) {

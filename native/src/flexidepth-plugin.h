@@ -35,6 +35,9 @@ struct llama_flexidepth_layer {
     // feature, patch 0004); a layer that cannot stays DENSE
     bool maskable = true;
     bool maskable_batched = true;
+    // and whether those products cost a batch what its running rows cost (a compacting GEMM,
+    // patch 0012), so that AUTO masks prefill too
+    bool masked_batches_compact = true;
 
     // the tensors in the order of flexidepth_format::TENSORS (the bias may be nullptr)
     std::array<ggml_tensor *, 8> tensors() const {

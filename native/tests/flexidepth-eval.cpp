@@ -1,7 +1,7 @@
 // Runs the fork on a scripted sequence of batches and dumps logits and routing, for the Java
 // tests that compare the fork with an independent reference forward pass.
 //
-// usage: flexidepth-eval MODEL.gguf PLUGIN.gguf|- TAU SCRIPT OUT.bin [dense|masked|masked-fa]
+// usage: flexidepth-eval MODEL.gguf PLUGIN.gguf|- TAU SCRIPT OUT.bin [dense|masked|masked-fa|auto]
 //                       [--lora LORA.gguf SCALE]   a LoRA adapter applied with the plug-in
 //                       [--ubatch N]               n_ubatch (default 512)
 //                       [--non-unified]            one KV stream per sequence (ubatches split_equal)
@@ -108,14 +108,14 @@ static llama_context * new_context(llama_model * model, llama_adapter_flexidepth
 
 int main(int argc, char ** argv) {
     if (argc < 6) {
-        fprintf(stderr, "usage: %s MODEL PLUGIN|- TAU SCRIPT OUT [dense|masked|masked-fa] [--lora FILE SCALE]\n", argv[0]);
+        fprintf(stderr, "usage: %s MODEL PLUGIN|- TAU SCRIPT OUT [dense|masked|masked-fa|auto] [--lora FILE SCALE]\n", argv[0]);
         return 2;
     }
     const char * lora_path = nullptr;
     for (int i = 6; i < argc; ++i) {
         const std::string a = argv[i];
-        if (a == "dense" || a == "masked" || a == "masked-fa") {
-            mode = a == "dense" ? LLAMA_FLEXIDEPTH_MODE_DENSE : LLAMA_FLEXIDEPTH_MODE_MASKED;
+        if (a == "dense" || a == "masked" || a == "masked-fa" || a == "auto") {
+            mode = a == "dense" ? LLAMA_FLEXIDEPTH_MODE_DENSE : a == "auto" ? LLAMA_FLEXIDEPTH_MODE_AUTO : LLAMA_FLEXIDEPTH_MODE_MASKED;
             flash_attn = a == "masked-fa";
         } else if (a == "--ubatch" && i + 1 < argc) {
             n_ubatch = atoi(argv[++i]);

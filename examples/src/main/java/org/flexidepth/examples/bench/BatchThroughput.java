@@ -2,6 +2,7 @@ package org.flexidepth.examples.bench;
 
 import org.flexidepth.llama.BatchEngine;
 import org.flexidepth.llama.BatchEngineOptions;
+import org.flexidepth.llama.FlexiDepthPlugin;
 import org.flexidepth.llama.GenerationOptions;
 import org.flexidepth.llama.GenerationResult;
 import org.flexidepth.llama.LlamaModel;
@@ -23,16 +24,22 @@ import java.util.concurrent.CompletableFuture;
  * computed, as a user's request pays.
  * <p>
  * usage: {@code BatchThroughput MODEL THREADS PP TG PL[,PL...] REPETITIONS}; prints
- * {@code PL<TAB>tokens/s} per repetition.
+ * {@code PL<TAB>tokens/s} per repetition. With {@code PLUGIN.gguf [TAU]} after them it measures the
+ * engine without and with that FlexiDepth plug-in (its routers deciding) side by side, alternating,
+ * and prints {@code PL<TAB>tokens/s without<TAB>with<TAB>ratio<TAB>layers per token} per repetition.
  */
 public final class BatchThroughput {
     private BatchThroughput() {
     }
 
     public static void main(String[] args) {
-        if (args.length != 6) {
-            System.err.println("usage: BatchThroughput MODEL THREADS PP TG PL[,PL...] REPETITIONS");
+        if (args.length < 6 || args.length > 8) {
+            System.err.println("usage: BatchThroughput MODEL THREADS PP TG PL[,PL...] REPETITIONS [PLUGIN.gguf [TAU]]");
             System.exit(2);
+        }
+        if (args.length > 6) {
+            withPlugin(args);
+            return;
         }
         int threads = Integer.parseInt(args[1]), pp = Integer.parseInt(args[2]), tg = Integer.parseInt(args[3]);
         int[] streams = Arrays.stream(args[4].split(",")).mapToInt(Integer::parseInt).toArray();
@@ -46,6 +53,31 @@ public final class BatchThroughput {
                     run(engine, model, pl, pp, options, tg); // warm-up
                     for (int r = 0; r < reps; r++) {
                         System.out.printf("%d\t%.3f%n", pl, run(engine, model, pl, pp, options, tg));
+                    }
+                }
+            }
+        }
+    }
+
+    private static void withPlugin(String[] args) {
+        int threads = Integer.parseInt(args[1]), pp = Integer.parseInt(args[2]), tg = Integer.parseInt(args[3]);
+        int[] streams = Arrays.stream(args[4].split(",")).mapToInt(Integer::parseInt).toArray();
+        int reps = Integer.parseInt(args[5]);
+        try (LlamaModel model = LlamaModel.load(Path.of(args[0])); FlexiDepthPlugin plugin = model.loadFlexiDepth(Path.of(args[6]))) {
+            float tau = args.length > 7 ? Float.parseFloat(args[7]) : plugin.defaultThreshold();
+            GenerationOptions options = GenerationOptions.builder().maxTokens(tg)
+                    .sampling(Sampling.builder().temperature(0).ignoreEndOfGeneration(true).build()).build();
+            for (int pl : streams) {
+                BatchEngineOptions.Builder b = BatchEngineOptions.builder().slots(pl).contextPerSlot(pp + tg + 8)
+                        .batchSize(Math.max(512, pl * pp)).queueCapacity(0).threads(threads);
+                try (BatchEngine base = model.newBatchEngine(b.build());
+                     BatchEngine routed = model.newBatchEngine(b.flexiDepth(plugin, tau).build())) {
+                    run(base, model, pl, pp, options, tg); // warm-up
+                    run(routed, model, pl, pp, options, tg);
+                    for (int r = 0; r < reps; r++) {
+                        double without = run(base, model, pl, pp, options, tg);
+                        double with = run(routed, model, pl, pp, options, tg);
+                        System.out.printf("%d\t%.3f\t%.3f\t%.3f\t%.2f%n", pl, without, with, with / without, routed.stats().meanLayers());
                     }
                 }
             }

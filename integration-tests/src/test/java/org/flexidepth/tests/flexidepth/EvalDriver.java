@@ -23,8 +23,11 @@ final class EvalDriver {
     private EvalDriver() {
     }
 
-    /** How the fork computes routed layers (llama_flexidepth_mode); MASKED_FA adds flash attention and an F16 cache. */
-    enum Mode { DENSE, MASKED, MASKED_FA }
+    /**
+     * How the fork computes routed layers (llama_flexidepth_mode); MASKED_FA adds flash attention and
+     * an F16 cache; AUTO is the runtime's default.
+     */
+    enum Mode { DENSE, MASKED, MASKED_FA, AUTO }
 
     static List<Output> run(Path model, Path plugin, float tau, List<String> script, Path dir) throws IOException, InterruptedException {
         return run(model, plugin, tau, script, dir, Mode.MASKED);
