@@ -92,15 +92,7 @@ public final class OpenAiServer implements AutoCloseable {
             cfg.routes.post("/v1/chat/completions", counted(this::chat));
             cfg.routes.post("/v1/completions", counted(this::complete));
             cfg.routes.post("/v1/embeddings", counted(this::embed));
-            cfg.routes.exception(OpenAiRequests.BadRequest.class, (e, ctx) -> fail(ctx, 400, e.getMessage(), "invalid_request_error"));
-            cfg.routes.exception(InvalidArgumentException.class, (e, ctx) -> fail(ctx, 400, e.getMessage(), "invalid_request_error"));
-            cfg.routes.exception(ContextFullException.class, (e, ctx) -> fail(ctx, 400, e.getMessage(), "context_length_exceeded"));
-            cfg.routes.exception(ClientGone.class, (e, ctx) -> ctx.status(499)); // nginx's "client closed request"
-            cfg.routes.exception(QueueFullException.class, (e, ctx) -> fail(ctx, 429, e.getMessage(), "rate_limit_exceeded"));
-            cfg.routes.exception(Exception.class, (e, ctx) -> {
-                LOG.error("request failed", e);
-                fail(ctx, 500, e.getMessage(), "server_error");
-            });
+            cfg.routes.exception(Exception.class, OpenAiServer::answerError);
         });
     }
 
@@ -178,7 +170,26 @@ public final class OpenAiServer implements AutoCloseable {
         model.close();
     }
 
-    /** A handler that close() waits for, refused with 503 once shutting down. */
+    /** OpenAI's error body for what a request threw, with the status that says what went wrong. */
+    private static void answerError(Exception e, Context ctx) {
+        switch (e) {
+            case OpenAiRequests.BadRequest x -> fail(ctx, 400, x.getMessage(), "invalid_request_error");
+            case InvalidArgumentException x -> fail(ctx, 400, x.getMessage(), "invalid_request_error");
+            case ContextFullException x -> fail(ctx, 400, x.getMessage(), "context_length_exceeded");
+            case ClientGone x -> ctx.status(499); // nginx's "client closed request"
+            case QueueFullException x -> fail(ctx, 429, x.getMessage(), "rate_limit_exceeded");
+            default -> {
+                LOG.error("request failed", e);
+                fail(ctx, 500, e.getMessage(), "server_error");
+            }
+        }
+    }
+
+    /**
+     * A handler that close() waits for, refused with 503 once shutting down. Its answer (or error)
+     * is written before it counts as done: Javalin would write it after the handler returns, when
+     * close() may already be stopping the server.
+     */
     private io.javalin.http.Handler counted(io.javalin.http.Handler handler) {
         return ctx -> {
             synchronized (inFlight) {
@@ -189,7 +200,19 @@ public final class OpenAiServer implements AutoCloseable {
                 inFlight.register();
             }
             try {
-                handler.handle(ctx);
+                try {
+                    handler.handle(ctx);
+                } catch (Exception e) {
+                    answerError(e, ctx);
+                }
+                java.io.InputStream body = ctx.resultInputStream();
+                if (body != null && !ctx.res().isCommitted()) {
+                    byte[] bytes = body.readAllBytes();
+                    ctx.res().setContentLength(bytes.length);
+                    ctx.res().getOutputStream().write(bytes);
+                    ctx.res().flushBuffer();
+                    ctx.result(new byte[0]);
+                }
             } finally {
                 inFlight.arriveAndDeregister();
             }

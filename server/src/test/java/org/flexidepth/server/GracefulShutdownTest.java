@@ -45,6 +45,7 @@ class GracefulShutdownTest {
         CompletableFuture<Void> closing = CompletableFuture.runAsync(server::close);
         HttpResponse<String> health;
         do {
+            Thread.sleep(5);
             health = get(port, "/health");
         } while (health.statusCode() == 200 && !closing.isDone());
         if (!closing.isDone()) {
