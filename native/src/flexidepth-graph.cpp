@@ -146,8 +146,12 @@ void llm_flexidepth_graph::route(int il, ggml_tensor * z) {
     r = ggml_rms_norm(ctx0, r, g.hparams.f_norm_rms_eps);
     r = ggml_mul(ctx0, r, L->router_norm);
     r = ggml_tanh(ctx0, r);
-    r = ggml_mul_mat(ctx0, L->router_up, r);                                 // [d, n]
-    r = ggml_mul_mat(ctx0, L->router_head, r);                               // [1, n]
+    if (inp->binding->training) {
+        r = ggml_mul_mat(ctx0, L->router_up, r);                             // [d, n]
+        r = ggml_mul_mat(ctx0, L->router_head, r);                           // [1, n]
+    } else {
+        r = ggml_mul_mat(ctx0, L->router_fused, r);                          // [1, n]: W_head W_up
+    }
     if (L->router_bias != nullptr) {
         r = ggml_add(ctx0, r, L->router_bias);
     }

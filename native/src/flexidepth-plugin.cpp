@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <set>
+#include <vector>
 
 namespace {
 
@@ -124,6 +125,34 @@ bool compacts_batches(const ggml_tensor * w) {
     return w->buffer != nullptr && strcmp(ggml_backend_buft_name(ggml_backend_buffer_get_type(w->buffer)), "CPU_REPACK") == 0;
 }
 
+// A router tensor (F32 or F16) as F32 on the host.
+std::vector<float> host_f32(const ggml_tensor * t) {
+    std::vector<float> out(ggml_nelements(t));
+    if (t->type == GGML_TYPE_F32) {
+        ggml_backend_tensor_get(t, out.data(), 0, ggml_nbytes(t));
+    } else {
+        std::vector<ggml_fp16_t> h(out.size());
+        ggml_backend_tensor_get(t, h.data(), 0, ggml_nbytes(t));
+        ggml_fp16_to_fp32_row(h.data(), out.data(), (int64_t) out.size());
+    }
+    return out;
+}
+
+// router_fused[j] = sum over i of W_head[i] W_up[i][j], in double.
+void fuse_router(llama_flexidepth_layer & L) {
+    const int64_t dr = L.router_up->ne[0], d = L.router_up->ne[1];
+    const std::vector<float> up = host_f32(L.router_up), head = host_f32(L.router_head);
+    std::vector<float> fused(dr);
+    for (int64_t j = 0; j < dr; ++j) {
+        double acc = 0.0;
+        for (int64_t i = 0; i < d; ++i) {
+            acc += (double) head[i] * up[i * dr + j];
+        }
+        fused[j] = (float) acc;
+    }
+    ggml_backend_tensor_set(L.router_fused, fused.data(), 0, ggml_nbytes(L.router_fused));
+}
+
 void load(llama_adapter_flexidepth & fd, const llama_model & model, const char * path) {
     std::unique_ptr<FILE, file_closer> file(fopen(path, "rb"));
     if (!file) {
@@ -215,7 +244,7 @@ void load(llama_adapter_flexidepth & fd, const llama_model & model, const char *
         if (it != ctx_for.end()) {
             return it->second;
         }
-        ggml_init_params ip = { /*.mem_size =*/ 8 * ggml_tensor_overhead() * (n_routed + 1), /*.mem_buffer =*/ nullptr, /*.no_alloc =*/ true };
+        ggml_init_params ip = { /*.mem_size =*/ 9 * ggml_tensor_overhead() * (n_routed + 1), /*.mem_buffer =*/ nullptr, /*.no_alloc =*/ true };
         ggml_context * c = ggml_init(ip);
         if (!c) {
             flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_ALLOC, "cannot create a ggml context");
@@ -239,6 +268,8 @@ void load(llama_adapter_flexidepth & fd, const llama_model & model, const char *
             x = x ? dup(c, x) : nullptr;
         }
         fd.layers.push_back({m.il, t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7]});
+        fd.layers.back().router_fused = ggml_new_tensor_2d(c, GGML_TYPE_F32, dr, 1);
+        ggml_format_name(fd.layers.back().router_fused, "blk.%d.fd_router_fused", m.il);
         for (const ggml_tensor * w : flexidepth_masked_weights(model.layers[m.il])) {
             const skip_support s = w == nullptr ? skip_support::all : runs_masked_mul_mat(w);
             fd.layers.back().maskable &= s != skip_support::none;
@@ -273,6 +304,9 @@ void load(llama_adapter_flexidepth & fd, const llama_model & model, const char *
             flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_TENSOR, std::string("tensor ") + m->name + " holds NaN or infinite values");
         }
         ggml_backend_tensor_set(t, staging.data(), 0, nbytes);
+    }
+    for (auto & L : fd.layers) {
+        fuse_router(L);
     }
 }
 

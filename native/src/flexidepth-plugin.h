@@ -38,6 +38,9 @@ struct llama_flexidepth_layer {
     // and whether those products cost a batch what its running rows cost (a compacting GEMM,
     // patch 0012), so that AUTO masks prefill too
     bool masked_batches_compact = true;
+    // W_head W_up folded at load time ([d_r, 1], F32): with no nonlinearity between them it is the
+    // same function for half the router's work (SPEC section 2); training keeps the two
+    ggml_tensor * router_fused = nullptr;
 
     // the tensors in the order of flexidepth_format::TENSORS (the bias may be nullptr)
     std::array<ggml_tensor *, 8> tensors() const {
