@@ -297,11 +297,7 @@ public final class Session implements AutoCloseable {
         if (texts == null || texts.stream().anyMatch(java.util.Objects::isNull)) {
             throw new InvalidArgumentException("the texts must not be null");
         }
-        Pooling pooling = embeddingPooling();
-        if (pooling == Pooling.NONE) {
-            throw new InvalidArgumentException("pooling NONE gives one vector per token: use embedTokens");
-        }
-        return pooled(texts.stream().map(this::embeddingTokens).toList(), pooling, normalize);
+        return pooled(texts.stream().map(this::embeddingTokens).toList(), pooledKind(), normalize);
     }
 
     /**
@@ -317,14 +313,20 @@ public final class Session implements AutoCloseable {
         if (tokens == null || tokens.stream().anyMatch(java.util.Objects::isNull)) {
             throw new InvalidArgumentException("the token arrays must not be null");
         }
-        Pooling pooling = embeddingPooling();
-        if (pooling == Pooling.NONE) {
-            throw new InvalidArgumentException("pooling NONE gives one vector per token: use embedTokens");
-        }
+        Pooling pooling = pooledKind();
         for (int[] t : tokens) {
             model.checkTokens(checkedLength(t));
         }
         return pooled(tokens.stream().map(int[]::clone).toList(), pooling, normalize);
+    }
+
+    /** The session's pooling, refused when it gives no vector per text. */
+    private Pooling pooledKind() {
+        Pooling pooling = embeddingPooling();
+        if (pooling == Pooling.NONE) {
+            throw new InvalidArgumentException("pooling NONE gives one vector per token: use embedTokens");
+        }
+        return pooling;
     }
 
     /** Evaluates token sequences (each at most a batch) and pools each as {@code pooling} says. */

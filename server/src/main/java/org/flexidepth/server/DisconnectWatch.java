@@ -18,7 +18,8 @@ import java.util.concurrent.TimeUnit;
  * connection while it answers, so Jetty learns of a close only when it writes; llama-server peeks
  * at the socket instead. Here the kernel's table of TCP connections ({@code /proc/net/tcp},
  * Linux) tells: once the client has closed, the server's end of the connection is in CLOSE_WAIT,
- * or gone after a reset (absent from several readings in a row). One thread reads it every {@value #PERIOD_MS} ms while requests wait.
+ * or gone after a reset (absent from several readings in a row). One thread reads it every
+ * {@value #PERIOD_MS} ms while requests wait.
  * Elsewhere than on Linux nothing is noticed and requests run to their end.
  */
 final class DisconnectWatch implements AutoCloseable {
@@ -30,9 +31,9 @@ final class DisconnectWatch implements AutoCloseable {
     record Connection(InetAddress localAddress, int localPort, InetAddress remoteAddress, int remotePort) {
     }
 
+    private static final int ABSENT_READINGS = 3;
     private final Map<Connection, Runnable> watched = new ConcurrentHashMap<>();
     private final Map<Connection, Integer> misses = new HashMap<>(); // the watch's thread only
-    private static final int ABSENT_READINGS = 3;
     private final ScheduledExecutorService timer = Executors.newSingleThreadScheduledExecutor(r -> {
         Thread t = new Thread(r, "flexillama-disconnect-watch");
         t.setDaemon(true);
@@ -76,12 +77,12 @@ final class DisconnectWatch implements AutoCloseable {
                 String state = states.get(c);
                 // the kernel writes the table in pieces, so a connection can be missed in one
                 // reading while others come and go; only its absence from several in a row counts
-                int misses = state == null ? this.misses.merge(c, 1, Integer::sum) : 0;
+                // (the count of a connection no longer watched goes at the next reading, above)
+                int absent = state == null ? misses.merge(c, 1, Integer::sum) : 0;
                 if (state != null) {
-                    this.misses.remove(c);
+                    misses.remove(c);
                 }
-                if (CLOSE_WAIT.equals(state) || misses >= ABSENT_READINGS) {
-                    this.misses.remove(c);
+                if (CLOSE_WAIT.equals(state) || absent >= ABSENT_READINGS) {
                     Runnable gone = watched.remove(c);
                     if (gone != null) {
                         gone.run();

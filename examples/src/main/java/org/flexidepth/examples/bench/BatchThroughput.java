@@ -37,47 +37,32 @@ public final class BatchThroughput {
             System.err.println("usage: BatchThroughput MODEL THREADS PP TG PL[,PL...] REPETITIONS [PLUGIN.gguf [TAU]]");
             System.exit(2);
         }
-        if (args.length > 6) {
-            withPlugin(args);
-            return;
-        }
         int threads = Integer.parseInt(args[1]), pp = Integer.parseInt(args[2]), tg = Integer.parseInt(args[3]);
         int[] streams = Arrays.stream(args[4].split(",")).mapToInt(Integer::parseInt).toArray();
         int reps = Integer.parseInt(args[5]);
-        try (LlamaModel model = LlamaModel.load(Path.of(args[0]))) {
-            GenerationOptions options = GenerationOptions.builder().maxTokens(tg)
-                    .sampling(Sampling.builder().temperature(0).ignoreEndOfGeneration(true).build()).build();
-            for (int pl : streams) {
-                try (BatchEngine engine = model.newBatchEngine(BatchEngineOptions.builder().slots(pl).contextPerSlot(pp + tg + 8)
-                        .batchSize(Math.max(512, pl * pp)).queueCapacity(0).threads(threads).build())) {
-                    run(engine, model, pl, pp, options, tg); // warm-up
-                    for (int r = 0; r < reps; r++) {
-                        System.out.printf("%d\t%.3f%n", pl, run(engine, model, pl, pp, options, tg));
-                    }
-                }
-            }
-        }
-    }
-
-    private static void withPlugin(String[] args) {
-        int threads = Integer.parseInt(args[1]), pp = Integer.parseInt(args[2]), tg = Integer.parseInt(args[3]);
-        int[] streams = Arrays.stream(args[4].split(",")).mapToInt(Integer::parseInt).toArray();
-        int reps = Integer.parseInt(args[5]);
-        try (LlamaModel model = LlamaModel.load(Path.of(args[0])); FlexiDepthPlugin plugin = model.loadFlexiDepth(Path.of(args[6]))) {
-            float tau = args.length > 7 ? Float.parseFloat(args[7]) : plugin.defaultThreshold();
+        try (LlamaModel model = LlamaModel.load(Path.of(args[0]));
+             FlexiDepthPlugin plugin = args.length > 6 ? model.loadFlexiDepth(Path.of(args[6])) : null) {
             GenerationOptions options = GenerationOptions.builder().maxTokens(tg)
                     .sampling(Sampling.builder().temperature(0).ignoreEndOfGeneration(true).build()).build();
             for (int pl : streams) {
                 BatchEngineOptions.Builder b = BatchEngineOptions.builder().slots(pl).contextPerSlot(pp + tg + 8)
                         .batchSize(Math.max(512, pl * pp)).queueCapacity(0).threads(threads);
-                try (BatchEngine base = model.newBatchEngine(b.build());
-                     BatchEngine routed = model.newBatchEngine(b.flexiDepth(plugin, tau).build())) {
+                try (BatchEngine base = model.newBatchEngine(b.build())) {
                     run(base, model, pl, pp, options, tg); // warm-up
-                    run(routed, model, pl, pp, options, tg);
-                    for (int r = 0; r < reps; r++) {
-                        double without = run(base, model, pl, pp, options, tg);
-                        double with = run(routed, model, pl, pp, options, tg);
-                        System.out.printf("%d\t%.3f\t%.3f\t%.3f\t%.2f%n", pl, without, with, with / without, routed.stats().meanLayers());
+                    if (plugin == null) {
+                        for (int r = 0; r < reps; r++) {
+                            System.out.printf("%d\t%.3f%n", pl, run(base, model, pl, pp, options, tg));
+                        }
+                        continue;
+                    }
+                    float tau = args.length > 7 ? Float.parseFloat(args[7]) : plugin.defaultThreshold();
+                    try (BatchEngine routed = model.newBatchEngine(b.flexiDepth(plugin, tau).build())) {
+                        run(routed, model, pl, pp, options, tg);
+                        for (int r = 0; r < reps; r++) {
+                            double without = run(base, model, pl, pp, options, tg);
+                            double with = run(routed, model, pl, pp, options, tg);
+                            System.out.printf("%d\t%.3f\t%.3f\t%.3f\t%.2f%n", pl, without, with, with / without, routed.stats().meanLayers());
+                        }
                     }
                 }
             }
