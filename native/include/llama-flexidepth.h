@@ -90,6 +90,18 @@ extern "C" {
             struct llama_adapter_flexidepth * adapter,
             const struct llama_flexidepth_params * params);
 
+    // A threshold for one sequence's tokens instead of the context's (a server's requests share a
+    // context, and each may ask for its own), from the next decode on; kept across
+    // llama_set_adapter_flexidepth calls. threshold < 0 clears it, and seq_id -1 with a negative
+    // threshold clears every sequence's. Forced decisions still override it.
+    LLAMA_API int32_t llama_set_flexidepth_threshold_seq(
+            struct llama_context * ctx,
+                    llama_seq_id   seq_id,
+                           float   threshold);
+
+    // The plug-in the context computes with, or NULL.
+    LLAMA_API const struct llama_adapter_flexidepth * llama_get_adapter_flexidepth(const struct llama_context * ctx);
+
     // The routing of the last llama_decode, into caller-owned buffers, token-major:
     // gates[t * n_routed + r] is g of token t at routed layer r, and run[...] is 1 if the token ran
     // the full layer (g > tau), else 0. Tokens are in batch order; pos/seq_id receive each token's

@@ -147,6 +147,9 @@ int32_t llama_set_adapter_flexidepth(struct llama_context * ctx, struct llama_ad
         auto next = std::make_unique<llama_flexidepth_binding>(ctx, adapter);
         next->mode = p.mode;
         next->masked_max_tokens = p.masked_max_tokens;
+        if (cur != nullptr && !cur->training) {
+            next->seq_tau = cur->seq_tau; // a sequence's threshold belongs to the sequence, not the plug-in
+        }
         apply_data(*next, p);
         replace(ctx, std::move(next));
         return LLAMA_FLEXIDEPTH_OK;
@@ -185,6 +188,35 @@ void llama_adapter_flexidepth_free(struct llama_adapter_flexidepth * fd) {
     delete fd;
 }
 
+int32_t llama_set_flexidepth_threshold_seq(struct llama_context * ctx, llama_seq_id seq_id, float threshold) {
+    if (ctx == nullptr) {
+        return flexidepth_fail(LLAMA_FLEXIDEPTH_ERR_INVALID_ARG, "context must not be NULL");
+    }
+    llama_flexidepth_binding * b = ctx->flexidepth.get();
+    if (b == nullptr || b->training) {
+        return flexidepth_fail(LLAMA_FLEXIDEPTH_ERR_INVALID_ARG, "the context computes with no FlexiDepth plug-in");
+    }
+    if (!std::isfinite(threshold) || threshold > 1.0f) {
+        return flexidepth_fail(LLAMA_FLEXIDEPTH_ERR_INVALID_ARG, "threshold must be in [0, 1] (or negative to clear), was " + std::to_string(threshold));
+    }
+    if (seq_id < 0) {
+        if (threshold >= 0.0f) {
+            return flexidepth_fail(LLAMA_FLEXIDEPTH_ERR_INVALID_ARG, "seq_id -1 only clears every sequence's threshold");
+        }
+        b->seq_tau.clear();
+    } else if (threshold < 0.0f) {
+        b->seq_tau.erase(seq_id);
+    } else {
+        b->seq_tau[seq_id] = threshold;
+    }
+    return LLAMA_FLEXIDEPTH_OK;
+}
+
+const struct llama_adapter_flexidepth * llama_get_adapter_flexidepth(const struct llama_context * ctx) {
+    const llama_flexidepth_binding * b = ctx ? ctx->flexidepth.get() : nullptr;
+    return b && !b->training ? b->fd : nullptr;
+}
+
 int32_t llama_get_flexidepth_routing(struct llama_context * ctx, float * gates, uint8_t * run,
                                      llama_pos * pos, llama_seq_id * seq_id, int32_t capacity) {
     if (ctx == nullptr || capacity < 0) {
@@ -213,7 +245,7 @@ int32_t llama_get_flexidepth_routing(struct llama_context * ctx, float * gates, 
                 gates[t * n_routed + r] = g;
             }
             if (run) {
-                run[t * n_routed + r] = b->forced[r] < 0 ? (g > b->tau_recorded ? 1 : 0) : (uint8_t) b->forced[r];
+                run[t * n_routed + r] = b->forced[r] < 0 ? (g > b->tau_at[t] ? 1 : 0) : (uint8_t) b->forced[r];
             }
         }
         if (pos) {

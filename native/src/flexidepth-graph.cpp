@@ -24,9 +24,12 @@ uint32_t flexidepth_graph_nodes(const llama_flexidepth_binding * binding) {
 }
 
 void llm_graph_input_flexidepth::set_input(const llama_ubatch * ubatch) {
-    GGML_UNUSED(ubatch);
-    for (size_t r = 0; r < taus_host.size(); ++r) {
-        taus_host[r] = binding->threshold_of(r);
+    const int64_t n_tokens = taus->ne[0];
+    GGML_ASSERT(n_tokens == (int64_t) ubatch->n_tokens);
+    for (int64_t r = 0; r < taus->ne[1]; ++r) {
+        for (int64_t i = 0; i < n_tokens; ++i) {
+            taus_host[r * n_tokens + i] = binding->threshold_of(r, ubatch->seq_id[i][0]);
+        }
     }
     ggml_backend_tensor_set(taus, taus_host.data(), 0, ggml_nbytes(taus));
 }
@@ -46,8 +49,8 @@ llm_flexidepth_graph::llm_flexidepth_graph(const llm_graph_context & g, const ll
     large_dense = b->mode == LLAMA_FLEXIDEPTH_MODE_AUTO && g.n_tokens > b->masked_max_tokens;
     const int64_t n_routed = (int64_t) fd->layers.size();
     auto input = std::make_unique<llm_graph_input_flexidepth>(b);
-    input->taus = ggml_new_tensor_1d(g.ctx0, GGML_TYPE_F32, n_routed);
-    input->taus_host.resize(n_routed);
+    input->taus = ggml_new_tensor_2d(g.ctx0, GGML_TYPE_F32, g.n_tokens, n_routed);
+    input->taus_host.resize(g.n_tokens * n_routed);
     ggml_set_input(input->taus);
     ggml_set_name(input->taus, "fd_taus");
     inp = static_cast<llm_graph_input_flexidepth *>(g.res->add_input(std::move(input)));
@@ -160,7 +163,8 @@ void llm_flexidepth_graph::route(int il, ggml_tensor * z) {
     ggml_set_output(gate); // read back after compute: must not share memory with later nodes
     inp->gates.push_back(gate);
     const size_t r_idx = inp->gates.size() - 1;
-    run = ggml_step(ctx0, ggml_sub(ctx0, gate, ggml_view_1d(ctx0, inp->taus, 1, r_idx * sizeof(float)))); // g > tau
+    ggml_tensor * tau = ggml_view_2d(ctx0, inp->taus, 1, gate->ne[1], sizeof(float), r_idx * inp->taus->nb[1]); // [1, n]
+    run = ggml_step(ctx0, ggml_sub(ctx0, gate, tau)); // g > tau
     g.cb(run, "fd_run", il);
     rows = nullptr;
     // a layer is masked where its weights' backend skips tokens at this batch size (Metal's
@@ -264,7 +268,6 @@ void flexidepth_begin_batch(llama_flexidepth_binding * b, const llama_batch & ba
         return;
     }
     b->n_recorded = 0;
-    b->tau_recorded = b->tau;
     if (!b->collect) {
         return;
     }
@@ -276,10 +279,12 @@ void flexidepth_begin_batch(llama_flexidepth_binding * b, const llama_batch & ba
         b->slot.resize(b->capacity);
         b->pos.resize(b->capacity);
         b->seq.resize(b->capacity);
+        b->tau_at.resize(b->capacity);
     }
     for (int32_t t = 0; t < n_tokens; ++t) {
         b->pos[t] = batch.pos[t];
         b->seq[t] = batch.seq_id[t][0];
+        b->tau_at[t] = b->tau_of(b->seq[t]);
     }
     b->n_batch = n_tokens;
     b->batch_index.clear();

@@ -35,10 +35,20 @@ struct llama_flexidepth_binding {
     // takes the context off the plug-in's users, if this is still its binding there
     ~llama_flexidepth_binding();
 
-    // the threshold routed layer r compares g with: tau, or one that g in [0, 1] always (-1) or
-    // never (2) exceeds, which is how forcing works without changing the graph
-    float threshold_of(size_t r) const {
-        return forced[r] < 0 ? tau : (forced[r] > 0 ? -1.0f : 2.0f);
+    // per-sequence thresholds (llama_set_flexidepth_threshold_seq): a server's requests share
+    // one context, and each may ask for its own tau; the others use tau
+    std::unordered_map<llama_seq_id, float> seq_tau;
+
+    float tau_of(llama_seq_id seq) const {
+        auto it = seq_tau.find(seq);
+        return it == seq_tau.end() ? tau : it->second;
+    }
+
+    // the threshold routed layer r compares g with for a token of sequence seq: its tau, or one
+    // that g in [0, 1] always (-1) or never (2) exceeds, which is how forcing works without
+    // changing the graph
+    float threshold_of(size_t r, llama_seq_id seq) const {
+        return forced[r] < 0 ? tau_of(seq) : (forced[r] > 0 ? -1.0f : 2.0f);
     }
 
     // training (llama-flexidepth-train): graphs are built densely and, with alpha > 0, add
@@ -52,11 +62,11 @@ struct llama_flexidepth_binding {
     // as split_equal does for several sequences)
     int32_t capacity = 0;
     int32_t n_recorded = 0;
-    float tau_recorded = 0.5f;
     std::vector<float> gates;
     std::vector<int32_t> slot;
     std::vector<llama_pos> pos;      // by batch index
     std::vector<llama_seq_id> seq;   // by batch index, the token's first sequence
+    std::vector<float> tau_at;       // by batch index, the threshold its sequence had
     // (first sequence, position) of each batch token -> its batch index, for the reordered case
     std::unordered_map<uint64_t, int32_t> batch_index;
     int32_t n_batch = 0;
@@ -88,7 +98,7 @@ public:
     }
 
     llama_flexidepth_binding * binding;
-    ggml_tensor * taus = nullptr;         // F32 [n_routed]: each routed layer's threshold
+    ggml_tensor * taus = nullptr;         // F32 [n_tokens, n_routed]: each token's threshold at each routed layer
     std::vector<float> taus_host;          // staging for set_input
     std::vector<ggml_tensor *> gates;     // per routed layer: F32 [1, n_tokens], graph outputs
 

@@ -3547,6 +3547,72 @@ public class llama_h {
         }
     }
 
+    private static class llama_set_flexidepth_threshold_seq {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                llama_h.C_INT,
+                llama_h.C_POINTER,
+                llama_h.C_INT,
+                llama_h.C_FLOAT
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_set_flexidepth_threshold_seq");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_set_flexidepth_threshold_seq$descriptor() {
+        return llama_set_flexidepth_threshold_seq.DESC;
+    }
+
+    public static MethodHandle llama_set_flexidepth_threshold_seq$handle() {
+        return llama_set_flexidepth_threshold_seq.HANDLE;
+    }
+
+    public static MemorySegment llama_set_flexidepth_threshold_seq$address() {
+        return llama_set_flexidepth_threshold_seq.ADDR;
+    }
+
+    public static int llama_set_flexidepth_threshold_seq(MemorySegment ctx, int seq_id, float threshold) {
+        var mh$ = llama_set_flexidepth_threshold_seq.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, seq_id, threshold);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class llama_get_adapter_flexidepth {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                llama_h.C_POINTER,
+                llama_h.C_POINTER
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_get_adapter_flexidepth");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_get_adapter_flexidepth$descriptor() {
+        return llama_get_adapter_flexidepth.DESC;
+    }
+
+    public static MethodHandle llama_get_adapter_flexidepth$handle() {
+        return llama_get_adapter_flexidepth.HANDLE;
+    }
+
+    public static MemorySegment llama_get_adapter_flexidepth$address() {
+        return llama_get_adapter_flexidepth.ADDR;
+    }
+
+    public static MemorySegment llama_get_adapter_flexidepth(MemorySegment ctx) {
+        var mh$ = llama_get_adapter_flexidepth.HANDLE;
+        try {
+            return (MemorySegment) mh$.invokeExact(ctx);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static class llama_get_flexidepth_routing {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
                 llama_h.C_INT,
