@@ -6,6 +6,7 @@
 //                       [--ubatch N]               n_ubatch (default 512)
 //                       [--non-unified]            one KV stream per sequence (ubatches split_equal)
 //                       [--kv q8_0]                Q8_0 K/V cache (with masked-fa)
+//                       [--cpu]                    no layer offloaded to a GPU (the default offloads all)
 // Prints "mul_mat_id nodes: N" at the end: the token-skipping products in the graphs it ran, so that
 // tests see that MASKED mode really masks (DENSE computes the same values without them).
 // SCRIPT lines:
@@ -112,6 +113,7 @@ int main(int argc, char ** argv) {
         return 2;
     }
     const char * lora_path = nullptr;
+    llama_model_params mparams = llama_model_default_params();
     for (int i = 6; i < argc; ++i) {
         const std::string a = argv[i];
         if (a == "dense" || a == "masked" || a == "masked-fa" || a == "auto") {
@@ -121,6 +123,8 @@ int main(int argc, char ** argv) {
             n_ubatch = atoi(argv[++i]);
         } else if (a == "--non-unified") {
             kv_unified = false;
+        } else if (a == "--cpu") {
+            mparams.n_gpu_layers = 0;
         } else if (a == "--kv" && i + 1 < argc && std::string(argv[i + 1]) == "q8_0") {
             kv_q8 = true;
             ++i;
@@ -142,7 +146,7 @@ int main(int argc, char ** argv) {
         return 1;
     }
     fprintf(stderr, "CPU backend: %s\n", cpu_library);
-    llama_model * model = llama_model_load_from_file(argv[1], llama_model_default_params());
+    llama_model * model = llama_model_load_from_file(argv[1], mparams);
     if (!model) {
         fprintf(stderr, "cannot load %s\n", argv[1]);
         return 1;
