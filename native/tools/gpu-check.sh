@@ -3,7 +3,7 @@
 # H100/H200 machine with 16 cores:
 #   1. builds the fork with CUDA (one CPU backend for the machine, the CUDA backend linked in);
 #   2. test-mul-mat-id-skip: ggml_mul_mat_id with skip ids on the CUDA backend (MMVQ, MMVF, MMQ, MMF,
-#      at 1, 7, 32 and 512 tokens) equals its dense product, skipped rows exact zeros, as on the CPU;
+#      at 1, 6, 7, 32 and 512 tokens) equals its dense product, skipped rows exact zeros, as on the CPU;
 #   3. writes a random 1B-shape model (native/tools/gpu-random-model.py; no JVM there) and its Q4_0;
 #   4. trains a plug-in for it on the GPU (llama-flexidepth-train): tokens/s, and that L_lm falls
 #      from the first epoch to the last;

@@ -51,6 +51,50 @@ public final class GgufWriter {
     public GgufWriter() {
     }
 
+    /**
+     * A writer holding everything an open file holds, for copying it with changes: metadata in file
+     * order, and every tensor, whose bytes are read from {@code reader} when the copy is written
+     * (keep it open until then).
+     *
+     * @param reader the file to copy
+     * @return a new writer; {@link #put} and {@link #remove} change its metadata
+     */
+    public static GgufWriter copyOf(GgufReader reader) {
+        GgufWriter w = new GgufWriter();
+        reader.file().metadata().forEach(w::put);
+        for (GgufTensorInfo t : reader.file().tensors()) {
+            w.addRawTensor(t.name(), t.type(), t.shape(), ch -> {
+                java.nio.ByteBuffer bytes = reader.readBytes(t);
+                while (bytes.hasRemaining()) {
+                    ch.write(bytes);
+                }
+            });
+        }
+        return w;
+    }
+
+    /**
+     * Removes a metadata key, if present.
+     *
+     * @param key the metadata key
+     * @return this writer
+     */
+    public GgufWriter remove(String key) {
+        metadata.remove(key);
+        return this;
+    }
+
+    /**
+     * Removes a tensor, if present.
+     *
+     * @param name the tensor name
+     * @return this writer
+     */
+    public GgufWriter removeTensor(String name) {
+        tensors.remove(name);
+        return this;
+    }
+
     // ---- metadata ----
 
     /**

@@ -46,6 +46,9 @@ public final class BatchEngine implements AutoCloseable {
     private final List<Integer> routedLayers;
     private final AtomicLong generatedTokens = new AtomicLong(), promptTokens = new AtomicLong(), decodes = new AtomicLong();
     private final AtomicLong layersUsed = new AtomicLong(), routedTokens = new AtomicLong();
+    // decode steps (no prompt token in the batch) with a plug-in: routed layers passed, and those
+    // that some token of the step ran, whose full-layer weights the step therefore read
+    private final AtomicLong routedLayerSteps = new AtomicLong(), routedLayersRead = new AtomicLong();
     private volatile boolean closing;
     private int nextPrompt; // round-robin start among slots evaluating prompts
 
@@ -129,8 +132,13 @@ public final class BatchEngine implements AutoCloseable {
      * @param decodes         native decodes since it started
      * @param meanLayers      with a plug-in, layers per generated token so far (as each was evaluated);
      *                        else the model's depth
+     * @param routedLayersRead with a plug-in, the share of routed layers whose full-layer weights
+     *                        (Wq, Wo, the FFN) the decode steps so far read: a step reads a layer's
+     *                        when any of its tokens runs that layer, so several streams skip less
+     *                        than one; 1 without a plug-in or before the first step
      */
-    public record Stats(int queued, int active, long generatedTokens, long promptTokens, long decodes, double meanLayers) {
+    public record Stats(int queued, int active, long generatedTokens, long promptTokens, long decodes, double meanLayers,
+                        double routedLayersRead) {
     }
 
     /** {@return the engine's counters now} */
@@ -147,7 +155,9 @@ public final class BatchEngine implements AutoCloseable {
         }
         long routed = routedTokens.get();
         double layers = routed == 0 ? model.info().layers() : (double) layersUsed.get() / routed;
-        return new Stats(queued, active, generatedTokens.get(), promptTokens.get(), decodes.get(), layers);
+        long steps = routedLayerSteps.get();
+        return new Stats(queued, active, generatedTokens.get(), promptTokens.get(), decodes.get(), layers,
+                steps == 0 ? 1.0 : (double) routedLayersRead.get() / steps);
     }
 
     /**
@@ -458,6 +468,7 @@ public final class BatchEngine implements AutoCloseable {
             throw new DecodeException(rc, "a batch of " + n + " tokens failed" + NativeLog.nativeErrorSuffix());
         }
         List<LayerUsage> routing = routing(n);
+        countLayersRead(routing);
         for (Slot s : slots) {
             if (s.request == null || s.last < 0) {
                 continue;
@@ -485,6 +496,28 @@ public final class BatchEngine implements AutoCloseable {
                 s.fail(e);
             }
         }
+    }
+
+    private void countLayersRead(List<LayerUsage> routing) {
+        if (routing.isEmpty()) {
+            return;
+        }
+        for (Slot s : slots) {
+            if (s.added > 1) {
+                return; // a prompt chunk: not a decode step
+            }
+        }
+        int read = 0;
+        for (int r = 0; r < routedLayers.size(); r++) {
+            for (LayerUsage u : routing) {
+                if (u.ran(r)) {
+                    read++;
+                    break;
+                }
+            }
+        }
+        routedLayersRead.addAndGet(read);
+        routedLayerSteps.addAndGet(routedLayers.size());
     }
 
     private void add(int i, int token, int pos, int seq, boolean logits) {

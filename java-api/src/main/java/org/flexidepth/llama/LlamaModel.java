@@ -121,8 +121,26 @@ public final class LlamaModel implements AutoCloseable {
                 String suffix = NativeLog.nativeErrorSuffix();
                 throw new ModelLoadException(adapterInsteadOfModel(path).orElse("cannot load model " + path + suffix));
             }
-            return new LlamaModel(path, m, fingerprint);
+            LlamaModel loaded = new LlamaModel(path, m, fingerprint);
+            loaded.logLoaded();
+            return loaded;
         }
+    }
+
+    private void logLoaded() {
+        org.slf4j.Logger log = org.slf4j.LoggerFactory.getLogger(LlamaModel.class);
+        if (!log.isInfoEnabled()) {
+            return;
+        }
+        // the layers' devices, counted in order of first use: "CPU (libggml-cpu-zen4.so)" or "CUDA0 x16, CPU x1"
+        Map<String, Integer> devices = new java.util.LinkedHashMap<>();
+        layerDevices().forEach(d -> devices.merge(d, 1, Integer::sum));
+        String where = devices.size() == 1 && devices.containsKey("CPU") || devices.isEmpty()
+                ? "CPU (" + NativeLibrary.cpuBackend() + ")"
+                : devices.entrySet().stream().map(e -> e.getKey() + " x" + e.getValue()).collect(java.util.stream.Collectors.joining(", "))
+                        + ", CPU backend " + NativeLibrary.cpuBackend();
+        log.info("loaded {}: {} ({}), {} layers, {} parameters, {} MiB, trained context {}, on {}", path, info.architecture(),
+                info.description(), info.layers(), info.parameterCount(), info.sizeBytes() >> 20, info.contextLength(), where);
     }
 
     /**

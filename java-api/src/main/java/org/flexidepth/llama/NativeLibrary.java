@@ -125,7 +125,8 @@ final class NativeLibrary {
                                 + "): " + String.join(", ", shipped) + " each need instructions it lacks");
             }
             String chosen = name.getString(0);
-            LoggerFactory.getLogger(NativeLibrary.class).info("CPU backend {} from {}", chosen, dir);
+            // the model load's INFO line names the variant; where it came from is detail
+            LoggerFactory.getLogger(NativeLibrary.class).debug("CPU backend {} from {}", chosen, dir);
             return chosen;
         }
     }

@@ -12,6 +12,12 @@ import java.lang.foreign.MemorySegment;
  * Routes llama.cpp's and ggml's log output to SLF4J (logger {@code org.flexidepth.llama.native})
  * so that nothing native writes to stdout or stderr. Native code logs line fragments; they are
  * joined per thread until a newline.
+ * <p>
+ * Native warnings and errors keep their level. Everything else (a model load alone is over a
+ * hundred lines of metadata keys and tensor counts) goes to TRACE: an embedded library must not
+ * fill its host application's log at INFO, nor at DEBUG, which is logback's level when it has no
+ * configuration. The library says what it loaded in one INFO line of its own per model
+ * ({@code org.flexidepth.llama.LlamaModel}) and per session ({@code org.flexidepth.llama.Session}).
  */
 final class NativeLog {
     private static final Logger LOG = LoggerFactory.getLogger("org.flexidepth.llama.native");
@@ -71,10 +77,8 @@ final class NativeLog {
             LOG.error(line);
         } else if (level == llama_h.GGML_LOG_LEVEL_WARN()) {
             LOG.warn(line);
-        } else if (level == llama_h.GGML_LOG_LEVEL_INFO()) {
-            LOG.info(line);
         } else {
-            LOG.debug(line);
+            LOG.trace(line);
         }
     }
 }

@@ -46,6 +46,7 @@ public final class Session implements AutoCloseable {
     // non-zero aborts the decode in progress (llama_fork_abort_on_flag): cancel() from another thread
     private final MemorySegment abortFlag;
     private static final java.lang.invoke.VarHandle FLAG = ValueLayout.JAVA_INT.varHandle();
+    private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(Session.class);
     private int[] cached = new int[64];
     private int cachedLength;
     private long cacheChanges; // counts native changes to the KV cache, to know when a failed call must restore it
@@ -94,6 +95,9 @@ public final class Session implements AutoCloseable {
         ctx = c;
         contextSize = llama_h.llama_n_ctx(ctx);
         batchSize = llama_h.llama_n_batch(ctx);
+        LOG.info("session on {}: context {} tokens, batch {}, {} threads ({} for batches){}", model.path().getFileName(), contextSize,
+                batchSize, options.effectiveThreads(), options.effectiveThreadsBatch(),
+                options.embeddings().map(p -> ", embeddings pooled " + p.name().toLowerCase(java.util.Locale.ROOT)).orElse(""));
         batch = llama_h.llama_batch_init(arena, batchSize, 0, 1);
         batchToken = llama_batch.token(batch).reinterpret(4L * batchSize);
         batchPos = llama_batch.pos(batch).reinterpret(4L * batchSize);
@@ -652,6 +656,10 @@ public final class Session implements AutoCloseable {
             if (routingGates == null || routingGates.byteSize() < 4L * n * batchSize) {
                 routingGates = arena.allocate(ValueLayout.JAVA_FLOAT, (long) n * batchSize);
                 routingRun = arena.allocate(ValueLayout.JAVA_BYTE, (long) n * batchSize);
+            }
+            if (previous != plugin) {
+                LOG.info("session on {}: FlexiDepth plug-in {} attached, {} routed layers, tau {}", model.path().getFileName(),
+                        plugin.path().getFileName(), n, tau);
             }
             this.plugin = plugin;
             this.threshold = tau;

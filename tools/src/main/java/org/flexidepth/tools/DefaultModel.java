@@ -1,9 +1,16 @@
 package org.flexidepth.tools;
 
+import org.flexidepth.gguf.GgufFile;
+import org.flexidepth.gguf.GgufReader;
+import org.flexidepth.gguf.GgufValue;
+import org.flexidepth.gguf.GgufWriter;
 import org.flexidepth.tools.convert.HfToGguf;
 import org.flexidepth.tools.convert.OutputType;
 
 import java.io.IOException;
+import java.io.InputStream;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
@@ -12,6 +19,12 @@ import java.util.List;
 /**
  * The real models the examples and tests use by default, converted from {@code ../shared} to GGUF
  * on first use with the fork's own tools and cached under {@code build/models}.
+ * <p>
+ * Upstream's llama2.c converter writes a context length of 128 whatever the checkpoint was trained
+ * with, and special-token ids of -1 (as 4294967295) for tokens the vocabulary lacks; every load
+ * then warns that the context exceeds the training context and that the tokens are bad. The
+ * conversion here writes the checkpoint's own context length (its header's {@code seq_len}) and
+ * leaves out the ids that name no token.
  */
 public final class DefaultModel {
     private DefaultModel() {
@@ -42,11 +55,13 @@ public final class DefaultModel {
 
     private static Path llama2c(String name, String weights, String vocab) throws IOException {
         Path out = ProjectPaths.modelCache().resolve(name);
-        if (Files.isRegularFile(out)) {
-            return out;
+        Path shared = ProjectPaths.shared().orElse(null);
+        if (Files.isRegularFile(out) && (shared == null || isTrueTo(out, llama2cContextLength(shared.resolve(weights))))) {
+            return out; // an earlier conversion with the checkpoint's context length
         }
-        Path shared = ProjectPaths.shared().orElseThrow(() -> new IOException(
-                "../shared is not present, so the default model " + name + " cannot be made; pass --model FILE.gguf"));
+        if (shared == null) {
+            throw new IOException("../shared is not present, so the default model " + name + " cannot be made; pass --model FILE.gguf");
+        }
         Path tool = ProjectPaths.nativeBuild().resolve("bin/llama-convert-llama2c-to-ggml");
         if (!Files.isExecutable(tool)) {
             throw new IOException(tool + " not found: build the native tree first (see README)");
@@ -68,7 +83,47 @@ public final class DefaultModel {
             Thread.currentThread().interrupt();
             throw new IOException("interrupted while converting " + weights, e);
         }
-        Files.move(tmp, out, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+        Path fixed = Files.createTempFile(out.getParent(), name, ".tmp");
+        try {
+            writeTrueMetadata(tmp, fixed, llama2cContextLength(shared.resolve(weights)));
+        } finally {
+            Files.delete(tmp);
+        }
+        Files.move(fixed, out, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
         return out;
+    }
+
+    /** The {@code seq_len} of a llama2.c checkpoint: the seventh int32 of its header. */
+    static int llama2cContextLength(Path checkpoint) throws IOException {
+        try (InputStream in = Files.newInputStream(checkpoint)) {
+            byte[] header = in.readNBytes(28);
+            if (header.length < 28) {
+                throw new IOException(checkpoint + " is too short for a llama2.c header");
+            }
+            return ByteBuffer.wrap(header).order(ByteOrder.LITTLE_ENDIAN).getInt(24);
+        }
+    }
+
+    private static boolean isTrueTo(Path gguf, int contextLength) throws IOException {
+        GgufFile f = GgufReader.readHeader(gguf);
+        String arch = f.architecture().orElse("llama");
+        return f.get(arch + ".context_length").map(v -> v.asLong() == contextLength).orElse(false);
+    }
+
+    /** Copies {@code in} with the checkpoint's context length and without ids that name no token. */
+    static void writeTrueMetadata(Path in, Path out, int contextLength) throws IOException {
+        try (GgufReader r = GgufReader.open(in)) {
+            GgufFile f = r.file();
+            String arch = f.architecture().orElseThrow(() -> new IOException(in + " has no general.architecture"));
+            long vocab = f.get("tokenizer.ggml.tokens").map(v -> (long) v.asList().size())
+                    .orElseThrow(() -> new IOException(in + " has no vocabulary"));
+            GgufWriter w = GgufWriter.copyOf(r).put(arch + ".context_length", GgufValue.uint32(contextLength));
+            f.metadata().forEach((key, value) -> {
+                if (key.startsWith("tokenizer.ggml.") && key.endsWith("_token_id") && value.type().isInteger() && (value.asLong() < 0 || value.asLong() >= vocab)) {
+                    w.remove(key);
+                }
+            });
+            w.write(out);
+        }
     }
 }

@@ -8,6 +8,12 @@ import org.flexidepth.llama.GenerationResult;
 import org.flexidepth.llama.LlamaModel;
 import org.flexidepth.llama.Sampling;
 
+import org.flexidepth.gguf.GgufFile;
+import org.flexidepth.gguf.GgufReader;
+import org.flexidepth.gguf.GgufTensorInfo;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -26,7 +32,10 @@ import java.util.concurrent.CompletableFuture;
  * usage: {@code BatchThroughput MODEL THREADS PP TG PL[,PL...] REPETITIONS}; prints
  * {@code PL<TAB>tokens/s} per repetition. With {@code PLUGIN.gguf [TAU]} after them it measures the
  * engine without and with that FlexiDepth plug-in (its routers deciding) side by side, alternating,
- * and prints {@code PL<TAB>tokens/s without<TAB>with<TAB>ratio<TAB>layers per token} per repetition.
+ * and prints {@code PL<TAB>tokens/s without<TAB>with<TAB>ratio<TAB>layers per token<TAB>weights read}
+ * per repetition: the last is the share of the base model's weight bytes the plug-in's decode steps
+ * read, from the file's tensor sizes and the share of routed layers some token of a step ran (a
+ * step reads a layer's Wq, Wo and FFN when any of its tokens runs it).
  */
 public final class BatchThroughput {
     private BatchThroughput() {
@@ -56,17 +65,44 @@ public final class BatchThroughput {
                         continue;
                     }
                     float tau = args.length > 7 ? Float.parseFloat(args[7]) : plugin.defaultThreshold();
+                    double maskable = maskableShare(Path.of(args[0]), plugin.routedLayers());
                     try (BatchEngine routed = model.newBatchEngine(b.flexiDepth(plugin, tau).build())) {
                         run(routed, model, pl, pp, options, tg);
                         for (int r = 0; r < reps; r++) {
                             double without = run(base, model, pl, pp, options, tg);
                             double with = run(routed, model, pl, pp, options, tg);
-                            System.out.printf("%d\t%.3f\t%.3f\t%.3f\t%.2f%n", pl, without, with, with / without, routed.stats().meanLayers());
+                            BatchEngine.Stats st = routed.stats();
+                            System.out.printf("%d\t%.3f\t%.3f\t%.3f\t%.2f\t%.3f%n", pl, without, with, with / without, st.meanLayers(),
+                                    1 - maskable * (1 - st.routedLayersRead()));
                         }
                     }
                 }
             }
         }
+    }
+
+    /** The share of the weight bytes a decode step reads that a routed layer's skip can leave unread. */
+    private static double maskableShare(Path model, List<Integer> routedLayers) {
+        GgufFile f;
+        try {
+            f = GgufReader.readHeader(model);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+        boolean tied = f.tensor("output.weight").isEmpty(); // the embedding is then the output head, read whole
+        long total = 0, maskable = 0;
+        for (GgufTensorInfo t : f.tensors()) {
+            if (t.name().equals("token_embd.weight") && !tied) {
+                continue; // a step reads only its tokens' rows
+            }
+            total += t.byteSize();
+        }
+        for (int l : routedLayers) {
+            for (String w : List.of("attn_q", "attn_output", "ffn_gate", "ffn_up", "ffn_down")) {
+                maskable += f.tensor("blk." + l + "." + w + ".weight").map(GgufTensorInfo::byteSize).orElse(0L);
+            }
+        }
+        return (double) maskable / total;
     }
 
     private static double run(BatchEngine engine, LlamaModel model, int pl, int pp, GenerationOptions options, int tg) {

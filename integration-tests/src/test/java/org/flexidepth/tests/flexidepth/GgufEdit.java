@@ -34,23 +34,9 @@ public final class GgufEdit {
 
     public static Path copy(Path in, Path out, Map<String, GgufValue> replace, Predicate<String> keepTensor) throws IOException {
         try (GgufReader r = GgufReader.open(in)) {
-            GgufWriter w = new GgufWriter();
-            r.file().metadata().forEach((k, v) -> {
-                if (!k.equals("general.alignment")) {
-                    w.put(k, replace.getOrDefault(k, v));
-                }
-            });
-            replace.forEach((k, v) -> {
-                if (!r.file().metadata().containsKey(k)) {
-                    w.put(k, v);
-                }
-            });
-            for (GgufTensorInfo t : r.file().tensors()) {
-                if (keepTensor.test(t.name())) {
-                    ByteBuffer bytes = r.readBytes(t);
-                    w.addRawTensor(t.name(), t.type(), t.shape(), ch -> ch.write(bytes.duplicate()));
-                }
-            }
+            GgufWriter w = GgufWriter.copyOf(r);
+            replace.forEach(w::put);
+            r.file().tensors().stream().map(GgufTensorInfo::name).filter(keepTensor.negate()).forEach(w::removeTensor);
             w.write(out);
         }
         return out;
