@@ -23,14 +23,39 @@ final class LayerDisplay {
         this.colour = colour;
     }
 
+    /** Swatches that fit an 80-column terminal beside the label: a wrapped legend reads as two. */
+    static final int LEGEND_WIDTH = 80;
+    private static final String LEGEND_LABEL = "layers per token: ";
+
     void legend(int minLayers, int maxLayers) {
-        if (colour) {
-            out.print("layers per token: ");
-            for (int l = minLayers; l <= maxLayers; l++) {
-                out.print(paint(" " + l + " ", l, minLayers, maxLayers));
-            }
-            out.println();
+        if (!colour) {
+            return;
         }
+        StringBuilder line = new StringBuilder(LEGEND_LABEL);
+        for (int l : legendLevels(minLayers, maxLayers)) {
+            line.append(paint(" " + l + " ", l, minLayers, maxLayers));
+        }
+        out.println(line);
+    }
+
+    /** Every level from min to max, or evenly spaced ones from min to max where all would not fit. */
+    static List<Integer> legendLevels(int min, int max) {
+        int swatch = 2 + String.valueOf(max).length();
+        int fit = Math.max(2, (LEGEND_WIDTH - LEGEND_LABEL.length()) / swatch);
+        List<Integer> levels = new ArrayList<>();
+        if (max - min + 1 <= fit) {
+            for (int l = min; l <= max; l++) {
+                levels.add(l);
+            }
+            return levels;
+        }
+        for (int i = 0; i < fit; i++) {
+            int l = min + (int) Math.round(i * (max - min) / (double) (fit - 1));
+            if (levels.isEmpty() || levels.getLast() != l) {
+                levels.add(l);
+            }
+        }
+        return levels;
     }
 
     void token(Token t) {

@@ -100,6 +100,61 @@ class ChatProgramTest {
     }
 
     @Test
+    void flexiDepthShadesTokensInATerminalWithTheLegendOnOneLine() throws Exception {
+        org.flexidepth.tests.Prerequisites.require(java.nio.file.Files.isExecutable(Path.of("/usr/bin/tmux")), "tmux is not installed (.ci/run installs it)");
+        // 24 layers, 20 of them routed: a legend of every level from 4 to 24 would wrap at 80 columns
+        Path model = cache.resolve("deep.gguf"), plugin = cache.resolve("deep-plugin.gguf");
+        RandomFixtures.Shape shape = new RandomFixtures.Shape(24, 64, 4, 2, 128, 320, 512);
+        RandomFixtures.writeModel(model, shape, 11, GgmlType.F32);
+        RandomFixtures.writePlugin(plugin, shape, 17, java.util.stream.IntStream.range(4, 24).boxed().toList(), 8, 16, 0.5f, null, GgmlType.F32);
+        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"), "-Dflexillama.cache.dir=" + cache,
+                Chat.class.getName(), "--model", model.toString(), "--flexidepth", plugin.toString(), "--tau", "0.5",
+                "--prompt", "hello", "--temp", "0", "-n", "12"));
+        String quoted = String.join(" ", cmd.stream().map(a -> "'" + a.replace("'", "'\\''") + "'").toList());
+        String socket = "chat-test-" + ProcessHandle.current().pid();
+        List<String> tmux = List.of("tmux", "-L", socket);
+        try {
+            run(concat(tmux, "new-session", "-d", "-x", "80", "-y", "40", quoted + "; echo EXIT=$?; sleep 600"));
+            String pane = "";
+            for (int i = 0; i < 600 && !pane.contains("EXIT="); i++) {
+                Thread.sleep(100);
+                pane = run(concat(tmux, "capture-pane", "-p", "-e", "-t", "0"));
+            }
+            assertTrue(pane.contains("EXIT=0"), pane);
+            String[] lines = pane.split("\n");
+            int legend = -1;
+            for (int i = 0; i < lines.length; i++) {
+                if (lines[i].startsWith("layers per token: ")) {
+                    legend = i;
+                }
+            }
+            assertTrue(legend >= 0, "a legend line: " + pane);
+            String legendText = lines[legend].replaceAll("\033\\[[0-9;]*m", "");
+            assertTrue(legendText.strip().endsWith(" 24"), "the legend ends at the model's depth on its own line: [" + legendText + "]");
+            assertTrue(legendText.contains(" 4 "), legendText);
+            assertTrue(lines[legend + 1].replaceAll("\033\\[[0-9;]*m", "").startsWith("hello"), "the reply follows the legend: " + pane);
+            assertTrue(pane.contains("\033[48;2;"), "the tokens are shaded: " + pane);
+            assertTrue(pane.lines().noneMatch(l -> l.matches("layers per token: [0-9 ]+")), "no numbers line in a terminal: " + pane);
+        } finally {
+            new ProcessBuilder(concat(tmux, "kill-server")).start().waitFor();
+        }
+    }
+
+    private static List<String> concat(List<String> head, String... tail) {
+        List<String> all = new ArrayList<>(head);
+        all.addAll(List.of(tail));
+        return all;
+    }
+
+    private static String run(List<String> cmd) throws IOException, InterruptedException {
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertEquals(0, p.waitFor(), cmd + ": " + out);
+        return out;
+    }
+
+    @Test
     void withoutSharedItAsksForAModel(@TempDir Path emptyBuild) throws Exception {
         Run r = chat("", List.of("-Dflexillama.build.dir=" + emptyBuild.resolve("native"), "-Dflexillama.shared.dir=/nonexistent"),
                 "--prompt", "hi");

@@ -21,6 +21,7 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** The layer-map example's two outputs: the JSONL rows, and the HTML page as headless Chromium renders it. */
@@ -76,11 +77,15 @@ class LayerMapTest {
         org.flexidepth.tests.Prerequisites.require(Files.isExecutable(CHROMIUM), "Debian's chromium is not installed (.ci/run installs it)");
         Path page = out.resolve("layer-map.html");
         String dom = chromium("--dump-dom", "--virtual-time-budget=3000", page.toUri().toString());
-        Matcher m = Pattern.compile("rendered tokens=(\\d+) bars=(\\d+)").matcher(dom);
-        assertTrue(m.find(), "the page's render check did not run:\n" + dom.substring(0, Math.min(500, dom.length())));
+        Matcher tokens = Pattern.compile("data-rendered-tokens=\"(\\d+)\"").matcher(dom);
+        Matcher bars = Pattern.compile("data-rendered-bars=\"(\\d+)\"").matcher(dom);
+        assertTrue(tokens.find() && bars.find(), "the page's render check did not run:\n" + dom.substring(0, Math.min(500, dom.length())));
         long visibleTexts = rows.stream().filter(r -> !((String) r.get("text")).replace("\n", "").isEmpty()).count();
-        assertEquals(visibleTexts, Long.parseLong(m.group(1)), "tokens with visible text are laid out");
-        assertEquals(2, Integer.parseInt(m.group(2)), "one bar per routed layer");
+        assertEquals(visibleTexts, Long.parseLong(tokens.group(1)), "tokens with visible text are laid out");
+        assertEquals(2, Integer.parseInt(bars.group(1)), "one bar per routed layer");
+        // what a reader sees holds no test marker: the body's text is the tokens, headings, legend and chart
+        String visible = dom.replaceAll("(?s)<script.*?</script>", "").replaceAll("<[^>]*>", "");
+        assertFalse(visible.contains("rendered"), "a test marker in the page's visible text");
         for (Map<String, Object> r : rows) {
             String text = (String) r.get("text");
             if (text.length() > 2 && !text.contains("&") && !text.contains("<")) {
