@@ -58,6 +58,20 @@ class UpstreamToolsTest {
     @TempDir
     Path dir;
 
+    /** An upstream program built from the fork. */
+    static Path tool(String name) {
+        Path exe = ProjectPaths.nativeBuild().resolve("bin/" + name);
+        Prerequisites.require(Files.isExecutable(exe), exe + " (the native build makes it)");
+        return exe;
+    }
+
+    /** A random plug-in for stories260K routing layers 1 to 3. */
+    Path storiesPlugin() throws IOException {
+        Path plugin = dir.resolve("plugin.gguf");
+        RandomFixtures.writePlugin(plugin, STORIES, 17, List.of(1, 2, 3), 8, 16, TAU, null, GgmlType.F32);
+        return plugin;
+    }
+
     static double perplexityOf(Path exe, Path model, Path text, List<String> extra) throws Exception {
         List<String> cmd = new ArrayList<>(List.of(exe.toString(), "-m", model.toString(), "-f", text.toString(), "-c", String.valueOf(CTX),
                 "-b", String.valueOf(CTX), "--chunks", String.valueOf(CHUNKS), "-t", "2"));
@@ -72,14 +86,12 @@ class UpstreamToolsTest {
 
     @Test
     void llamaPerplexityWithAPluginGivesWhatSessionScoreGives() throws Exception {
-        Path exe = ProjectPaths.nativeBuild().resolve("bin/llama-perplexity");
-        Prerequisites.require(Files.isExecutable(exe), exe + " (the native build makes it)");
+        Path exe = tool("llama-perplexity");
         Path wiki = ProjectPaths.shared().map(s -> s.resolve("data/wiki.test.raw")).filter(Files::isRegularFile).orElse(null);
         Prerequisites.require(wiki != null, "../shared/data/wiki.test.raw");
         Path text = Files.writeString(dir.resolve("wiki.txt"), Files.readString(wiki).substring(0, 8000));
         Path model = RealModels.stories260K();
-        Path plugin = dir.resolve("plugin.gguf");
-        RandomFixtures.writePlugin(plugin, STORIES, 17, List.of(1, 2, 3), 8, 16, TAU, null, GgmlType.F32);
+        Path plugin = storiesPlugin();
 
         double base = perplexityOf(exe, model, text, List.of());
         double routed = perplexityOf(exe, model, text, List.of("--flexidepth", plugin.toString(), "--flexidepth-tau", String.valueOf(TAU)));
@@ -117,11 +129,9 @@ class UpstreamToolsTest {
 
     @Test
     void llamaServerTakesAThresholdPerRequestAndAnswersWithLayerUsage() throws Exception {
-        Path exe = ProjectPaths.nativeBuild().resolve("bin/llama-server");
-        Prerequisites.require(Files.isExecutable(exe), exe + " (the native build makes it)");
+        Path exe = tool("llama-server");
         Path model = RealModels.stories260K();
-        Path plugin = dir.resolve("plugin.gguf");
-        RandomFixtures.writePlugin(plugin, STORIES, 17, List.of(1, 2, 3), 8, 16, TAU, null, GgmlType.F32);
+        Path plugin = storiesPlugin();
         int port;
         try (ServerSocket socket = new ServerSocket(0)) {
             port = socket.getLocalPort();
@@ -201,11 +211,9 @@ class UpstreamToolsTest {
 
     @Test
     void llamaBenchTakesAPlugin() throws Exception {
-        Path exe = ProjectPaths.nativeBuild().resolve("bin/llama-bench");
-        Prerequisites.require(Files.isExecutable(exe), exe + " (the native build makes it)");
+        Path exe = tool("llama-bench");
         Path model = RealModels.stories260K();
-        Path plugin = dir.resolve("plugin.gguf");
-        RandomFixtures.writePlugin(plugin, STORIES, 17, List.of(1, 2, 3), 8, 16, TAU, null, GgmlType.F32);
+        Path plugin = storiesPlugin();
         Process ok = new ProcessBuilder(exe.toString(), "-m", model.toString(), "--flexidepth", plugin.toString(), "--flexidepth-tau", "0.5",
                 "-p", "16", "-n", "4", "-r", "1", "-t", "2", "-o", "json").redirectErrorStream(false).start();
         String out = new String(ok.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
