@@ -214,6 +214,9 @@ public final class BatchEngine implements AutoCloseable {
         if (prompt.length == 0) {
             throw new InvalidArgumentException("the prompt is empty");
         }
+        if (options.flexiDepthThreshold().isPresent() && routedLayers.isEmpty()) {
+            throw new InvalidArgumentException("a FlexiDepth threshold was given, but the engine has no plug-in (BatchEngineOptions.flexiDepth)");
+        }
         if (prompt.length >= this.options.contextPerSlot()) {
             throw new ContextFullException("the prompt has " + prompt.length + " tokens; a slot holds " + this.options.contextPerSlot()
                     + " (including at least one generated token)");
@@ -299,6 +302,10 @@ public final class BatchEngine implements AutoCloseable {
                 reuse = 0;
             }
             cachedLength = reuse;
+            if (!routedLayers.isEmpty()) {
+                // this request's threshold for its sequence's tokens from the next decode on (-1: the engine's)
+                FlexiDepthException.throwIfFailed(llama_h.llama_set_flexidepth_threshold_seq(ctx, seq, r.options.flexiDepthThreshold().orElse(-1f)));
+            }
             sampler = CommonSampler.create(model, r.options.sampling(), r.prompt, r.constraint);
             request = r;
             at = reuse;

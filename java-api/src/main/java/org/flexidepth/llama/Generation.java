@@ -207,6 +207,10 @@ public final class Generation implements Iterator<Token>, AutoCloseable {
         }
     }
 
+    GenerationOptions options() {
+        return options;
+    }
+
     /** The thread that started the generation: until it ends, only it may use the session. */
     Thread owner() {
         return owner;

@@ -11,8 +11,12 @@ import java.util.List;
  * @param sampling    the sampling chain
  * @param topLogProbabilities how many of the most likely tokens each {@link Token} lists as its
  *                    {@link Token#alternatives()}, 0 to 20
+ * @param flexiDepthThreshold the FlexiDepth threshold tau for this generation's tokens in place
+ *                    of the one the plug-in was attached with (a server's requests share one
+ *                    engine, and each may ask for its own); empty for that one
  */
-public record GenerationOptions(int maxTokens, List<String> stopStrings, Sampling sampling, int topLogProbabilities) {
+public record GenerationOptions(int maxTokens, List<String> stopStrings, Sampling sampling, int topLogProbabilities,
+                                java.util.Optional<Float> flexiDepthThreshold) {
     /** The defaults of {@link #builder()}: up to 256 tokens, no stop strings, greedy sampling. */
     public static final GenerationOptions DEFAULT = builder().build();
 
@@ -40,6 +44,9 @@ public record GenerationOptions(int maxTokens, List<String> stopStrings, Samplin
         if (topLogProbabilities < 0 || topLogProbabilities > 20) {
             throw new InvalidArgumentException("topLogProbabilities must be in [0, 20], was " + topLogProbabilities);
         }
+        if (flexiDepthThreshold == null || flexiDepthThreshold.filter(t -> !(t >= 0 && t <= 1)).isPresent()) {
+            throw new InvalidArgumentException("the FlexiDepth threshold must be in [0, 1], was " + flexiDepthThreshold);
+        }
     }
 
     /** {@return a builder with the defaults, which are those of {@link #DEFAULT}} */
@@ -51,6 +58,7 @@ public record GenerationOptions(int maxTokens, List<String> stopStrings, Samplin
     public Builder toBuilder() {
         Builder b = new Builder().maxTokens(maxTokens).sampling(sampling).topLogProbabilities(topLogProbabilities);
         stopStrings.forEach(b::stopString);
+        b.flexiDepthThreshold = flexiDepthThreshold;
         return b;
     }
 
@@ -60,8 +68,22 @@ public record GenerationOptions(int maxTokens, List<String> stopStrings, Samplin
         private final List<String> stopStrings = new ArrayList<>();
         private Sampling sampling = Sampling.greedy();
         private int topLogProbabilities;
+        private java.util.Optional<Float> flexiDepthThreshold = java.util.Optional.empty();
 
         private Builder() {
+        }
+
+        /**
+         * Sets the FlexiDepth threshold for this generation's tokens (its prompt's and its reply's),
+         * in place of the one the session's or engine's plug-in was attached with. Prompt tokens a
+         * session or engine reuses from its cache keep the routing they were computed with.
+         *
+         * @param tau in [0, 1]; default: the attached one
+         * @return this builder
+         */
+        public Builder flexiDepthThreshold(float tau) {
+            this.flexiDepthThreshold = java.util.Optional.of(tau);
+            return this;
         }
 
         /**
@@ -120,7 +142,7 @@ public record GenerationOptions(int maxTokens, List<String> stopStrings, Samplin
          * @throws InvalidArgumentException if a value is out of range
          */
         public GenerationOptions build() {
-            return new GenerationOptions(maxTokens, stopStrings, sampling, topLogProbabilities);
+            return new GenerationOptions(maxTokens, stopStrings, sampling, topLogProbabilities, flexiDepthThreshold);
         }
     }
 }

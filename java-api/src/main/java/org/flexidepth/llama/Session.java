@@ -234,10 +234,20 @@ public final class Session implements AutoCloseable {
             throw new InvalidArgumentException("the prompt is empty");
         }
         return enter(() -> {
+            if (options.flexiDepthThreshold().isPresent() && plugin == null) {
+                throw new InvalidArgumentException("a FlexiDepth threshold was given, but no plug-in is attached to this session");
+            }
             if (active != null) {
                 active.finishQuietly(); // a new generation ends the one left unfinished
             }
-            Generation g = new Generation(this, promptTokens, options, constraint, onFinish);
+            generationThreshold(options.flexiDepthThreshold().orElse(-1f));
+            Generation g;
+            try {
+                g = new Generation(this, promptTokens, options, constraint, onFinish);
+            } catch (RuntimeException e) {
+                generationThreshold(-1f);
+                throw e;
+            }
             // one cancelled during its prompt has finished already and holds the session no longer
             active = g.stopReason().isPresent() ? null : g;
             return g;
@@ -1294,6 +1304,16 @@ public final class Session implements AutoCloseable {
     void generationFinished(Generation g) {
         if (active == g) {
             active = null;
+        }
+        if (g.options().flexiDepthThreshold().isPresent()) {
+            generationThreshold(-1f);
+        }
+    }
+
+    /** A generation's own threshold for the session's sequence, or (tau < 0) the attached one again. */
+    private void generationThreshold(float tau) {
+        if (plugin != null) {
+            FlexiDepthException.throwIfFailed(llama_h.llama_set_flexidepth_threshold_seq(ctx, 0, tau));
         }
     }
 

@@ -59,6 +59,7 @@ final class OpenAiRequests {
         } else if (!chat && b.path("logprobs").isInt()) {
             g.topLogProbabilities(b.get("logprobs").asInt());
         }
+        number(b, "flexidepth_tau").ifPresent(v -> g.flexiDepthThreshold(v.floatValue())); // as llama-server from the fork takes it
         Sampling.Builder s = Sampling.builder();
         number(b, "temperature").ifPresent(v -> s.temperature(v.floatValue()));
         number(b, "top_p").ifPresent(v -> s.topP(v.floatValue()));

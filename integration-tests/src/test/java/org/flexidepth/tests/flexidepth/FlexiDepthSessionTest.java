@@ -71,6 +71,42 @@ class FlexiDepthSessionTest {
         assertEquals("llama", plugin.architecture());
     }
 
+    static GenerationResult run(Session s, GenerationOptions o) {
+        try (Generation g = s.generate(PROMPT, o)) {
+            return g.result();
+        }
+    }
+
+    static List<List<Integer>> skips(GenerationResult r) {
+        return r.tokens().stream().map(t -> t.layers().orElseThrow().skippedLayers()).toList();
+    }
+
+    @Test
+    void aGenerationsOwnThresholdRoutesAsAttachingAtItDoes() {
+        GenerationOptions low = TEN.toBuilder().flexiDepthThreshold(0.1f).build();
+        GenerationResult attachedLow, attachedHalf, own, after;
+        try (Session s = model.newSession()) {
+            s.attach(plugin, 0.1f);
+            attachedLow = run(s, TEN);
+            s.attach(plugin, 0.5f);
+            attachedHalf = run(s, TEN);
+        }
+        try (Session s = model.newSession()) {
+            s.attach(plugin, 0.5f);
+            own = run(s, low);
+            s.clear();
+            after = run(s, TEN); // the attached threshold again
+            assertThrows(InvalidArgumentException.class, () -> TEN.toBuilder().flexiDepthThreshold(1.5f).build());
+        }
+        assertNotEquals(skips(attachedLow), skips(attachedHalf), "the fixture routes differently at 0.1 and 0.5");
+        assertEquals(attachedLow.tokens().stream().map(t -> t.id()).toList(), own.tokens().stream().map(t -> t.id()).toList());
+        assertEquals(skips(attachedLow), skips(own), "the generation's threshold, not the attached one");
+        assertEquals(skips(attachedHalf), skips(after), "after it, the attached threshold");
+        try (Session bare = model.newSession()) {
+            assertThrows(InvalidArgumentException.class, () -> run(bare, low), "no plug-in to route with");
+        }
+    }
+
     @Test
     void everyTokenCarriesItsLayerUsage() {
         try (Session s = model.newSession()) {
