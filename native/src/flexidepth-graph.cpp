@@ -26,9 +26,10 @@ uint32_t flexidepth_graph_nodes(const llama_flexidepth_binding * binding) {
 void llm_graph_input_flexidepth::set_input(const llama_ubatch * ubatch) {
     const int64_t n_tokens = taus->ne[0];
     GGML_ASSERT(n_tokens == (int64_t) ubatch->n_tokens);
-    for (int64_t r = 0; r < taus->ne[1]; ++r) {
-        for (int64_t i = 0; i < n_tokens; ++i) {
-            taus_host[r * n_tokens + i] = binding->threshold_of(r, ubatch->seq_id[i][0]);
+    for (int64_t i = 0; i < n_tokens; ++i) {
+        const float tau = binding->tau_of(ubatch->seq_id[i][0]); // one lookup per token, not per layer
+        for (int64_t r = 0; r < taus->ne[1]; ++r) {
+            taus_host[r * n_tokens + i] = binding->threshold_of(r, tau);
         }
     }
     ggml_backend_tensor_set(taus, taus_host.data(), 0, ggml_nbytes(taus));

@@ -44,11 +44,11 @@ struct llama_flexidepth_binding {
         return it == seq_tau.end() ? tau : it->second;
     }
 
-    // the threshold routed layer r compares g with for a token of sequence seq: its tau, or one
-    // that g in [0, 1] always (-1) or never (2) exceeds, which is how forcing works without
-    // changing the graph
-    float threshold_of(size_t r, llama_seq_id seq) const {
-        return forced[r] < 0 ? tau_of(seq) : (forced[r] > 0 ? -1.0f : 2.0f);
+    // the threshold routed layer r compares g with for a token whose sequence's tau is t:
+    // that, or one that g in [0, 1] always (-1) or never (2) exceeds, which is how forcing works
+    // without changing the graph
+    float threshold_of(size_t r, float t) const {
+        return forced[r] < 0 ? t : (forced[r] > 0 ? -1.0f : 2.0f);
     }
 
     // training (llama-flexidepth-train): graphs are built densely and, with alpha > 0, add

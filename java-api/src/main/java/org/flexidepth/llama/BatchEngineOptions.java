@@ -30,9 +30,10 @@ public record BatchEngineOptions(int slots, int contextPerSlot, int batchSize, i
          * @throws InvalidArgumentException if the plug-in is null or tau is outside [0, 1]
          */
         public FlexiDepth {
-            if (plugin == null || !(tau >= 0 && tau <= 1)) {
-                throw new InvalidArgumentException("a plug-in and a threshold in [0, 1] are needed, got " + plugin + ", " + tau);
+            if (plugin == null) {
+                throw new InvalidArgumentException("a FlexiDepth engine needs a plug-in");
             }
+            FlexiDepthPlugin.checkThreshold(tau);
         }
     }
 

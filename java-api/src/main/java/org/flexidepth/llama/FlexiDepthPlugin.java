@@ -185,6 +185,13 @@ public final class FlexiDepthPlugin implements AutoCloseable {
      * tau and the routers of the layers in {@code forced} overridden; a null plug-in computes the
      * base model again. Throws what the native call reports; the context then keeps what it had.
      */
+    /** Refuses a threshold outside [0, 1] (NaN included), wherever one is given. */
+    static void checkThreshold(float tau) {
+        if (!(tau >= 0 && tau <= 1)) {
+            throw new InvalidArgumentException("the FlexiDepth threshold must be in [0, 1], was " + tau);
+        }
+    }
+
     static void setOn(MemorySegment ctx, FlexiDepthPlugin plugin, float tau, Map<Integer, Boolean> forced) {
         try (Arena a = Arena.ofConfined()) {
             MemorySegment params = llama_h.llama_flexidepth_default_params(a);

@@ -44,9 +44,10 @@ public record GenerationOptions(int maxTokens, List<String> stopStrings, Samplin
         if (topLogProbabilities < 0 || topLogProbabilities > 20) {
             throw new InvalidArgumentException("topLogProbabilities must be in [0, 20], was " + topLogProbabilities);
         }
-        if (flexiDepthThreshold == null || flexiDepthThreshold.filter(t -> !(t >= 0 && t <= 1)).isPresent()) {
-            throw new InvalidArgumentException("the FlexiDepth threshold must be in [0, 1], was " + flexiDepthThreshold);
+        if (flexiDepthThreshold == null) {
+            throw new InvalidArgumentException("flexiDepthThreshold must not be null (empty for the attached one)");
         }
+        flexiDepthThreshold.ifPresent(FlexiDepthPlugin::checkThreshold);
     }
 
     /** {@return a builder with the defaults, which are those of {@link #DEFAULT}} */

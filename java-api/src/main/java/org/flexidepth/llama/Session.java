@@ -646,7 +646,7 @@ public final class Session implements AutoCloseable {
             throw new InvalidArgumentException("the plug-in was loaded for " + plugin.model().path().getFileName()
                     + ", not for this session's model " + model.path().getFileName());
         }
-        checkThreshold(tau);
+        FlexiDepthPlugin.checkThreshold(tau);
         requirePolicy(cache);
         enter(() -> {
             FlexiDepthPlugin previous = this.plugin;
@@ -699,7 +699,7 @@ public final class Session implements AutoCloseable {
      *         attached
      */
     public void setThreshold(float tau, CachePolicy cache) {
-        checkThreshold(tau);
+        FlexiDepthPlugin.checkThreshold(tau);
         requirePolicy(cache);
         enter(() -> {
             FlexiDepthPlugin.setOn(ctx, requireAttached(), tau, forced);
@@ -956,12 +956,6 @@ public final class Session implements AutoCloseable {
     /** {@return the attached plug-in's threshold tau} */
     public Optional<Float> threshold() {
         return attachedPlugin().map(p -> threshold);
-    }
-
-    private static void checkThreshold(float tau) {
-        if (!(tau >= 0 && tau <= 1)) {
-            throw new InvalidArgumentException("the FlexiDepth threshold must be in [0, 1], was " + tau);
-        }
     }
 
     /**

@@ -56,11 +56,15 @@ public final class DefaultModel {
     private static Path llama2c(String name, String weights, String vocab) throws IOException {
         Path out = ProjectPaths.modelCache().resolve(name);
         Path shared = ProjectPaths.shared().orElse(null);
-        if (Files.isRegularFile(out) && (shared == null || isTrueTo(out, llama2cContextLength(shared.resolve(weights))))) {
-            return out; // an earlier conversion with the checkpoint's context length
-        }
         if (shared == null) {
+            if (Files.isRegularFile(out)) {
+                return out;
+            }
             throw new IOException("../shared is not present, so the default model " + name + " cannot be made; pass --model FILE.gguf");
+        }
+        int trainedContext = llama2cContextLength(shared.resolve(weights));
+        if (Files.isRegularFile(out) && isTrueTo(out, trainedContext)) {
+            return out; // an earlier conversion with the checkpoint's context length
         }
         Path tool = ProjectPaths.nativeBuild().resolve("bin/llama-convert-llama2c-to-ggml");
         if (!Files.isExecutable(tool)) {
@@ -85,7 +89,7 @@ public final class DefaultModel {
         }
         Path fixed = Files.createTempFile(out.getParent(), name, ".tmp");
         try {
-            writeTrueMetadata(tmp, fixed, llama2cContextLength(shared.resolve(weights)));
+            writeTrueMetadata(tmp, fixed, trainedContext);
         } finally {
             Files.delete(tmp);
         }
