@@ -63,7 +63,8 @@ extern "C" {
         const int32_t * routed_layers;     // ascending model layer indices; NULL: the latter half
         int32_t n_routed_layers;
         int32_t router_size;               // 0: n_embd / 16
-        int32_t adapter_size;              // 0: n_ff / 16
+        int32_t adapter_size;              // 0: n_ff / 16 (a family without an adapter has none)
+        enum llama_flexidepth_skip skip;   // what a skipped token leaves out (default LAYER)
         float   threshold;                 // tau for the decisions, stored in the plug-in
         float   init_router_bias;          // router logit at the start: sigmoid(bias) ~ 1 runs every layer
 

@@ -28,6 +28,17 @@ extern "C" {
         LLAMA_FLEXIDEPTH_ERR_CANCELLED     = -9, // training was cancelled by its progress callback
     };
 
+    // What a token that skips a routed layer leaves out (plug-in key flexidepth.skip; absent:
+    // LAYER). native/README.md gives each family's formula.
+    enum llama_flexidepth_skip {
+        LLAMA_FLEXIDEPTH_SKIP_LAYER       = 0, // FlexiDepth: attention and FFN; its K/V are written and
+                                               // attended by later tokens; the adapter replaces the FFN
+        LLAMA_FLEXIDEPTH_SKIP_LAYER_NO_KV = 1, // the same, but no later token attends to its K/V in that
+                                               // layer ("Learning to Skip"; the paper's K/V ablation)
+        LLAMA_FLEXIDEPTH_SKIP_ATTENTION   = 2, // attention only (MindSkip): the FFN always runs, no adapter
+        LLAMA_FLEXIDEPTH_SKIP_FFN         = 3, // FFN only: attention always runs; the adapter replaces the FFN
+    };
+
     // How routed layers are computed. MASKED: skipped tokens read none of Wq, Wo and the FFN
     // weights (ggml_mul_mat_id with skip ids), the adapter runs only for skipped tokens.
     // DENSE: every branch for every token, selected afterwards; the correctness oracle.
@@ -79,6 +90,7 @@ extern "C" {
     // The threshold the plug-in was made for, a default for llama_flexidepth_params.threshold.
     LLAMA_API float        llama_adapter_flexidepth_threshold   (const struct llama_adapter_flexidepth * adapter);
     LLAMA_API const char * llama_adapter_flexidepth_arch        (const struct llama_adapter_flexidepth * adapter);
+    LLAMA_API enum llama_flexidepth_skip llama_adapter_flexidepth_skip(const struct llama_adapter_flexidepth * adapter);
 
     // Sets the plug-in the context computes with and how (params NULL: the defaults); adapter NULL
     // computes the base model again. The plug-in must belong to the context's model. A new

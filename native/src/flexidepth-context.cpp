@@ -149,6 +149,9 @@ int32_t llama_set_adapter_flexidepth(struct llama_context * ctx, struct llama_ad
         next->masked_max_tokens = p.masked_max_tokens;
         if (cur != nullptr && !cur->training) {
             next->seq_tau = cur->seq_tau; // a sequence's threshold belongs to the sequence, not the plug-in
+            if (cur->fd == adapter) {
+                next->visibility = cur->visibility; // the cache's cells keep who skipped them
+            }
         }
         apply_data(*next, p);
         replace(ctx, std::move(next));

@@ -107,14 +107,26 @@ ggml_tensor * flexidepth_masked_lora_mm(const llm_graph_context & g, ggml_tensor
     return ids ? mul_mat_rows(g.ctx0, b, mul_mat_rows(g.ctx0, a, cur, ids), ids) : nullptr;
 }
 
-ggml_tensor * flexidepth_attention_mask(const llm_graph_context & g, int il, ggml_tensor * kq_mask) {
-    if (!g.cparams.flash_attn || kq_mask == nullptr) {
-        return kq_mask; // without flash attention every row reads K anyway (KQ product)
+ggml_tensor * flexidepth_attention_mask(const llm_graph_context & g, int il, ggml_tensor * kq_mask, ggml_tensor * k_idxs, ggml_tensor * k_view) {
+    if (kq_mask == nullptr) {
+        return kq_mask;
     }
     for (const auto & i : g.res->inputs) {
         const auto * inp = dynamic_cast<const llm_graph_input_flexidepth *>(i.get());
         if (inp == nullptr) {
             continue;
+        }
+        llama_flexidepth_binding * b = inp->binding;
+        const auto run = inp->runs.find(il);
+        if (run != inp->runs.end() && b->fd->skip == LLAMA_FLEXIDEPTH_SKIP_LAYER_NO_KV && k_idxs != nullptr && k_view != nullptr) {
+            if (!b->visibility) {
+                b->visibility = std::make_shared<flexidepth_kv_visibility>();
+            }
+            kq_mask = b->visibility->mask(g.ctx0, il, run->second, k_idxs, k_view, kq_mask);
+            g.cb(kq_mask, "fd_kq_mask_visible", il);
+        }
+        if (!g.cparams.flash_attn) {
+            return kq_mask; // without flash attention every row reads K anyway (KQ product)
         }
         for (const auto & rows : inp->rows) {
             if (rows->il != il || rows->run->ne[1] > kq_mask->ne[1]) {
@@ -167,6 +179,7 @@ void llm_flexidepth_graph::route(int il, ggml_tensor * z) {
     ggml_tensor * tau = ggml_view_2d(ctx0, inp->taus, 1, gate->ne[1], sizeof(float), r_idx * inp->taus->nb[1]); // [1, n]
     run = ggml_step(ctx0, ggml_sub(ctx0, gate, tau)); // g > tau
     g.cb(run, "fd_run", il);
+    inp->runs[il] = run;
     rows = nullptr;
     // a layer is masked where its weights' backend skips tokens at this batch size (Metal's
     // matrix-matrix mul_mat_id, for one, does not zero skipped rows: single tokens only)
@@ -175,9 +188,9 @@ void llm_flexidepth_graph::route(int il, ggml_tensor * z) {
         rows = inp->rows.back().get();
         rows->il = il;
         rows->run = run;
-        rows->exact_zeros = model.layers[il].wo != nullptr && model.layers[il].wo_b == nullptr;
+        rows->exact_zeros = flexidepth_skips_attention(fd->skip) && model.layers[il].wo != nullptr && model.layers[il].wo_b == nullptr;
         rows->ids_all = ids_where(ctx0, run);
-        for (ggml_tensor * w : flexidepth_masked_weights(model.layers[il])) {
+        for (ggml_tensor * w : flexidepth_masked_weights(model.layers[il], fd->skip)) {
             if (w != nullptr) {
                 inp->masked_weights.emplace_back(w, rows);
             }
@@ -196,16 +209,26 @@ ggml_tensor * llm_flexidepth_graph::mask_attention(int il, ggml_tensor * attn_ou
             rows->ids_out = ids_where(g.ctx0, run);
         }
     }
-    if (rows != nullptr && rows->exact_zeros) {
-        return attn_out; // masked Wo already wrote exact zeros for skipped tokens
+    if (!flexidepth_skips_attention(fd->skip)) {
+        return attn_out;
     }
-    ggml_tensor * masked = ggml_mul(g.ctx0, attn_out, run);
+    // MindSkip scales a run token's attention by g, which is how its router learns
+    ggml_tensor * scale = fd->skip == LLAMA_FLEXIDEPTH_SKIP_ATTENTION ? gate : nullptr;
+    if (rows != nullptr && rows->exact_zeros) {
+        // masked Wo already wrote exact zeros for skipped tokens
+        return scale ? ggml_mul(g.ctx0, attn_out, scale) : attn_out;
+    }
+    ggml_tensor * masked = ggml_mul(g.ctx0, attn_out, scale ? ggml_mul(g.ctx0, run, scale) : run);
     g.cb(masked, "fd_attn_out", il);
     return masked;
 }
 
 ggml_tensor * llm_flexidepth_graph::mix_ffn(int il, ggml_tensor * ffn_out, ggml_tensor * u) {
     if (gate == nullptr) {
+        return ffn_out;
+    }
+    if (!flexidepth_skips_ffn(fd->skip)) {
+        finish_layer();
         return ffn_out;
     }
     const llama_flexidepth_layer * L = fd->layer(il);
@@ -233,12 +256,16 @@ ggml_tensor * llm_flexidepth_graph::mix_ffn(int il, ggml_tensor * ffn_out, ggml_
         mixed = ggml_add(ctx0, ggml_mul(ctx0, ffn_out, w_ffn), ggml_mul(ctx0, adapter, w_adapter));
     }
     g.cb(mixed, "fd_ffn_out", il);
+    finish_layer();
+    return mixed;
+}
+
+void llm_flexidepth_graph::finish_layer() {
     gate = run = nullptr;
     rows = nullptr;
     if (inp->binding->training && inp->gates.size() == fd->layers.size()) {
         add_skip_loss();
     }
-    return mixed;
 }
 
 void llm_flexidepth_graph::add_skip_loss() {

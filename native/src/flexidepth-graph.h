@@ -6,6 +6,7 @@
 // Used by the patched src/models/{llama,qwen2,qwen3}.cpp, src/llama-graph.cpp and src/llama-context.cpp.
 
 #include "flexidepth-plugin.h"
+#include "flexidepth-visibility.h"
 
 #include "llama-graph.h"
 
@@ -34,6 +35,10 @@ struct llama_flexidepth_binding {
     llama_flexidepth_binding(llama_context * ctx, llama_adapter_flexidepth * fd);
     // takes the context off the plug-in's users, if this is still its binding there
     ~llama_flexidepth_binding();
+
+    // a LAYER_NO_KV plug-in's cell visibility, shared with the next binding of the same plug-in
+    // on this context (a new threshold or mode must not make skipped tokens visible again)
+    std::shared_ptr<flexidepth_kv_visibility> visibility;
 
     // per-sequence thresholds (llama_set_flexidepth_threshold_seq): a server's requests share
     // one context, and each may ask for its own tau; the others use tau
@@ -101,6 +106,7 @@ public:
     ggml_tensor * taus = nullptr;         // F32 [n_tokens, n_routed]: each token's threshold at each routed layer
     std::vector<float> taus_host;          // staging for set_input
     std::vector<ggml_tensor *> gates;     // per routed layer: F32 [1, n_tokens], graph outputs
+    std::unordered_map<int, ggml_tensor *> runs; // model layer -> F32 [1, n_tokens] decisions (1 = run), every mode
 
     // masked mode: base weights whose products skip the skipped tokens, with the ids to use
     struct masked_rows {
@@ -123,10 +129,13 @@ ggml_tensor * flexidepth_masked_mul_mat(const llm_graph_context & g, ggml_tensor
 // with or without LoRA adapters; nullptr when w is not masked in this graph.
 ggml_tensor * flexidepth_masked_lora_mm(const llm_graph_context & g, ggml_tensor * w, ggml_tensor * a, ggml_tensor * b, ggml_tensor * cur);
 
-// For llm_graph_context::build_attn with flash attention: the KQ mask of layer il with the rows of
-// skipped tokens fully masked, so that the attention kernel reads no K or V for them (their output
-// is zero and discarded); the mask unchanged when the layer is not masked.
-ggml_tensor * flexidepth_attention_mask(const llm_graph_context & g, int il, ggml_tensor * kq_mask);
+// For llm_graph_context::build_attn: the KQ mask of layer il
+//  - with a LAYER_NO_KV plug-in, with the cells of tokens that skipped the layer masked for every
+//    query (flexidepth-visibility.h), after recording this ubatch's decisions at k_idxs;
+//  - with flash attention, with the rows of skipped tokens fully masked, so that the kernel reads
+//    no K or V for them (their output is zero and discarded), where the layer is masked;
+// and otherwise unchanged. k_view: the layer's K as the attention reads it.
+ggml_tensor * flexidepth_attention_mask(const llm_graph_context & g, int il, ggml_tensor * kq_mask, ggml_tensor * k_idxs, ggml_tensor * k_view);
 
 // Builds the routed parts of layers. Without an attached plug-in, or for an unrouted layer, every
 // hook returns its input unchanged and adds no node: the graph is then exactly upstream's.
@@ -137,15 +146,19 @@ public:
     // z: the layer's pre-attention RMSNorm output for every row. Computes g and run = g > tau.
     void route(int il, ggml_tensor * z);
 
-    // Attention output times run (skipped rows add nothing). out_ids: the rows kept at the last layer.
+    // Attention output times run (skipped rows add nothing), times g as well for ATTENTION
+    // plug-ins; unchanged for FFN ones. out_ids: the rows kept at the last layer.
     ggml_tensor * mask_attention(int il, ggml_tensor * attn_out, ggml_tensor * out_ids);
 
     // run * g * FFN(u) + (1 - run) * (1 - g) * Adapter(u); u: the post-attention RMSNorm output.
+    // Unchanged for ATTENTION plug-ins, whose FFN always runs.
     ggml_tensor * mix_ffn(int il, ggml_tensor * ffn_out, ggml_tensor * u);
 
 private:
     // alpha * mean over tokens of (sum of g over routed layers)^2 (SPEC 4), flagged as a loss
     void add_skip_loss();
+    // after a routed layer's last hook
+    void finish_layer();
 
     const llm_graph_context & g;
     const llama_model & model;

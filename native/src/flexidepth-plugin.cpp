@@ -51,10 +51,17 @@ int64_t get_uint(const gguf_context * g, const char * key) {
 
 // One plug-in tensor of layer il, checked for presence, shape and type against what the base
 // model needs; nullptr for an optional one that is absent.
-ggml_tensor * expect_tensor(ggml_context * meta, int il, const flexidepth_format::tensor_kind & k, int64_t d, int64_t dr, int64_t da) {
+ggml_tensor * expect_tensor(ggml_context * meta, int il, const flexidepth_format::tensor_kind & k, int64_t d, int64_t dr, int64_t da,
+                            llama_flexidepth_skip skip) {
     using namespace flexidepth_format;
     const std::string full = tensor_name(il, k);
     ggml_tensor * t = ggml_get_tensor(meta, full.c_str());
+    if (k.adapter && !flexidepth_has_adapter(skip)) {
+        if (t != nullptr) {
+            flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_TENSOR, std::string("a '") + SKIP_NAMES[skip] + "' plug-in has no adapter, but holds " + full);
+        }
+        return nullptr;
+    }
     if (t == nullptr) {
         if (k.optional) {
             return nullptr;
@@ -197,10 +204,26 @@ void load(llama_adapter_flexidepth & fd, const llama_model & model, const char *
              + std::to_string(fd.n_layer) + " layers; the base model has " + std::to_string(llama_model_n_embd(&model))
              + " and " + std::to_string(llama_model_n_layer(&model)));
     }
+    {
+        const int64_t k = gguf_find_key(g, KEY_SKIP);
+        if (k >= 0) {
+            const std::string name = get_str(g, KEY_SKIP);
+            size_t i = 0;
+            while (i < std::size(SKIP_NAMES) && name != SKIP_NAMES[i]) {
+                ++i;
+            }
+            if (i == std::size(SKIP_NAMES)) {
+                flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_FORMAT, std::string(KEY_SKIP) + " is '" + name
+                                 + "'; expected layer, layer_no_kv, attention or ffn");
+            }
+            fd.skip = (llama_flexidepth_skip) i;
+        }
+    }
     fd.router_size  = (int32_t) get_uint(g, KEY_ROUTER_SIZE);
     fd.adapter_size = (int32_t) get_uint(g, KEY_ADAPTER_SIZE);
-    if (fd.router_size <= 0 || fd.adapter_size <= 0) {
-        flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_FORMAT, "router and adapter sizes must be positive");
+    if (fd.router_size <= 0 || (flexidepth_has_adapter(fd.skip) ? fd.adapter_size <= 0 : fd.adapter_size != 0)) {
+        flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_FORMAT, flexidepth_has_adapter(fd.skip) ? "router and adapter sizes must be positive"
+                         : "the router size must be positive, and the adapter size 0 (this skip family has no adapter)");
     }
     {
         const int64_t k = gguf_find_key(g, KEY_THRESHOLD);
@@ -231,7 +254,7 @@ void load(llama_adapter_flexidepth & fd, const llama_model & model, const char *
         const int il = routed[i];
         ggml_tensor * t[std::size(TENSORS)];
         for (size_t k = 0; k < std::size(TENSORS); ++k) {
-            t[k] = expect_tensor(meta.get(), il, TENSORS[k], d, dr, da);
+            t[k] = expect_tensor(meta.get(), il, TENSORS[k], d, dr, da, fd.skip);
         }
         metas.push_back({il, t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7]});
     }
@@ -270,7 +293,7 @@ void load(llama_adapter_flexidepth & fd, const llama_model & model, const char *
         fd.layers.push_back({m.il, t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7]});
         fd.layers.back().router_fused = ggml_new_tensor_2d(c, GGML_TYPE_F32, dr, 1);
         ggml_format_name(fd.layers.back().router_fused, "blk.%d.fd_router_fused", m.il);
-        for (const ggml_tensor * w : flexidepth_masked_weights(model.layers[m.il])) {
+        for (const ggml_tensor * w : flexidepth_masked_weights(model.layers[m.il], fd.skip)) {
             const skip_support s = w == nullptr ? skip_support::all : runs_masked_mul_mat(w);
             fd.layers.back().maskable &= s != skip_support::none;
             fd.layers.back().maskable_batched &= s == skip_support::all;
@@ -347,8 +370,8 @@ struct llama_adapter_flexidepth * llama_adapter_flexidepth_init(const struct lla
         try {
             load(*fd, *model, path);
             fd->model = model;
-            LLAMA_LOG_INFO("flexidepth: loaded %s: %zu routed layers, router %d, adapter %d, tau %.3f\n",
-                           path, fd->layers.size(), fd->router_size, fd->adapter_size, fd->threshold);
+            LLAMA_LOG_INFO("flexidepth: loaded %s: %zu routed layers, skip %s, router %d, adapter %d, tau %.3f\n",
+                           path, fd->layers.size(), flexidepth_format::SKIP_NAMES[fd->skip], fd->router_size, fd->adapter_size, fd->threshold);
             if (status) {
                 *status = LLAMA_FLEXIDEPTH_OK;
             }
@@ -387,4 +410,8 @@ float llama_adapter_flexidepth_threshold(const struct llama_adapter_flexidepth *
 
 const char * llama_adapter_flexidepth_arch(const struct llama_adapter_flexidepth * fd) {
     return fd ? fd->arch.c_str() : "";
+}
+
+enum llama_flexidepth_skip llama_adapter_flexidepth_skip(const struct llama_adapter_flexidepth * fd) {
+    return fd ? fd->skip : LLAMA_FLEXIDEPTH_SKIP_LAYER;
 }

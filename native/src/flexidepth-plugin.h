@@ -51,8 +51,9 @@ struct llama_flexidepth_layer {
 struct llama_adapter_flexidepth {
     const llama_model * model = nullptr;
     std::string arch;
-    int32_t n_embd = 0, n_layer = 0, router_size = 0, adapter_size = 0;
+    int32_t n_embd = 0, n_layer = 0, router_size = 0, adapter_size = 0; // adapter_size 0: no adapter
     float threshold = 0.5f;
+    llama_flexidepth_skip skip = LLAMA_FLEXIDEPTH_SKIP_LAYER;
 
     std::vector<llama_flexidepth_layer> layers; // routed layers, ascending il
     std::vector<int32_t> slot;                  // model layer -> index in layers, or -1
@@ -95,6 +96,10 @@ namespace flexidepth_format {
     constexpr const char * KEY_ROUTER_SIZE   = "flexidepth.router_size";
     constexpr const char * KEY_ADAPTER_SIZE  = "flexidepth.adapter_size";
     constexpr const char * KEY_THRESHOLD     = "flexidepth.threshold";
+    constexpr const char * KEY_SKIP          = "flexidepth.skip";
+
+    // the values of KEY_SKIP, indexed by llama_flexidepth_skip
+    constexpr const char * SKIP_NAMES[] = {"layer", "layer_no_kv", "attention", "ffn"};
 
     // The tensors of routed layer il, blk.<il>.<name>.<suffix>, with their shapes (ggml order) in
     // the hidden size d, the router size dr and the adapter size da; ne1 none: a vector (1-D, F32).
@@ -105,16 +110,17 @@ namespace flexidepth_format {
         dim ne0, ne1;
         bool router;   // F32 or F16 only: routing decisions flip under low-bit quantization (SPEC 3)
         bool optional; // converted checkpoints have no router bias
+        bool adapter;  // present exactly where the skip family has an adapter
     };
     constexpr tensor_kind TENSORS[] = {
-        {"fd_router_down",  "weight", dim::d,   dim::dr,  true,  false},
-        {"fd_router_norm",  "weight", dim::dr,  dim::none, true, false},
-        {"fd_router_up",    "weight", dim::dr,  dim::d,   true,  false},
-        {"fd_router_head",  "weight", dim::d,   dim::one, true,  false},
-        {"fd_router_head",  "bias",   dim::one, dim::none, true, true},
-        {"fd_adapter_gate", "weight", dim::d,   dim::da,  false, false},
-        {"fd_adapter_up",   "weight", dim::d,   dim::da,  false, false},
-        {"fd_adapter_down", "weight", dim::da,  dim::d,   false, false},
+        {"fd_router_down",  "weight", dim::d,   dim::dr,  true,  false, false},
+        {"fd_router_norm",  "weight", dim::dr,  dim::none, true, false, false},
+        {"fd_router_up",    "weight", dim::dr,  dim::d,   true,  false, false},
+        {"fd_router_head",  "weight", dim::d,   dim::one, true,  false, false},
+        {"fd_router_head",  "bias",   dim::one, dim::none, true, true,  false},
+        {"fd_adapter_gate", "weight", dim::d,   dim::da,  false, false, true},
+        {"fd_adapter_up",   "weight", dim::d,   dim::da,  false, false, true},
+        {"fd_adapter_down", "weight", dim::da,  dim::d,   false, false, true},
     };
     static_assert(std::size(TENSORS) == std::tuple_size_v<decltype(std::declval<llama_flexidepth_layer>().tensors())>,
                   "llama_flexidepth_layer::tensors() lists every kind, in this order");
@@ -132,9 +138,17 @@ namespace flexidepth_format {
 // range; throws flexidepth_error with `status` otherwise.
 void flexidepth_check_routed(const std::vector<int32_t> & routed, int32_t n_layer, int32_t status);
 
-// The base weights of a layer whose products MASKED mode restricts to the tokens that run it.
-inline std::array<ggml_tensor *, 5> flexidepth_masked_weights(const llama_layer & layer) {
-    return {layer.wq, layer.wo, layer.ffn_gate, layer.ffn_up, layer.ffn_down};
+// What a skip family leaves out for a skipped token, and whether an adapter replaces the FFN.
+inline bool flexidepth_skips_attention(llama_flexidepth_skip s) { return s != LLAMA_FLEXIDEPTH_SKIP_FFN; }
+inline bool flexidepth_skips_ffn(llama_flexidepth_skip s)       { return s != LLAMA_FLEXIDEPTH_SKIP_ATTENTION; }
+inline bool flexidepth_has_adapter(llama_flexidepth_skip s)     { return flexidepth_skips_ffn(s); }
+
+// The base weights of a layer whose products MASKED mode restricts to the tokens that run it
+// (nullptr where the family always computes that product).
+inline std::array<ggml_tensor *, 5> flexidepth_masked_weights(const llama_layer & layer, llama_flexidepth_skip s) {
+    const bool a = flexidepth_skips_attention(s), f = flexidepth_skips_ffn(s);
+    return {a ? layer.wq : nullptr, a ? layer.wo : nullptr,
+            f ? layer.ffn_gate : nullptr, f ? layer.ffn_up : nullptr, f ? layer.ffn_down : nullptr};
 }
 
 // Records a failure for llama_flexidepth_last_error() and returns its status.

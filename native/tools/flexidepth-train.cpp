@@ -2,7 +2,7 @@
 // ggml backend), with the base frozen. Ctrl-C writes a checkpoint; --resume continues from it.
 //
 // usage: llama-flexidepth-train -m BASE.gguf -o PLUGIN.gguf (--text FILE... | --chat FILE.jsonl...)
-//          [--chat-template NAME] [--layers 6-11|6,7,...] [--router-size N] [--adapter-size N]
+//          [--chat-template NAME] [--layers 6-11|6,7,...] [--router-size N] [--adapter-size N] [--skip FAMILY]
 //          [--alpha 0.003] [--lr 1e-4] [--min-lr-ratio 0.1] [--weight-decay 0] [--warmup 10]
 //          [--epochs 1 | --tokens N] [--ctx 256] [--seed 42] [--tau 0.5] [--init-bias 3]
 //          [--threads N] [--checkpoint PATH] [--checkpoint-every 50] [--resume] [--quiet]
@@ -27,6 +27,8 @@ static void usage(const char * argv0) {
         "  --layers SPEC          routed layers, e.g. 6-11 or 6,8,10 (default: the latter half)\n"
         "  --router-size N        router width (default n_embd/16)\n"
         "  --adapter-size N       adapter width (default n_ff/16)\n"
+        "  --skip FAMILY          what a skipped token leaves out: layer (FlexiDepth, default), layer_no_kv,\n"
+        "                         attention (the FFN always runs, no adapter) or ffn\n"
         "  --alpha X              weight of the skip loss (default 0.003)\n"
         "  --lr X                 peak learning rate (default 1e-4), --min-lr-ratio X (0.1)\n"
         "  --weight-decay X       AdamW weight decay (default 0)\n"
@@ -109,6 +111,14 @@ int main(int argc, char ** argv) {
         }
         else if (a == "--router-size") p.router_size = (int32_t) number(next());
         else if (a == "--adapter-size") p.adapter_size = (int32_t) number(next());
+        else if (a == "--skip") {
+            const std::string f = next();
+            const char * names[] = {"layer", "layer_no_kv", "attention", "ffn"};
+            int k = 0;
+            while (k < 4 && f != names[k]) ++k;
+            if (k == 4) { fprintf(stderr, "error: --skip is layer, layer_no_kv, attention or ffn, got '%s'\n", f.c_str()); return 2; }
+            p.skip = (llama_flexidepth_skip) k;
+        }
         else if (a == "--alpha") p.alpha = (float) number(next());
         else if (a == "--lr") p.learning_rate = (float) number(next());
         else if (a == "--min-lr-ratio") p.min_lr_ratio = (float) number(next());

@@ -78,6 +78,7 @@ void check_params(const llama_flexidepth_train_params & p) {
     if (p.token_budget < 0) bad("the token budget must be >= 0");
     if (p.token_budget == 0 && p.n_epochs <= 0) bad("give a token budget or at least one epoch");
     if (p.router_size < 0 || p.adapter_size < 0) bad("router and adapter sizes must be >= 0 (0: default)");
+    if (p.skip < LLAMA_FLEXIDEPTH_SKIP_LAYER || p.skip > LLAMA_FLEXIDEPTH_SKIP_FFN) bad("unknown skip family " + std::to_string((int) p.skip));
     if (p.checkpoint_every < 0) bad("checkpoint_every must be >= 0 (0: only when cancelled)");
     if (p.n_routed_layers < 0 || (p.n_routed_layers > 0 && p.routed_layers == nullptr)) bad("invalid routed layer list");
 }
@@ -246,6 +247,7 @@ struct llama_flexidepth_train_params llama_flexidepth_train_default_params(void)
     p.n_routed_layers = 0;
     p.router_size = 0;
     p.adapter_size = 0;
+    p.skip = LLAMA_FLEXIDEPTH_SKIP_LAYER;
     p.threshold = 0.5f;
     p.init_router_bias = 3.0f;
     p.alpha = 3e-3f;

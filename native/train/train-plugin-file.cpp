@@ -23,6 +23,7 @@ struct plugin_header {
     std::string arch;
     int32_t n_embd = 0, n_layer = 0, router_size = 0, adapter_size = 0;
     float threshold = 0.5f;
+    llama_flexidepth_skip skip = LLAMA_FLEXIDEPTH_SKIP_LAYER;
     std::vector<int32_t> routed;
 };
 
@@ -40,6 +41,7 @@ void write_plugin(const std::string & path, const plugin_header & h, const std::
     gguf_set_val_u32(g.get(), KEY_ROUTER_SIZE, (uint32_t) h.router_size);
     gguf_set_val_u32(g.get(), KEY_ADAPTER_SIZE, (uint32_t) h.adapter_size);
     gguf_set_val_f32(g.get(), KEY_THRESHOLD, h.threshold);
+    gguf_set_val_str(g.get(), KEY_SKIP, SKIP_NAMES[h.skip]);
     gguf_set_arr_data(g.get(), KEY_ROUTED_LAYERS, GGUF_TYPE_INT32, h.routed.data(), h.routed.size());
     gguf_set_val_u64(g.get(), KEY_TRAIN_STEP, pos.step);
     gguf_set_val_u64(g.get(), KEY_TRAIN_TOKENS, pos.tokens);
@@ -99,16 +101,13 @@ void save_plugin(const std::string & path, const llama_adapter_flexidepth & fd, 
     h.router_size = fd.router_size;
     h.adapter_size = fd.adapter_size;
     h.threshold = fd.threshold;
+    h.skip = fd.skip;
     for (const auto & L : fd.layers) {
         h.routed.push_back(L.il);
     }
     write_plugin(path, h, copies, pos);
 }
 
-// A new plug-in that starts close to the base model: every router's logit is init_router_bias
-// for every token (W_head = 0), so all layers run with g = sigmoid(bias) ~ 1, and the adapter's
-// output projection is zero (like LoRA's B), so a skip starts as the identity. The other matrices
-// are uniform in +-1/sqrt(fan_in), giving the router and adapter gradients to grow from.
 // A new plug-in that starts close to the base model: every router's logit is init_router_bias
 // for every token (W_head = 0), so all layers run with g = sigmoid(bias) ~ 1, and the adapter's
 // output projection is zero (like LoRA's B), so a skip starts as the identity. The other matrices
@@ -123,7 +122,8 @@ void write_initial_plugin(const std::string & path, const llama_model & model, c
     h.n_layer = llama_model_n_layer(&model);
     const int32_t n_ff = (int32_t) model.hparams.n_ff(0);
     h.router_size  = p.router_size  > 0 ? p.router_size  : std::max(1, h.n_embd / 16);
-    h.adapter_size = p.adapter_size > 0 ? p.adapter_size : std::max(1, n_ff / 16);
+    h.skip = p.skip;
+    h.adapter_size = !flexidepth_has_adapter(h.skip) ? 0 : p.adapter_size > 0 ? p.adapter_size : std::max(1, n_ff / 16);
     h.threshold = p.threshold;
     if (p.routed_layers != nullptr && p.n_routed_layers > 0) {
         h.routed.assign(p.routed_layers, p.routed_layers + p.n_routed_layers);
@@ -144,6 +144,9 @@ void write_initial_plugin(const std::string & path, const llama_model & model, c
     std::vector<ggml_tensor *> tensors;
     for (int32_t il : h.routed) {
         for (const tensor_kind & k : TENSORS) {
+            if (k.adapter && !flexidepth_has_adapter(h.skip)) {
+                continue;
+            }
             const int64_t ne0 = size_of(k.ne0, d, dr, da);
             ggml_tensor * t = k.ne1 == dim::none ? ggml_new_tensor_1d(host.get(), GGML_TYPE_F32, ne0)
                                                  : ggml_new_tensor_2d(host.get(), GGML_TYPE_F32, ne0, size_of(k.ne1, d, dr, da));

@@ -21,11 +21,32 @@ public final class PluginFormat {
     private PluginFormat() {
     }
 
-    /** Shape of a plug-in: which base model and which layers. */
+    /** The metadata key of the skip family, and its values (native/README.md); absent means {@code layer}. */
+    public static final String SKIP_KEY = "flexidepth.skip";
+    public static final List<String> SKIP_FAMILIES = List.of("layer", "layer_no_kv", "attention", "ffn");
+
+    /** Whether a skip family replaces the FFN of skipped tokens with an adapter ({@code attention} has none). */
+    public static boolean hasAdapter(String skip) {
+        return !skip.equals("attention");
+    }
+
+    /** Shape of a plug-in: which base model, which layers, and what a skipped token leaves out. */
     public record Header(String architecture, int blockCount, int embeddingLength, List<Integer> routedLayers,
-                         int routerSize, int adapterSize, float threshold) {
+                         int routerSize, int adapterSize, float threshold, String skip) {
         public Header {
             routedLayers = List.copyOf(routedLayers);
+            if (!SKIP_FAMILIES.contains(skip)) {
+                throw new IllegalArgumentException("skip family must be one of " + SKIP_FAMILIES + ", not " + skip);
+            }
+            if (hasAdapter(skip) != (adapterSize > 0)) {
+                throw new IllegalArgumentException("a '" + skip + "' plug-in has " + (hasAdapter(skip) ? "an adapter" : "no adapter (size 0)"));
+            }
+        }
+
+        /** A FlexiDepth plug-in (skip family {@code layer}). */
+        public Header(String architecture, int blockCount, int embeddingLength, List<Integer> routedLayers,
+                      int routerSize, int adapterSize, float threshold) {
+            this(architecture, blockCount, embeddingLength, routedLayers, routerSize, adapterSize, threshold, "layer");
         }
     }
 
@@ -60,6 +81,9 @@ public final class PluginFormat {
                 .putUInt32("flexidepth.router_size", h.routerSize())
                 .putUInt32("flexidepth.adapter_size", h.adapterSize())
                 .putFloat32("flexidepth.threshold", h.threshold());
+        if (!h.skip().equals("layer")) {
+            w.putString(SKIP_KEY, h.skip());
+        }
         for (int i = 0; i < layers.size(); i++) {
             int il = h.routedLayers().get(i);
             Layer l = layers.get(i);
@@ -70,9 +94,11 @@ public final class PluginFormat {
             if (l.headBias() != null) {
                 w.addTensor("blk." + il + "." + ROUTER_HEAD + ".bias", GgmlType.F32, new long[] {1}, TensorData.of(new float[] {l.headBias()}));
             }
-            w.addTensor(tensorName(il, ADAPTER_GATE), adapterType, new long[] {d, da}, l.adapterGate());
-            w.addTensor(tensorName(il, ADAPTER_UP), adapterType, new long[] {d, da}, l.adapterUp());
-            w.addTensor(tensorName(il, ADAPTER_DOWN), adapterType, new long[] {da, d}, l.adapterDown());
+            if (hasAdapter(h.skip())) {
+                w.addTensor(tensorName(il, ADAPTER_GATE), adapterType, new long[] {d, da}, l.adapterGate());
+                w.addTensor(tensorName(il, ADAPTER_UP), adapterType, new long[] {d, da}, l.adapterUp());
+                w.addTensor(tensorName(il, ADAPTER_DOWN), adapterType, new long[] {da, d}, l.adapterDown());
+            }
         }
         w.write(out);
     }

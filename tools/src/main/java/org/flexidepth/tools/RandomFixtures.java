@@ -17,7 +17,7 @@ import java.util.SplittableRandom;
  *
  * <pre>
  * RandomFixtures model  OUT.gguf  [--layers 4 --embd 64 --heads 4 --kv-heads 2 --ff 128 --vocab 320 --ctx 512 --seed 1 --type f32 --arch llama]
- * RandomFixtures plugin OUT.gguf  [same shape options] [--routed 2,3 --router 16 --adapter 32 --tau 0.5 --bias B]
+ * RandomFixtures plugin OUT.gguf  [same shape options] [--routed 2,3 --router 16 --adapter 32 --tau 0.5 --bias B --skip FAMILY]
  * </pre>
  */
 public final class RandomFixtures {
@@ -192,6 +192,17 @@ public final class RandomFixtures {
     /** Like {@link #writePlugin(Path, Shape, long, List, int, int, float, Float, GgmlType)} for a base of architecture {@code arch}. */
     public static void writePlugin(Path out, String arch, Shape s, long seed, List<Integer> routed, int routerSize, int adapterSize,
                                    float tau, Float headBias, GgmlType adapterType) throws IOException {
+        writePlugin(out, arch, "layer", s, seed, routed, routerSize, adapterSize, tau, headBias, adapterType);
+    }
+
+    /**
+     * Like {@link #writePlugin(Path, String, Shape, long, List, int, int, float, Float, GgmlType)} for
+     * a skip family (PluginFormat.SKIP_FAMILIES); a family without an adapter ignores adapterSize.
+     * The routers are the same as the {@code layer} plug-in's of the same seed.
+     */
+    public static void writePlugin(Path out, String arch, String skip, Shape s, long seed, List<Integer> routed, int routerSize,
+                                   int adapterSize, float tau, Float headBias, GgmlType adapterType) throws IOException {
+        adapterSize = PluginFormat.hasAdapter(skip) ? adapterSize : 0;
         long d = s.embd(), dr = routerSize, da = adapterSize;
         List<PluginFormat.Layer> layers = new ArrayList<>();
         for (int il : routed) {
@@ -207,7 +218,7 @@ public final class RandomFixtures {
                     gaussian(seed, p + "aup", d * da, 0, 1 / Math.sqrt(d)),
                     gaussian(seed, p + "adown", da * d, 0, 1 / Math.sqrt(da))));
         }
-        PluginFormat.write(out, new PluginFormat.Header(arch, s.layers(), s.embd(), routed, routerSize, adapterSize, tau),
+        PluginFormat.write(out, new PluginFormat.Header(arch, s.layers(), s.embd(), routed, routerSize, adapterSize, tau, skip),
                 layers, adapterType);
     }
 
@@ -245,7 +256,8 @@ public final class RandomFixtures {
     public static void main(String[] args) throws IOException {
         if (args.length < 2 || !(args[0].equals("model") || args[0].equals("plugin"))) {
             System.err.println("usage: RandomFixtures model|plugin OUT.gguf [--layers N --embd D --heads H --kv-heads K --ff F "
-                    + "--vocab V --ctx C --seed S --type f32|f16|q8_0 --arch llama|qwen2|qwen3] [--routed 2,3 --router R --adapter A --tau T --bias B]");
+                    + "--vocab V --ctx C --seed S --type f32|f16|q8_0 --arch llama|qwen2|qwen3] [--routed 2,3 --router R --adapter A --tau T --bias B "
+                    + "--skip layer|layer_no_kv|attention|ffn]");
             System.exit(2);
         }
         java.util.Map<String, String> o = new java.util.HashMap<>();
@@ -264,7 +276,7 @@ public final class RandomFixtures {
             List<Integer> routed = o.containsKey("--routed")
                     ? java.util.Arrays.stream(o.get("--routed").split(",")).map(Integer::parseInt).toList()
                     : java.util.stream.IntStream.range(s.layers() / 2, s.layers()).boxed().toList();
-            writePlugin(out, arch, s, seed, routed, i(o, "--router", Math.max(1, s.embd() / 16)), i(o, "--adapter", Math.max(1, s.ff() / 16)),
+            writePlugin(out, arch, o.getOrDefault("--skip", "layer"), s, seed, routed, i(o, "--router", Math.max(1, s.embd() / 16)), i(o, "--adapter", Math.max(1, s.ff() / 16)),
                     Float.parseFloat(o.getOrDefault("--tau", "0.5")),
                     o.containsKey("--bias") ? Float.valueOf(o.get("--bias")) : null, type);
         }

@@ -13,8 +13,14 @@ import java.util.List;
 /**
  * An independent forward pass of a Llama model with a FlexiDepth plug-in, written from SPEC.md
  * section 2 with plain loops in double precision: no ggml, no llama.cpp. It keeps one KV cache per
- * sequence; every position writes K and V in every layer, skipped or not (unless the ablation
- * {@code dropSkippedKv} is asked for, which leaves skipped tokens out of later attention).
+ * sequence; every position writes K and V in every layer, skipped or not (unless the plug-in's skip
+ * family is {@code layer_no_kv} or the ablation {@code dropSkippedKv} is asked for, which leave
+ * skipped tokens out of later attention).
+ *
+ * <p>Skip families (native/README.md): {@code layer} skips attention and FFN, the adapter replacing
+ * the FFN; {@code layer_no_kv} the same with skipped tokens' K/V unseen; {@code attention} skips
+ * attention only, {@code h = x + run g Attn}, and always runs the FFN; {@code ffn} always runs
+ * attention and skips the FFN as {@code layer} does.
  */
 final class ReferenceModel {
     final int layers, d, heads, kvHeads, headDim, ff, vocab;
@@ -27,6 +33,7 @@ final class ReferenceModel {
     final float[][] rDown, rNorm, rUp, rHead, aGate, aUp, aDown;
     final float[] rBias;
     final int routerSize, adapterSize;
+    final String skip; // the plug-in's skip family
 
     /** A decision the caller imposes where the reference's own gate is too close to tau to trust. */
     interface DecisionOverride {
@@ -78,10 +85,12 @@ final class ReferenceModel {
         rBias = new float[layers];
         if (plugin == null) {
             routerSize = adapterSize = 0;
+            skip = "layer";
             return;
         }
         try (GgufReader r = GgufReader.open(plugin)) {
             GgufFile f = r.file();
+            skip = f.get("flexidepth.skip").map(v -> v.asString()).orElse("layer");
             routerSize = f.require("flexidepth.router_size").asInt();
             adapterSize = f.require("flexidepth.adapter_size").asInt();
             for (int l : f.require("flexidepth.routed_layers").asIntArray()) {
@@ -91,9 +100,11 @@ final class ReferenceModel {
                 rHead[l] = r.readFloats(PluginFormat.tensorName(l, PluginFormat.ROUTER_HEAD));
                 String bias = "blk." + l + "." + PluginFormat.ROUTER_HEAD + ".bias";
                 rBias[l] = f.tensor(bias).isPresent() ? r.readFloats(bias)[0] : 0f;
-                aGate[l] = r.readFloats(PluginFormat.tensorName(l, PluginFormat.ADAPTER_GATE));
-                aUp[l] = r.readFloats(PluginFormat.tensorName(l, PluginFormat.ADAPTER_UP));
-                aDown[l] = r.readFloats(PluginFormat.tensorName(l, PluginFormat.ADAPTER_DOWN));
+                if (!skip.equals("attention")) {
+                    aGate[l] = r.readFloats(PluginFormat.tensorName(l, PluginFormat.ADAPTER_GATE));
+                    aUp[l] = r.readFloats(PluginFormat.tensorName(l, PluginFormat.ADAPTER_UP));
+                    aDown[l] = r.readFloats(PluginFormat.tensorName(l, PluginFormat.ADAPTER_DOWN));
+                }
             }
         }
     }
@@ -181,7 +192,7 @@ final class ReferenceModel {
         Sequence(int id, float tau, boolean dropSkippedKv, DecisionOverride override) {
             this.id = id;
             this.tau = tau;
-            this.dropSkippedKv = dropSkippedKv;
+            this.dropSkippedKv = dropSkippedKv || skip.equals("layer_no_kv");
             this.override = override;
             keys = new List[layers];
             values = new List[layers];
@@ -226,18 +237,27 @@ final class ReferenceModel {
                 if (l == 0) {
                     positions.add(pos);
                 }
+                boolean routed = rDown[l] != null;
+                boolean runAttention = run || (routed && skip.equals("ffn"));
+                boolean runFfn = run || (routed && skip.equals("attention"));
                 double[] h = x.clone();
-                if (run) {
+                if (runAttention) {
                     double[] q = project(wq[l], bq[l], qNorm[l], z, heads, pos, true);
                     double[] attn = attention(l, q);
                     double[] o = matVec(wo[l], attn, d, d);
+                    double scale = routed && skip.equals("attention") ? g : 1; // MindSkip: x + g Attn
                     for (int i = 0; i < d; i++) {
-                        h[i] += o[i];
+                        h[i] += scale * o[i];
                     }
                 }
                 double[] u = rmsNorm(h, ffnNorm[l]);
                 double[] y = h.clone();
-                if (run) {
+                if (routed && skip.equals("attention")) {
+                    double[] f = swiglu(u, wGate[l], wUp[l], wDown[l], ff);
+                    for (int i = 0; i < d; i++) {
+                        y[i] += f[i];
+                    }
+                } else if (runFfn) {
                     double[] f = swiglu(u, wGate[l], wUp[l], wDown[l], ff);
                     for (int i = 0; i < d; i++) {
                         y[i] += g * f[i];
