@@ -28,6 +28,7 @@ public final class FlexiDepthPlugin implements AutoCloseable {
     private final int routerSize, adapterSize;
     private final float defaultThreshold;
     private final String architecture;
+    private final SkipFamily skipFamily;
     private final String fingerprint;
     private final Set<Session> users = new HashSet<>(); // guarded by this
     private final Set<BatchEngine> engines = new HashSet<>(); // guarded by this
@@ -45,6 +46,7 @@ public final class FlexiDepthPlugin implements AutoCloseable {
         this.adapterSize = llama_h.llama_adapter_flexidepth_adapter_size(handle);
         this.defaultThreshold = llama_h.llama_adapter_flexidepth_threshold(handle);
         this.architecture = llama_h.llama_adapter_flexidepth_arch(handle).getString(0);
+        this.skipFamily = SkipFamily.ofNative(llama_h.llama_adapter_flexidepth_skip(handle));
     }
 
     /**
@@ -93,7 +95,7 @@ public final class FlexiDepthPlugin implements AutoCloseable {
         return routerSize;
     }
 
-    /** {@return the width of each adapter, which runs for the tokens that skip a layer} */
+    /** {@return the width of each adapter, which runs for the tokens that skip a layer; 0 for {@link SkipFamily#ATTENTION}} */
     public int adapterSize() {
         return adapterSize;
     }
@@ -106,6 +108,11 @@ public final class FlexiDepthPlugin implements AutoCloseable {
     /** {@return the base architecture the plug-in is for} */
     public String architecture() {
         return architecture;
+    }
+
+    /** {@return what a token that skips a routed layer leaves out} */
+    public SkipFamily skipFamily() {
+        return skipFamily;
     }
 
     /** {@return whether the plug-in has been closed, directly or by closing its model} */

@@ -184,6 +184,7 @@ public final class FlexiDepthTrainer {
         }
         llama_flexidepth_train_params.router_size(p, options.routerSize());
         llama_flexidepth_train_params.adapter_size(p, options.adapterSize());
+        llama_flexidepth_train_params.skip(p, options.skipFamily().nativeValue());
         llama_flexidepth_train_params.threshold(p, options.threshold());
         llama_flexidepth_train_params.init_router_bias(p, options.initialRouterBias());
         llama_flexidepth_train_params.alpha(p, options.alpha());

@@ -1056,9 +1056,12 @@ public final class Session implements AutoCloseable {
      * Ends a generation in progress.
      *
      * @return the snapshot, held in Java memory: about as large as the cached K/V
+     * @throws UnsupportedOperationException if a {@link SkipFamily#LAYER_NO_KV} plug-in is attached
+     *         (which tokens skipped which layer is not part of llama.cpp's state)
      */
     public SessionState saveState() {
         return enter(() -> {
+            requireSnapshotRouting();
             endActive();
             try (Arena tmp = Arena.ofConfined()) {
                 return new SessionState(Arrays.copyOf(cached, cachedLength), stateData(tmp).toArray(ValueLayout.JAVA_BYTE),
@@ -1093,9 +1096,11 @@ public final class Session implements AutoCloseable {
      *
      * @param file the file to create or replace; it appears only once complete
      * @throws LlamaException if the file cannot be written; a file already there is left as it was
+     * @throws UnsupportedOperationException if a {@link SkipFamily#LAYER_NO_KV} plug-in is attached
      */
     public void saveState(Path file) {
         enter(() -> {
+            requireSnapshotRouting();
             endActive();
             try (Arena tmp = Arena.ofConfined()) {
                 SessionStateFile.write(file, new SessionStateFile.Header(model.fingerprint(), routing(),
@@ -1128,6 +1133,14 @@ public final class Session implements AutoCloseable {
             }
             return null;
         });
+    }
+
+    private void requireSnapshotRouting() {
+        if (plugin != null && !plugin.skipFamily().keepsSkippedKv()) {
+            throw new UnsupportedOperationException("the attached plug-in " + plugin.path().getFileName()
+                    + " hides skipped tokens' K/V (skip family LAYER_NO_KV), which llama.cpp's state does not record: "
+                    + "a snapshot cannot be restored faithfully");
+        }
     }
 
     /** llama.cpp's state of the context, in native memory of {@code arena}. */

@@ -11,7 +11,8 @@ import java.util.Optional;
  *
  * @param routedLayers      model layers to route, ascending; empty: the latter half
  * @param routerSize        router width; 0: hidden size / 16
- * @param adapterSize       adapter width; 0: FFN size / 16
+ * @param adapterSize       adapter width; 0: FFN size / 16 (a family without an adapter has none)
+ * @param skipFamily        what a skipped token leaves out, for a new plug-in
  * @param threshold         tau of the decisions during training, stored in the plug-in
  * @param initialRouterBias router logit at the start: every layer runs with g = sigmoid(bias)
  * @param alpha             weight of the skip loss; larger skips more layers
@@ -28,7 +29,7 @@ import java.util.Optional;
  * @param checkpointEvery   steps between checkpoints; 0: only when cancelled
  * @param resume            continue from the checkpoint if it exists
  */
-public record TrainingOptions(List<Integer> routedLayers, int routerSize, int adapterSize, float threshold,
+public record TrainingOptions(List<Integer> routedLayers, int routerSize, int adapterSize, SkipFamily skipFamily, float threshold,
                               float initialRouterBias, float alpha, float learningRate, float minLearningRateRatio,
                               float weightDecay, int warmupSteps, int contextLength, int epochs, long tokenBudget,
                               int seed, int threads, Optional<Path> checkpoint, int checkpointEvery, boolean resume) {
@@ -43,6 +44,7 @@ public record TrainingOptions(List<Integer> routedLayers, int routerSize, int ad
      */
     public TrainingOptions {
         routedLayers = List.copyOf(routedLayers);
+        require(skipFamily != null, "the skip family must not be null");
         for (int i = 0; i < routedLayers.size(); i++) {
             if (routedLayers.get(i) < 0 || (i > 0 && routedLayers.get(i) <= routedLayers.get(i - 1))) {
                 throw new InvalidArgumentException("routed layers must be ascending, distinct and >= 0: " + routedLayers);
@@ -82,6 +84,7 @@ public record TrainingOptions(List<Integer> routedLayers, int routerSize, int ad
         b.routedLayers = routedLayers;
         b.routerSize = routerSize;
         b.adapterSize = adapterSize;
+        b.skipFamily = skipFamily;
         b.threshold = threshold;
         b.initialRouterBias = initialRouterBias;
         b.alpha = alpha;
@@ -104,6 +107,7 @@ public record TrainingOptions(List<Integer> routedLayers, int routerSize, int ad
     public static final class Builder {
         private List<Integer> routedLayers = List.of();
         private int routerSize, adapterSize;
+        private SkipFamily skipFamily = SkipFamily.LAYER;
         private float threshold = 0.5f, initialRouterBias = 3.0f, alpha = 0.003f, learningRate = 1e-4f;
         private float minLearningRateRatio = 0.1f, weightDecay = 0f;
         private int warmupSteps = 10, contextLength = 256, epochs = 1, seed = 42, threads, checkpointEvery = 50;
@@ -137,6 +141,15 @@ public record TrainingOptions(List<Integer> routedLayers, int routerSize, int ad
          * @return this builder
          */
         public Builder adapterSize(int size) { this.adapterSize = size; return this; }
+
+        /**
+         * Sets what a token that skips a routed layer leaves out, for a new plug-in (a resumed
+         * checkpoint keeps its own).
+         *
+         * @param family the family, not {@code null}; default {@link SkipFamily#LAYER} (FlexiDepth)
+         * @return this builder
+         */
+        public Builder skipFamily(SkipFamily family) { this.skipFamily = family; return this; }
 
         /**
          * Sets the threshold tau: a layer runs in full for a token when its gate is above tau.
@@ -265,7 +278,7 @@ public record TrainingOptions(List<Integer> routedLayers, int routerSize, int ad
          * @throws InvalidArgumentException if an option is out of range
          */
         public TrainingOptions build() {
-            return new TrainingOptions(routedLayers, routerSize, adapterSize, threshold, initialRouterBias, alpha,
+            return new TrainingOptions(routedLayers, routerSize, adapterSize, skipFamily, threshold, initialRouterBias, alpha,
                     learningRate, minLearningRateRatio, weightDecay, warmupSteps, contextLength, epochs, tokenBudget,
                     seed, threads, checkpoint, checkpointEvery, resume);
         }

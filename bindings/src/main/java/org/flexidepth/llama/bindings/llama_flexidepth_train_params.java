@@ -19,6 +19,7 @@ public class llama_flexidepth_train_params {
         llama_h.C_INT.withName("n_routed_layers"),
         llama_h.C_INT.withName("router_size"),
         llama_h.C_INT.withName("adapter_size"),
+        llama_h.C_INT.withName("skip"),
         llama_h.C_FLOAT.withName("threshold"),
         llama_h.C_FLOAT.withName("init_router_bias"),
         llama_h.C_FLOAT.withName("alpha"),
@@ -28,6 +29,7 @@ public class llama_flexidepth_train_params {
         llama_h.C_INT.withName("warmup_steps"),
         llama_h.C_INT.withName("n_ctx"),
         llama_h.C_INT.withName("n_epochs"),
+        MemoryLayout.paddingLayout(4),
         llama_h.C_LONG.withName("token_budget"),
         llama_h.C_INT.withName("seed"),
         llama_h.C_INT.withName("n_threads"),
@@ -123,13 +125,33 @@ public class llama_flexidepth_train_params {
         struct.set(adapter_size$LAYOUT, adapter_size$OFFSET, fieldValue);
     }
 
+    private static final OfInt skip$LAYOUT = (OfInt)$LAYOUT.select(groupElement("skip"));
+
+    public static final OfInt skip$layout() {
+        return skip$LAYOUT;
+    }
+
+    private static final long skip$OFFSET = 20;
+
+    public static final long skip$offset() {
+        return skip$OFFSET;
+    }
+
+    public static int skip(MemorySegment struct) {
+        return struct.get(skip$LAYOUT, skip$OFFSET);
+    }
+
+    public static void skip(MemorySegment struct, int fieldValue) {
+        struct.set(skip$LAYOUT, skip$OFFSET, fieldValue);
+    }
+
     private static final OfFloat threshold$LAYOUT = (OfFloat)$LAYOUT.select(groupElement("threshold"));
 
     public static final OfFloat threshold$layout() {
         return threshold$LAYOUT;
     }
 
-    private static final long threshold$OFFSET = 20;
+    private static final long threshold$OFFSET = 24;
 
     public static final long threshold$offset() {
         return threshold$OFFSET;
@@ -149,7 +171,7 @@ public class llama_flexidepth_train_params {
         return init_router_bias$LAYOUT;
     }
 
-    private static final long init_router_bias$OFFSET = 24;
+    private static final long init_router_bias$OFFSET = 28;
 
     public static final long init_router_bias$offset() {
         return init_router_bias$OFFSET;
@@ -169,7 +191,7 @@ public class llama_flexidepth_train_params {
         return alpha$LAYOUT;
     }
 
-    private static final long alpha$OFFSET = 28;
+    private static final long alpha$OFFSET = 32;
 
     public static final long alpha$offset() {
         return alpha$OFFSET;
@@ -189,7 +211,7 @@ public class llama_flexidepth_train_params {
         return learning_rate$LAYOUT;
     }
 
-    private static final long learning_rate$OFFSET = 32;
+    private static final long learning_rate$OFFSET = 36;
 
     public static final long learning_rate$offset() {
         return learning_rate$OFFSET;
@@ -209,7 +231,7 @@ public class llama_flexidepth_train_params {
         return min_lr_ratio$LAYOUT;
     }
 
-    private static final long min_lr_ratio$OFFSET = 36;
+    private static final long min_lr_ratio$OFFSET = 40;
 
     public static final long min_lr_ratio$offset() {
         return min_lr_ratio$OFFSET;
@@ -229,7 +251,7 @@ public class llama_flexidepth_train_params {
         return weight_decay$LAYOUT;
     }
 
-    private static final long weight_decay$OFFSET = 40;
+    private static final long weight_decay$OFFSET = 44;
 
     public static final long weight_decay$offset() {
         return weight_decay$OFFSET;
@@ -249,7 +271,7 @@ public class llama_flexidepth_train_params {
         return warmup_steps$LAYOUT;
     }
 
-    private static final long warmup_steps$OFFSET = 44;
+    private static final long warmup_steps$OFFSET = 48;
 
     public static final long warmup_steps$offset() {
         return warmup_steps$OFFSET;
@@ -269,7 +291,7 @@ public class llama_flexidepth_train_params {
         return n_ctx$LAYOUT;
     }
 
-    private static final long n_ctx$OFFSET = 48;
+    private static final long n_ctx$OFFSET = 52;
 
     public static final long n_ctx$offset() {
         return n_ctx$OFFSET;
@@ -289,7 +311,7 @@ public class llama_flexidepth_train_params {
         return n_epochs$LAYOUT;
     }
 
-    private static final long n_epochs$OFFSET = 52;
+    private static final long n_epochs$OFFSET = 56;
 
     public static final long n_epochs$offset() {
         return n_epochs$OFFSET;
@@ -309,7 +331,7 @@ public class llama_flexidepth_train_params {
         return token_budget$LAYOUT;
     }
 
-    private static final long token_budget$OFFSET = 56;
+    private static final long token_budget$OFFSET = 64;
 
     public static final long token_budget$offset() {
         return token_budget$OFFSET;
@@ -329,7 +351,7 @@ public class llama_flexidepth_train_params {
         return seed$LAYOUT;
     }
 
-    private static final long seed$OFFSET = 64;
+    private static final long seed$OFFSET = 72;
 
     public static final long seed$offset() {
         return seed$OFFSET;
@@ -349,7 +371,7 @@ public class llama_flexidepth_train_params {
         return n_threads$LAYOUT;
     }
 
-    private static final long n_threads$OFFSET = 68;
+    private static final long n_threads$OFFSET = 76;
 
     public static final long n_threads$offset() {
         return n_threads$OFFSET;
@@ -369,7 +391,7 @@ public class llama_flexidepth_train_params {
         return checkpoint_path$LAYOUT;
     }
 
-    private static final long checkpoint_path$OFFSET = 72;
+    private static final long checkpoint_path$OFFSET = 80;
 
     public static final long checkpoint_path$offset() {
         return checkpoint_path$OFFSET;
@@ -389,7 +411,7 @@ public class llama_flexidepth_train_params {
         return checkpoint_every$LAYOUT;
     }
 
-    private static final long checkpoint_every$OFFSET = 80;
+    private static final long checkpoint_every$OFFSET = 88;
 
     public static final long checkpoint_every$offset() {
         return checkpoint_every$OFFSET;
@@ -409,7 +431,7 @@ public class llama_flexidepth_train_params {
         return resume$LAYOUT;
     }
 
-    private static final long resume$OFFSET = 84;
+    private static final long resume$OFFSET = 92;
 
     public static final long resume$offset() {
         return resume$OFFSET;
@@ -429,7 +451,7 @@ public class llama_flexidepth_train_params {
         return callback$LAYOUT;
     }
 
-    private static final long callback$OFFSET = 88;
+    private static final long callback$OFFSET = 96;
 
     public static final long callback$offset() {
         return callback$OFFSET;
@@ -449,7 +471,7 @@ public class llama_flexidepth_train_params {
         return callback_user_data$LAYOUT;
     }
 
-    private static final long callback_user_data$OFFSET = 96;
+    private static final long callback_user_data$OFFSET = 104;
 
     public static final long callback_user_data$offset() {
         return callback_user_data$OFFSET;

@@ -294,6 +294,30 @@ public class llama_h {
         return LLAMA_FLEXIDEPTH_ERR_CANCELLED;
     }
 
+    private static final int LLAMA_FLEXIDEPTH_SKIP_LAYER = 0;
+
+    public static int LLAMA_FLEXIDEPTH_SKIP_LAYER() {
+        return LLAMA_FLEXIDEPTH_SKIP_LAYER;
+    }
+
+    private static final int LLAMA_FLEXIDEPTH_SKIP_LAYER_NO_KV = 1;
+
+    public static int LLAMA_FLEXIDEPTH_SKIP_LAYER_NO_KV() {
+        return LLAMA_FLEXIDEPTH_SKIP_LAYER_NO_KV;
+    }
+
+    private static final int LLAMA_FLEXIDEPTH_SKIP_ATTENTION = 2;
+
+    public static int LLAMA_FLEXIDEPTH_SKIP_ATTENTION() {
+        return LLAMA_FLEXIDEPTH_SKIP_ATTENTION;
+    }
+
+    private static final int LLAMA_FLEXIDEPTH_SKIP_FFN = 3;
+
+    public static int LLAMA_FLEXIDEPTH_SKIP_FFN() {
+        return LLAMA_FLEXIDEPTH_SKIP_FFN;
+    }
+
     private static final int LLAMA_FLEXIDEPTH_MODE_DENSE = 0;
 
     public static int LLAMA_FLEXIDEPTH_MODE_DENSE() {
@@ -3508,6 +3532,38 @@ public class llama_h {
         var mh$ = llama_adapter_flexidepth_arch.HANDLE;
         try {
             return (MemorySegment) mh$.invokeExact(adapter);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class llama_adapter_flexidepth_skip {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                llama_h.C_INT,
+                llama_h.C_POINTER
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_adapter_flexidepth_skip");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_adapter_flexidepth_skip$descriptor() {
+        return llama_adapter_flexidepth_skip.DESC;
+    }
+
+    public static MethodHandle llama_adapter_flexidepth_skip$handle() {
+        return llama_adapter_flexidepth_skip.HANDLE;
+    }
+
+    public static MemorySegment llama_adapter_flexidepth_skip$address() {
+        return llama_adapter_flexidepth_skip.ADDR;
+    }
+
+    public static int llama_adapter_flexidepth_skip(MemorySegment adapter) {
+        var mh$ = llama_adapter_flexidepth_skip.HANDLE;
+        try {
+            return (int) mh$.invokeExact(adapter);
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }

@@ -13,6 +13,7 @@ import org.flexidepth.llama.LayerUsage;
 import org.flexidepth.llama.LlamaModel;
 import org.flexidepth.llama.ModelOptions;
 import org.flexidepth.llama.Session;
+import org.flexidepth.llama.SkipFamily;
 import org.flexidepth.llama.TokenScores;
 import org.flexidepth.llama.TrainingCancelledException;
 import org.flexidepth.llama.TrainingData;
@@ -127,6 +128,41 @@ class FlexiDepthTrainingTest {
         assertTrue(layersAlpha2 < layersAlpha0 - 0.5, layersAlpha2 + " vs " + layersAlpha0);
         System.out.printf("layers used after training: alpha 0 %.3f, alpha 2 %.3f%n", layersAlpha0, layersAlpha2);
         assertFalse(Files.exists(dir.resolve("alpha2.gguf.checkpoint")), "the default checkpoint is removed at the end");
+    }
+
+    /**
+     * The other skip families train on the same objective: the skip loss falls, tokens come to skip
+     * routed layers, and the plug-in written declares its family (with no adapter where the family
+     * has none). A LAYER_NO_KV plug-in refuses session snapshots, which could not restore which
+     * tokens skipped.
+     */
+    @org.junit.jupiter.params.ParameterizedTest
+    @org.junit.jupiter.params.provider.EnumSource(value = SkipFamily.class, names = {"LAYER_NO_KV", "ATTENTION", "FFN"})
+    void everySkipFamilyTrains(SkipFamily family) throws IOException {
+        Path out = dir.resolve(family + ".gguf");
+        List<TrainingProgress> steps = train(options(2f).skipFamily(family).build(), out);
+        int n = steps.size();
+        assertTrue(mean(steps, n - 5, n, TrainingProgress::skipLoss) < mean(steps, 0, 5, TrainingProgress::skipLoss) * 0.5,
+                () -> family + ": skip loss " + steps.get(0).skipLoss() + " -> " + steps.get(n - 1).skipLoss());
+        assertTrue(mean(steps, n - 5, n, TrainingProgress::meanLayers) < SHAPE.layers() - 0.5, family + " skips");
+        try (FlexiDepthPlugin p = model.loadFlexiDepth(out); Session s = model.newSession()) {
+            assertEquals(family, p.skipFamily());
+            assertEquals(family.hasAdapter(), p.adapterSize() > 0);
+            s.attach(p, p.defaultThreshold());
+            TokenScores scores = s.score(java.util.Arrays.copyOf(tokens, CTX));
+            assertTrue(meanLayers(scores) < SHAPE.layers() - 0.5, family + " skips in the runtime: " + meanLayers(scores));
+            if (family == SkipFamily.LAYER_NO_KV) {
+                assertThrows(UnsupportedOperationException.class, s::saveState);
+                assertThrows(UnsupportedOperationException.class, () -> s.saveState(dir.resolve("state.bin")));
+                assertFalse(Files.exists(dir.resolve("state.bin")));
+            } else {
+                s.restoreState(s.saveState());
+            }
+        }
+        try (GgufReader r = GgufReader.open(out)) {
+            assertEquals(family.name().toLowerCase(), r.file().require("flexidepth.skip").asString());
+            assertEquals(family.hasAdapter(), r.file().tensor("blk.2.fd_adapter_gate.weight").isPresent());
+        }
     }
 
     @Test

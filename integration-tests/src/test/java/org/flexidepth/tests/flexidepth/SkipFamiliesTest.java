@@ -15,6 +15,7 @@ import java.util.stream.IntStream;
 import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -128,6 +129,39 @@ class SkipFamiliesTest {
         fork = EvalDriver.run(files[0], files[1], TAU, edited.lines(), dir, mode, List.of("--ubatch", "4"));
         c = FlexiDepthReferenceTest.compare(ref, fork, edited, false, fa ? 1e-2 : FlexiDepthReferenceTest.BORDERLINE);
         assertTrue(c.maxLogitError() < (fa ? 2e-2 : FlexiDepthReferenceTest.LOGIT_TOLERANCE), "after edits, logits differ by " + c.maxLogitError());
+    }
+
+    /**
+     * The loader refuses an unknown family, an attention-only plug-in that carries an adapter and
+     * a FlexiDepth one that lacks it, naming what is wrong; and reports the family it loaded.
+     */
+    @Test
+    void theLoaderChecksTheFamilyAgainstTheTensors() throws Exception {
+        Path[] layer = fixture("layer"), attention = fixture("attention");
+        Path unknown = GgufEdit.copy(layer[1], dir.resolve("unknown.gguf"),
+                java.util.Map.of("flexidepth.skip", org.flexidepth.gguf.GgufValue.string("sideways")), t -> true);
+        Path withAdapter = GgufEdit.copy(layer[1], dir.resolve("with-adapter.gguf"),
+                java.util.Map.of("flexidepth.skip", org.flexidepth.gguf.GgufValue.string("attention"),
+                        "flexidepth.adapter_size", org.flexidepth.gguf.GgufValue.uint32(0)), t -> true);
+        Path noAdapter = GgufEdit.copy(attention[1], dir.resolve("no-adapter.gguf"),
+                java.util.Map.of("flexidepth.skip", org.flexidepth.gguf.GgufValue.string("ffn"),
+                        "flexidepth.adapter_size", org.flexidepth.gguf.GgufValue.uint32(16)), t -> true);
+        try (org.flexidepth.llama.LlamaModel model = org.flexidepth.llama.LlamaModel.load(layer[0])) {
+            var e = assertThrows(org.flexidepth.llama.FlexiDepthException.class, () -> model.loadFlexiDepth(unknown));
+            assertEquals(org.flexidepth.llama.FlexiDepthException.Reason.FORMAT, e.reason());
+            assertTrue(e.getMessage().contains("sideways"), e.getMessage());
+            e = assertThrows(org.flexidepth.llama.FlexiDepthException.class, () -> model.loadFlexiDepth(withAdapter));
+            assertEquals(org.flexidepth.llama.FlexiDepthException.Reason.TENSOR, e.reason());
+            assertTrue(e.getMessage().contains("fd_adapter_gate"), e.getMessage());
+            e = assertThrows(org.flexidepth.llama.FlexiDepthException.class, () -> model.loadFlexiDepth(noAdapter));
+            assertEquals(org.flexidepth.llama.FlexiDepthException.Reason.TENSOR, e.reason());
+            assertTrue(e.getMessage().contains("missing tensor"), e.getMessage());
+            for (String f : List.of("layer", "layer_no_kv", "attention", "ffn")) {
+                try (var p = model.loadFlexiDepth(fixture(f)[1])) {
+                    assertEquals(org.flexidepth.llama.SkipFamily.valueOf(f.toUpperCase()), p.skipFamily());
+                }
+            }
+        }
     }
 
     /** MASKED reads only the products a family skips: Wq and Wo for attention, the FFN's three for ffn. */
