@@ -36,8 +36,23 @@ public final class EvaluationReport {
         }
     }
 
+    /**
+     * A plug-in of a routed-skip family on one text: layers used per token (routed layers run, plus
+     * the unrouted), layer equivalents per token (SkipCost: what the skipped layers still read) and
+     * perplexity. Family {@code base} is the base model, {@code kv_dropped} a FlexiDepth plug-in
+     * run with its skipped tokens' K/V unseen, not retrained (the paper's ablation).
+     */
+    public record FamilyPoint(String family, String label, String dataset, double layers, double layerEquivalents, double perplexity) {
+    }
+
+    /** A family point next to FlexiDepth's perplexity interpolated at the same layer equivalents. */
+    public record FamilyComparison(String family, String label, String dataset, double layerEquivalents, double perplexity,
+                                   double flexidepth) {
+    }
+
     private final Map<String, Object> setup = new LinkedHashMap<>();
     private final List<Point> points = new ArrayList<>();
+    private final List<FamilyPoint> familyPoints = new ArrayList<>();
     private final List<TaskResult> tasks = new ArrayList<>();
     private final Map<String, double[]> blockInfluence = new LinkedHashMap<>();
 
@@ -51,6 +66,32 @@ public final class EvaluationReport {
 
     public void add(TaskResult t) {
         tasks.add(t);
+    }
+
+    public void add(FamilyPoint p) {
+        familyPoints.add(p);
+    }
+
+    public List<FamilyPoint> familyPoints() {
+        return List.copyOf(familyPoints);
+    }
+
+    /** Every family point but FlexiDepth's and the base model's, against FlexiDepth's curve in layer equivalents. */
+    public List<FamilyComparison> familyComparisons() {
+        List<FamilyComparison> out = new ArrayList<>();
+        for (FamilyPoint p : familyPoints) {
+            if (p.family().equals("layer") || p.family().equals("base")) {
+                continue;
+            }
+            List<Point> flexidepth = familyPoints.stream()
+                    .filter(q -> q.dataset().equals(p.dataset()) && (q.family().equals("layer") || q.family().equals("base")))
+                    .map(q -> new Point(q.family(), q.label(), q.dataset(), q.layerEquivalents(), q.perplexity())).toList();
+            if (!flexidepth.isEmpty()) {
+                out.add(new FamilyComparison(p.family(), p.label(), p.dataset(), p.layerEquivalents(), p.perplexity(),
+                        interpolate(flexidepth, p.layerEquivalents())));
+            }
+        }
+        return out;
     }
 
     public void blockInfluence(String calibration, double[] bi) {
@@ -127,6 +168,22 @@ public final class EvaluationReport {
                             + "\"shortgpt_perplexity\": %s, \"early_exit_perplexity\": %s, \"flexidepth_lowest\": %s}",
                     str(c.label()), str(c.dataset()), num(c.layers()), num(c.flexidepth()), num(c.shortGpt()),
                     num(c.earlyExit()), c.flexidepthLowest()));
+        }
+        b.append("\n  ],\n  \"skip_families\": [");
+        i = 0;
+        for (FamilyPoint p : familyPoints) {
+            b.append(i++ == 0 ? "\n" : ",\n").append(String.format(Locale.ROOT,
+                    "    {\"family\": %s, \"label\": %s, \"dataset\": %s, \"layers_per_token\": %s, \"layer_equivalents_per_token\": %s, "
+                            + "\"perplexity\": %s}",
+                    str(p.family()), str(p.label()), str(p.dataset()), num(p.layers()), num(p.layerEquivalents()), num(p.perplexity())));
+        }
+        b.append("\n  ],\n  \"skip_family_comparison\": [");
+        i = 0;
+        for (FamilyComparison c : familyComparisons()) {
+            b.append(i++ == 0 ? "\n" : ",\n").append(String.format(Locale.ROOT,
+                    "    {\"family\": %s, \"label\": %s, \"dataset\": %s, \"layer_equivalents_per_token\": %s, \"perplexity\": %s, "
+                            + "\"flexidepth_perplexity\": %s}",
+                    str(c.family()), str(c.label()), str(c.dataset()), num(c.layerEquivalents()), num(c.perplexity()), num(c.flexidepth())));
         }
         b.append("\n  ],\n  \"tasks\": [");
         i = 0;
@@ -206,6 +263,23 @@ public final class EvaluationReport {
                     escape(c.label()), escape(c.dataset()), c.layers(), c.flexidepthLowest() ? "win" : "", c.flexidepth(), c.shortGpt(), c.earlyExit()));
         }
         h.append("</table>\n<p>Baseline perplexities are interpolated (log-linearly) between their whole-layer points at the plug-in's mean layers.</p>\n");
+        if (!familyPoints.isEmpty()) {
+            h.append("<h2>Routed-skip families</h2>\n<p>The same routers and objective, skipping different parts of a layer:")
+                    .append(" <i>layer</i> is FlexiDepth, <i>layer_no_kv</i> hides skipped tokens' K/V from later tokens, <i>attention</i>")
+                    .append(" skips attention only (MindSkip; the FFN always runs), <i>ffn</i> the FFN only; <i>kv_dropped</i> is a FlexiDepth")
+                    .append(" plug-in run with skipped K/V hidden, without retraining. Layer equivalents count what a skipped layer still reads")
+                    .append(" (K and V, the adapter, the part of the layer the family does not skip) as a share of a layer's weights.</p>\n");
+            h.append("<table><tr><th>family</th><th>plug-in</th><th>text</th><th>layers/token</th><th>layer equivalents/token</th>")
+                    .append("<th>perplexity</th><th>FlexiDepth at equal equivalents</th></tr>\n");
+            List<FamilyComparison> cs = familyComparisons();
+            for (FamilyPoint p : familyPoints) {
+                String flexidepth = cs.stream().filter(c -> c.label().equals(p.label()) && c.dataset().equals(p.dataset()) && c.family().equals(p.family()))
+                        .findFirst().map(c -> String.format(Locale.ROOT, "%.1f", c.flexidepth())).orElse("");
+                h.append(String.format(Locale.ROOT, "<tr><td>%s</td><td>%s</td><td>%s</td><td>%.2f</td><td>%.2f</td><td>%.1f</td><td>%s</td></tr>%n",
+                        escape(p.family()), escape(p.label()), escape(p.dataset()), p.layers(), p.layerEquivalents(), p.perplexity(), flexidepth));
+            }
+            h.append("</table>\n");
+        }
         if (!tasks.isEmpty()) {
             h.append("<h2>Layers used per generated token, by task</h2>\n").append(taskChart())
                     .append("<p>Generated greedily after the prompt. \"Reference\" reads the reference answer after the prompt instead")

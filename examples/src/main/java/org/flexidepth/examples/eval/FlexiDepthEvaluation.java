@@ -8,6 +8,10 @@ import org.flexidepth.llama.GenerationResult;
 import org.flexidepth.llama.LlamaException;
 import org.flexidepth.llama.LlamaModel;
 import org.flexidepth.llama.Sampling;
+import org.flexidepth.llama.SkipFamily;
+import org.flexidepth.gguf.GgufReader;
+import org.flexidepth.gguf.GgufWriter;
+import org.flexidepth.tools.PluginFormat;
 import org.flexidepth.llama.Session;
 import org.flexidepth.llama.SessionOptions;
 import org.flexidepth.llama.Token;
@@ -42,9 +46,13 @@ public final class FlexiDepthEvaluation {
      * What to run. {@code evalTexts}: name to text, scored in non-overlapping windows;
      * {@code calibration}: tokens for ShortGPT's block influence.
      */
-    public record Setup(Path model, List<Integer> routedLayers, List<Float> alphas, TrainingOptions training,
+    public record Setup(Path model, List<Integer> routedLayers, List<Float> alphas, List<SkipFamily> families, TrainingOptions training,
                         List<Path> trainingFiles, Map<String, String> evalTexts, List<String> calibrationTexts,
                         int window, int maxWindows, List<TaskPrompts.Task> tasks, int maxNewTokens, int threads, Path out) {
+        /** {@code families}: the skip families besides FlexiDepth's to train at each alpha and evaluate. */
+        public Setup {
+            families = List.copyOf(families);
+        }
     }
 
     private FlexiDepthEvaluation() {
@@ -55,30 +63,50 @@ public final class FlexiDepthEvaluation {
     }
 
     static Path pluginPath(Path out, float alpha) {
-        return out.resolve(String.format(Locale.ROOT, "plugin-alpha-%s.gguf", Float.toString(alpha)));
+        return pluginPath(out, SkipFamily.LAYER, alpha);
+    }
+
+    /** FlexiDepth's plug-ins keep the names of the runs before there were families, so their caches stay valid. */
+    static Path pluginPath(Path out, SkipFamily family, float alpha) {
+        String prefix = family == SkipFamily.LAYER ? "plugin" : "plugin-" + family.name().toLowerCase(Locale.ROOT);
+        return out.resolve(String.format(Locale.ROOT, "%s-alpha-%s.gguf", prefix, Float.toString(alpha)));
+    }
+
+    /** FlexiDepth's family first, then the others asked for. */
+    static List<SkipFamily> withFlexiDepth(List<SkipFamily> families) {
+        List<SkipFamily> all = new ArrayList<>(List.of(SkipFamily.LAYER));
+        families.stream().filter(f -> f != SkipFamily.LAYER).forEach(all::add);
+        return all;
     }
 
     /** Trains the plug-ins that are not cached in {@code setup.out()} yet. */
     public static void train(LlamaModel model, Setup setup, PrintStream log) {
-        for (float alpha : setup.alphas()) {
-            Path plugin = pluginPath(setup.out(), alpha);
-            if (Files.isRegularFile(plugin)) {
-                log.printf("cached: %s%n", plugin);
-                continue;
+        for (SkipFamily family : withFlexiDepth(setup.families())) {
+            for (float alpha : setup.alphas()) {
+                train(model, setup, family, alpha, log);
             }
-            TrainingOptions options = setup.training().toBuilder().alpha(alpha).routedLayers(setup.routedLayers())
-                    .threads(setup.threads()).resume(true).build();
-            log.printf("training %s (alpha %s, %d tokens, layers %s)%n", plugin.getFileName(), alpha, options.tokenBudget(), setup.routedLayers());
-            long[] next = {0};
-            var result = FlexiDepthTrainer.create(model, options).train(TrainingData.textFiles(setup.trainingFiles()), plugin, p -> {
-                if (p.step() >= next[0] || p.step() == p.totalSteps()) {
-                    next[0] = p.step() + Math.max(1, p.totalSteps() / 10);
-                    log.printf(Locale.ROOT, "  step %d/%d  L_lm %.3f  L_skip %.2f  layers %.2f  %.0f tok/s  ETA %ds%n", p.step(), p.totalSteps(),
-                            p.lmLoss(), p.skipLoss(), p.meanLayers(), p.tokensPerSecond(), p.remaining().toSeconds());
-                }
-            });
-            log.printf("  done in %ds%n", result.elapsed().toSeconds());
         }
+    }
+
+    private static void train(LlamaModel model, Setup setup, SkipFamily family, float alpha, PrintStream log) {
+        Path plugin = pluginPath(setup.out(), family, alpha);
+        if (Files.isRegularFile(plugin)) {
+            log.printf("cached: %s%n", plugin);
+            return;
+        }
+        TrainingOptions options = setup.training().toBuilder().alpha(alpha).routedLayers(setup.routedLayers()).skipFamily(family)
+                .threads(setup.threads()).resume(true).build();
+        log.printf("training %s (%s, alpha %s, %d tokens, layers %s)%n", plugin.getFileName(), family, alpha, options.tokenBudget(),
+                setup.routedLayers());
+        long[] next = {0};
+        var result = FlexiDepthTrainer.create(model, options).train(TrainingData.textFiles(setup.trainingFiles()), plugin, p -> {
+            if (p.step() >= next[0] || p.step() == p.totalSteps()) {
+                next[0] = p.step() + Math.max(1, p.totalSteps() / 10);
+                log.printf(Locale.ROOT, "  step %d/%d  L_lm %.3f  L_skip %.2f  layers %.2f  %.0f tok/s  ETA %ds%n", p.step(), p.totalSteps(),
+                        p.lmLoss(), p.skipLoss(), p.meanLayers(), p.tokensPerSecond(), p.remaining().toSeconds());
+            }
+        });
+        log.printf("  done in %ds%n", result.elapsed().toSeconds());
     }
 
     public static EvaluationReport run(Setup setup, PrintStream log) throws IOException {
@@ -123,6 +151,7 @@ public final class FlexiDepthEvaluation {
                     }
                 }
                 staticBaselines(model, session, setup, evalTokens, report, log);
+                skipFamilies(model, session, setup, evalTokens, report, log);
             }
             tasks(model, setup, report, log);
         }
@@ -160,6 +189,53 @@ public final class FlexiDepthEvaluation {
                 }
             }
             session.detach();
+        }
+    }
+
+    /**
+     * Every family's plug-ins, FlexiDepth's among them, at layer equivalents (SkipCost), and the
+     * paper's K/V ablation: FlexiDepth's plug-ins run as layer_no_kv without retraining (the
+     * trained layer_no_kv plug-ins are the ablation with retraining).
+     */
+    private static void skipFamilies(LlamaModel model, Session session, Setup setup, Map<String, int[]> evalTokens,
+                                     EvaluationReport report, PrintStream log) throws IOException {
+        if (setup.families().isEmpty()) {
+            return;
+        }
+        SkipCost cost = SkipCost.of(setup.model());
+        int nLayer = model.info().layers(), embd = model.info().embeddingSize();
+        for (var e : evalTokens.entrySet()) {
+            double base = report.points().stream().filter(p -> p.method().equals("base") && p.dataset().equals(e.getKey()))
+                    .findFirst().orElseThrow().perplexity();
+            report.add(new EvaluationReport.FamilyPoint("base", "base model", e.getKey(), nLayer, nLayer, base));
+        }
+        record Run(String family, String label, Path plugin) {
+        }
+        List<Run> runs = new ArrayList<>();
+        for (SkipFamily family : withFlexiDepth(setup.families())) {
+            for (float alpha : setup.alphas()) {
+                runs.add(new Run(family.name().toLowerCase(Locale.ROOT), label(alpha), pluginPath(setup.out(), family, alpha)));
+            }
+        }
+        for (float alpha : setup.alphas()) {
+            Path dropped = setup.out().resolve(String.format(Locale.ROOT, "kv-dropped-alpha-%s.gguf", Float.toString(alpha)));
+            try (GgufReader r = GgufReader.open(pluginPath(setup.out(), alpha))) {
+                GgufWriter.copyOf(r).putString(PluginFormat.SKIP_KEY, "layer_no_kv").write(dropped);
+            }
+            runs.add(new Run("kv_dropped", label(alpha), dropped));
+        }
+        for (Run run : runs) {
+            try (FlexiDepthPlugin plugin = model.loadFlexiDepth(run.plugin())) {
+                session.attach(plugin, plugin.defaultThreshold());
+                for (var e : evalTokens.entrySet()) {
+                    Perplexity.Result r = Perplexity.measure(session, e.getValue(), setup.window(), setup.maxWindows());
+                    double equivalents = cost.layerEquivalents(r.meanLayers(), nLayer, plugin.skipFamily(), plugin.adapterSize(), embd);
+                    report.add(new EvaluationReport.FamilyPoint(run.family(), run.label(), e.getKey(), r.meanLayers(), equivalents, r.perplexity()));
+                    log.printf(Locale.ROOT, "%-11s %-13s %-28s perplexity %8.2f  layers %.2f  layer equivalents %.2f%n", run.family(), run.label(),
+                            e.getKey(), r.perplexity(), r.meanLayers(), equivalents);
+                }
+                session.detach();
+            }
         }
     }
 
@@ -239,12 +315,17 @@ public final class FlexiDepthEvaluation {
         tasks.add(TaskPrompts.copy("copy_gutenberg", "Gutenberg", paragraphs, 16));
         tasks.add(TaskPrompts.continuation("continue_gutenberg", "Gutenberg", paragraphs, 40));
         tasks.addAll(TaskPrompts.numbers(prompts, 5, 11));
+        List<SkipFamily> families = o.getOrDefault("--families", "layer_no_kv,attention,ffn").isBlank() ? List.of()
+                : Arrays.stream(o.getOrDefault("--families", "layer_no_kv,attention,ffn").split(","))
+                        .map(f -> SkipFamily.valueOf(f.trim().toUpperCase(Locale.ROOT))).toList();
         if (o.containsKey("--retrain")) {
-            for (float a : alphas) {
-                Files.deleteIfExists(pluginPath(out, a));
+            for (SkipFamily f : withFlexiDepth(families)) {
+                for (float a : alphas) {
+                    Files.deleteIfExists(pluginPath(out, f, a));
+                }
             }
         }
-        return new Setup(DefaultModel.flexiDemo12L(), IntStream.range(6, 12).boxed().toList(), alphas, training, trainingFiles, eval,
+        return new Setup(DefaultModel.flexiDemo12L(), IntStream.range(6, 12).boxed().toList(), alphas, families, training, trainingFiles, eval,
                 calibration, 256, windows, tasks, 48, threads, out);
     }
 
@@ -256,7 +337,8 @@ public final class FlexiDepthEvaluation {
             } else if (i + 1 < args.length && args[i].startsWith("--")) {
                 o.put(args[i], args[++i]);
             } else {
-                System.err.println("usage: FlexiDepthEvaluation [--out DIR] [--alphas A,B,C] [--tokens N] [--lr X] [--windows N] [--prompts N] [--threads N] [--retrain]");
+                System.err.println("usage: FlexiDepthEvaluation [--out DIR] [--alphas A,B,C] [--families layer_no_kv,attention,ffn] [--tokens N] "
+                        + "[--lr X] [--windows N] [--prompts N] [--threads N] [--retrain]");
                 System.exit(2);
             }
         }

@@ -6,6 +6,7 @@ import org.flexidepth.tools.JsonFiles;
 import org.flexidepth.llama.LlamaModel;
 import org.flexidepth.llama.Session;
 import org.flexidepth.llama.SessionOptions;
+import org.flexidepth.llama.SkipFamily;
 import org.flexidepth.llama.TrainingOptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -55,6 +56,7 @@ class FlexiDepthEvaluationTest {
                 TaskPrompts.continuation("continue", "test", passages, 10), TaskPrompts.numbers(2, 3, 1).get(1));
         Path out = dir.resolve("out");
         var setup = new FlexiDepthEvaluation.Setup(model, List.of(2, 3), List.of(0.01f, 1f),
+                List.of(SkipFamily.LAYER_NO_KV, SkipFamily.ATTENTION, SkipFamily.FFN),
                 TrainingOptions.builder().tokenBudget(512).warmupSteps(1).learningRate(1e-2f).build(), List.of(train),
                 Map.of("text", words(6, 800)), List.of(words(7, 600)), 256, 2, tasks, 6, 2, out);
         ByteArrayOutputStream log = new ByteArrayOutputStream();
@@ -74,7 +76,22 @@ class FlexiDepthEvaluationTest {
         assertTrue(report.tasks().stream().allMatch(t -> t.tokens() > 0 && t.meanLayers() >= 2 && t.meanLayers() <= 4
                 && t.referenceLayers() >= 2 && t.referenceLayers() <= 4), report.tasks()::toString);
 
+        // every family at both alphas, the K/V ablation of FlexiDepth's two, the base model
+        List<EvaluationReport.FamilyPoint> families = report.familyPoints();
+        for (String f : List.of("layer", "layer_no_kv", "attention", "ffn", "kv_dropped")) {
+            assertEquals(2, families.stream().filter(p -> p.family().equals(f)).count(), f);
+        }
+        assertEquals(1, families.stream().filter(p -> p.family().equals("base")).count());
+        // a skipped layer still reads something, and a family that skips less of it reads more
+        for (EvaluationReport.FamilyPoint p : families) {
+            assertTrue(p.layerEquivalents() >= p.layers() && p.layerEquivalents() <= SHAPE.layers(), p::toString);
+        }
+        SkipCost cost = SkipCost.of(model);
+        assertTrue(cost.skippedShare(SkipFamily.ATTENTION, 0, SHAPE.embd()) > cost.skippedShare(SkipFamily.FFN, 8, SHAPE.embd()));
+        assertTrue(cost.skippedShare(SkipFamily.FFN, 8, SHAPE.embd()) > cost.skippedShare(SkipFamily.LAYER, 8, SHAPE.embd()));
+        assertEquals(8, report.familyComparisons().size(), "every point of the other families against FlexiDepth's curve");
         Map<?, ?> json = (Map<?, ?>) JsonFiles.parse(Files.readString(out.resolve("results.json")));
+        assertEquals(families.size(), ((List<?>) json.get("skip_families")).size());
         assertEquals(points.size(), ((List<?>) json.get("perplexity")).size());
         assertEquals(4, ((List<?>) ((Map<?, ?>) json.get("block_influence")).values().iterator().next()).size());
         String html = Files.readString(out.resolve("report.html"));
