@@ -7,12 +7,16 @@
 //                       [--non-unified]            one KV stream per sequence (ubatches split_equal)
 //                       [--kv q8_0]                Q8_0 K/V cache (with masked-fa)
 //                       [--cpu]                    no layer offloaded to a GPU (the default offloads all)
+//                       [--dmtd T CYCLE [absolute]] batches decoded with llama_dmtd_decode: T thinking
+//                                                  layers, cycle tau, phase prompt_end (or absolute)
 // Prints "mul_mat_id nodes: N" at the end: the token-skipping products in the graphs it ran, so that
-// tests see that MASKED mode really masks (DENSE computes the same values without them).
+// tests see that MASKED mode really masks (DENSE computes the same values without them); and
+// "mul_mat nodes: N", and with --dmtd "dmtd full: F,F,..." (1 where a token was decoded at full
+// depth, 0 by the decoding layers only, in output order).
 // SCRIPT lines:
 //   batch S:T,T,T [S:T,...]   one llama_decode; tokens of sequence S continue that sequence;
 //                             every token outputs logits
-//   save                      keep the context state in memory
+//   save                      keep the context state in memory (with DMTD, each sequence's pending tokens)
 //   restore                   restore it into a brand-new context (plug-in attached again)
 //   rm S P0 P1                llama_memory_seq_rm of positions [P0, P1) of sequence S (P1 -1: to the end)
 //   shift S P0 D              llama_memory_seq_add: positions >= P0 of sequence S move by D
@@ -23,6 +27,7 @@
 // preceded per batch by int32 n_tokens, and at the start by int32 n_vocab, int32 n_routed.
 #include "llama.h"
 #include "llama-flexidepth.h"
+#include "llama-dmtd.h"
 #include "llama-fork.h"
 
 #include <cstdio>
@@ -47,10 +52,16 @@ static bool kv_unified = true;
 static bool kv_q8 = false;
 static llama_adapter_lora * lora = nullptr;
 static long mul_mat_id_nodes = 0;
+static long mul_mat_nodes = 0;
+static bool dmtd = false;
+static llama_dmtd_params dmtd_params;
 
 static bool count_nodes(struct ggml_tensor * t, bool ask, void *) {
     if (ask && t->op == GGML_OP_MUL_MAT_ID) {
         mul_mat_id_nodes++;
+    }
+    if (ask && t->op == GGML_OP_MUL_MAT) {
+        mul_mat_nodes++;
     }
     return false; // observe nothing: the graph is computed as without the callback
 }
@@ -104,6 +115,10 @@ static llama_context * new_context(llama_model * model, llama_adapter_flexidepth
         fprintf(stderr, "setting the plug-in failed: %s\n", llama_flexidepth_last_error());
         exit(1);
     }
+    if (dmtd && llama_set_dmtd(ctx, &dmtd_params) != 0) {
+        fprintf(stderr, "setting DMTD failed: %s\n", llama_dmtd_last_error());
+        exit(1);
+    }
     return ctx;
 }
 
@@ -128,6 +143,16 @@ int main(int argc, char ** argv) {
         } else if (a == "--kv" && i + 1 < argc && std::string(argv[i + 1]) == "q8_0") {
             kv_q8 = true;
             ++i;
+        } else if (a == "--dmtd" && i + 2 < argc) {
+            dmtd = true;
+            dmtd_params.n_thinking = atoi(argv[++i]);
+            dmtd_params.cycle = atoi(argv[++i]);
+            dmtd_params.phase = LLAMA_DMTD_PHASE_PROMPT_END;
+            dmtd_params.refill = true;
+            if (i + 1 < argc && std::string(argv[i + 1]) == "absolute") {
+                dmtd_params.phase = LLAMA_DMTD_PHASE_ABSOLUTE;
+                ++i;
+            }
         } else if (a == "--lora" && i + 2 < argc) {
             lora_path = argv[++i];
             lora_scale = (float) atof(argv[++i]);
@@ -176,6 +201,8 @@ int main(int argc, char ** argv) {
     std::map<int, int> next_pos;
     std::vector<uint8_t> saved;
     std::map<int, int> saved_pos;
+    std::map<int, std::pair<std::vector<llama_token>, bool>> saved_pending;
+    std::string dmtd_full;
 
     std::ifstream script(argv[4]);
     std::string line;
@@ -187,6 +214,14 @@ int main(int argc, char ** argv) {
             saved.resize(llama_state_get_size(ctx));
             saved.resize(llama_state_get_data(ctx, saved.data(), saved.size()));
             saved_pos = next_pos;
+            for (const auto & [s, p] : next_pos) {
+                if (dmtd) {
+                    bool starts = false;
+                    std::vector<llama_token> t(llama_dmtd_seq_pending(ctx, s, nullptr, 0, nullptr));
+                    llama_dmtd_seq_pending(ctx, s, t.data(), (int32_t) t.size(), &starts);
+                    saved_pending[s] = {t, starts};
+                }
+            }
         } else if (cmd == "restore") {
             llama_free(ctx);
             ctx = new_context(model, fd, tau);
@@ -195,6 +230,12 @@ int main(int argc, char ** argv) {
                 return 1;
             }
             next_pos = saved_pos;
+            for (const auto & [s, t] : saved_pending) {
+                if (llama_dmtd_seq_set_pending(ctx, s, t.first.data(), (int32_t) t.first.size(), t.second) != 0) {
+                    fprintf(stderr, "restoring the cycle failed: %s\n", llama_dmtd_last_error());
+                    return 1;
+                }
+            }
         } else if (cmd == "force") {
             std::string list;
             words >> list;
@@ -246,8 +287,8 @@ int main(int argc, char ** argv) {
                 batch.logits[i] = 1;
             }
             batch.n_tokens = (int) items.size();
-            if (llama_decode(ctx, batch) != 0) {
-                fprintf(stderr, "decode failed\n");
+            if (dmtd ? llama_dmtd_decode(ctx, batch) != 0 : llama_decode(ctx, batch) != 0) {
+                fprintf(stderr, "decode failed%s%s\n", dmtd ? ": " : "", dmtd ? llama_dmtd_last_error() : "");
                 return 1;
             }
             const int n = batch.n_tokens;
@@ -267,7 +308,10 @@ int main(int argc, char ** argv) {
                 }
                 fwrite(&batch.seq_id[i][0], 4, 1, out);
                 fwrite(&batch.pos[i], 4, 1, out);
-                fwrite(llama_get_logits_ith(ctx, i), 4, n_vocab, out);
+                fwrite(llama_get_logits_ith(ctx, dmtd ? llama_dmtd_output_index(ctx, i) : i), 4, n_vocab, out);
+                if (dmtd) {
+                    dmtd_full += (dmtd_full.empty() ? "" : ",") + std::to_string(llama_dmtd_full_step(ctx, i));
+                }
                 fwrite(gates.data() + (size_t) i * n_routed, 4, n_routed, out);
                 fwrite(run.data() + (size_t) i * n_routed, 1, n_routed, out);
             }
@@ -279,6 +323,10 @@ int main(int argc, char ** argv) {
     }
     fclose(out);
     fprintf(stderr, "mul_mat_id nodes: %ld\n", mul_mat_id_nodes);
+    fprintf(stderr, "mul_mat nodes: %ld\n", mul_mat_nodes);
+    if (dmtd) {
+        fprintf(stderr, "dmtd full: %s\n", dmtd_full.c_str());
+    }
     llama_free(ctx);
     llama_adapter_flexidepth_free(fd);
     llama_model_free(model);

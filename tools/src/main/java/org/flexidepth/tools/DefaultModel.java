@@ -40,6 +40,34 @@ public final class DefaultModel {
         return llama2c("flexi-demo-12L.gguf", "models/flexi-demo-12L/model.bin", "models/flexi-demo-12L/tokenizer.bin");
     }
 
+    /**
+     * flexi-demo-12L fine-tuned for direct multi-token decoding elsewhere (llama2.c format), with
+     * the split its config.json gives as the runtime's keys (native/include/llama-dmtd.h):
+     * dmtd.thinking_layers and dmtd.cycle (the tau it was trained at).
+     */
+    public static Path dmtdDemo12L() throws IOException {
+        Path converted = llama2c("dmtd-demo-12L-base.gguf", "models/dmtd-demo-12L/model.bin", "models/dmtd-demo-12L/tokenizer.bin");
+        Path out = ProjectPaths.modelCache().resolve("dmtd-demo-12L.gguf");
+        if (Files.isRegularFile(out) && Files.getLastModifiedTime(out).compareTo(Files.getLastModifiedTime(converted)) >= 0) {
+            return out;
+        }
+        Path config = ProjectPaths.shared().orElseThrow(() -> new IOException("../shared is not present"))
+                .resolve("models/dmtd-demo-12L/config.json");
+        java.util.Map<?, ?> dmtd = (java.util.Map<?, ?>) ((java.util.Map<?, ?>) JsonFiles.parse(Files.readString(config))).get("dmtd");
+        if (dmtd == null) {
+            throw new IOException(config + " has no \"dmtd\" section");
+        }
+        Path tmp = Files.createTempFile(out.getParent(), "dmtd-demo-12L", ".tmp");
+        try (GgufReader r = GgufReader.open(converted)) {
+            GgufWriter.copyOf(r)
+                    .putUInt32("dmtd.thinking_layers", ((Number) dmtd.get("thinking_layers")).longValue())
+                    .putUInt32("dmtd.cycle", ((Number) dmtd.get("trained_tau")).longValue())
+                    .write(tmp);
+        }
+        Files.move(tmp, out, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+        return out;
+    }
+
     /** TinyStories-656K (Hugging Face safetensors), converted with the Java converter to F32. */
     public static Path tinyStories656K() throws IOException {
         Path out = ProjectPaths.modelCache().resolve("tinystories656k-f32.gguf");

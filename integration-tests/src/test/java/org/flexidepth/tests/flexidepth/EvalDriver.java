@@ -46,8 +46,17 @@ final class EvalDriver {
     /** The outputs and what the driver printed (its last line counts the graphs' token-skipping products). */
     record Run(List<Output> outputs, String log) {
         long mulMatIdNodes() {
-            return log.lines().filter(l -> l.startsWith("mul_mat_id nodes: ")).mapToLong(l -> Long.parseLong(l.substring(18).trim()))
-                    .findFirst().orElseThrow(() -> new AssertionError("no node count in " + log));
+            return count("mul_mat_id nodes: ");
+        }
+
+        /** The graphs' MUL_MAT nodes, as computed. */
+        long mulMatNodes() {
+            return count("mul_mat nodes: ");
+        }
+
+        private long count(String prefix) {
+            return log.lines().filter(l -> l.startsWith(prefix)).mapToLong(l -> Long.parseLong(l.substring(prefix.length()).trim()))
+                    .findFirst().orElseThrow(() -> new AssertionError("no " + prefix + "in " + log));
         }
     }
 

@@ -51,7 +51,8 @@ final class ReferenceModel {
             kvHeads = f.require(a + "attention.head_count_kv").asInt();
             ff = f.require(a + "feed_forward_length").asInt();
             eps = (float) f.require(a + "attention.layer_norm_rms_epsilon").asDouble();
-            ropeBase = (float) f.require(a + "rope.freq_base").asDouble();
+            // llama.cpp's default where the file has none (upstream's llama2.c converter writes none)
+            ropeBase = (float) (double) f.get(a + "rope.freq_base").map(v -> v.asDouble()).orElse(10000.0);
             bq = new float[layers][]; bk = new float[layers][]; bv = new float[layers][];
             qNorm = new float[layers][]; kNorm = new float[layers][];
             headDim = d / heads;
@@ -206,73 +207,126 @@ final class ReferenceModel {
 
         /** Feeds one token at the next position and returns its logits and routing. */
         Step step(int token) {
+            double[] x = embedding(token);
+            List<Double> gates = new ArrayList<>();
+            List<Boolean> ran = new ArrayList<>();
+            for (int l = 0; l < layers; l++) {
+                x = layer(l, x, gates, ran);
+            }
+            pos++;
+            return new Step(logits(x), gates, ran);
+        }
+
+        /**
+         * A DMTD cycle head (dmtd/SPEC.md section 4) at the next position: the thinking layers
+         * [0, thinking) first run for {@code pending}, the tokens of the positions just before it
+         * that only the decoding layers have seen (their thinking K/V are written now, once), then
+         * for the head, whose decoding layers get its thinking output plus its embedding.
+         */
+        Step dmtdHead(List<Integer> pending, int token, int thinking) {
+            int head = pos;
+            for (int j = 0; j < pending.size(); j++) {
+                pos = head - pending.size() + j;
+                double[] x = embedding(pending.get(j));
+                for (int l = 0; l < thinking; l++) {
+                    x = layer(l, x, new ArrayList<>(), new ArrayList<>());
+                }
+            }
+            pos = head;
+            double[] e = embedding(token), x = e;
+            for (int l = 0; l < thinking; l++) {
+                x = layer(l, x, new ArrayList<>(), new ArrayList<>());
+            }
+            for (int i = 0; i < d; i++) {
+                x[i] += e[i];
+            }
+            for (int l = thinking; l < layers; l++) {
+                x = layer(l, x, new ArrayList<>(), new ArrayList<>());
+            }
+            pos++;
+            return new Step(logits(x), List.of(), List.of());
+        }
+
+        /** A DMTD decoding-only step: the embedding through the decoding layers [thinking, layers). */
+        Step dmtdDecodingOnly(int token, int thinking) {
+            double[] x = embedding(token);
+            for (int l = thinking; l < layers; l++) {
+                x = layer(l, x, new ArrayList<>(), new ArrayList<>());
+            }
+            pos++;
+            return new Step(logits(x), List.of(), List.of());
+        }
+
+        private double[] embedding(int token) {
             double[] x = new double[d];
             for (int i = 0; i < d; i++) {
                 x[i] = tokEmbd[token * d + i];
             }
-            List<Double> gates = new ArrayList<>();
-            List<Boolean> ran = new ArrayList<>();
-            for (int l = 0; l < layers; l++) {
-                double[] z = rmsNorm(x, attnNorm[l]);
-                boolean run = true;
-                double g = 1;
-                if (rDown[l] != null) {
-                    double[] r = rmsNorm(matVec(rDown[l], z, d, routerSize), rNorm[l]);
-                    for (int i = 0; i < r.length; i++) {
-                        r[i] = Math.tanh(r[i]);
-                    }
-                    double logit = dot(rHead[l], matVec(rUp[l], r, routerSize, d), 0, d) + rBias[l];
-                    g = 1 / (1 + Math.exp(-logit));
-                    Boolean imposed = override == null ? null : override.decide(id, pos, l, g);
-                    run = imposed != null ? imposed : g > tau;
-                    gates.add(g);
-                    ran.add(run);
+            return x;
+        }
+
+        private double[] logits(double[] x) {
+            return matVec(output, rmsNorm(x, outNorm), d, vocab);
+        }
+
+        /** Layer l for the token at position {@code pos}, writing its K and V there; routing goes to gates and ran. */
+        private double[] layer(int l, double[] x, List<Double> gates, List<Boolean> ran) {
+            double[] z = rmsNorm(x, attnNorm[l]);
+            boolean run = true;
+            double g = 1;
+            if (rDown[l] != null) {
+                double[] r = rmsNorm(matVec(rDown[l], z, d, routerSize), rNorm[l]);
+                for (int i = 0; i < r.length; i++) {
+                    r[i] = Math.tanh(r[i]);
                 }
-                // K and V for every position, run or not
-                double[] k = project(wk[l], bk[l], kNorm[l], z, kvHeads, pos, true);
-                double[] v = project(wv[l], bv[l], null, z, kvHeads, pos, false);
-                keys[l].add(k);
-                values[l].add(v);
-                visible[l].add(run || !dropSkippedKv);
-                if (l == 0) {
-                    positions.add(pos);
-                }
-                boolean routed = rDown[l] != null;
-                boolean runAttention = run || (routed && skip.equals("ffn"));
-                boolean runFfn = run || (routed && skip.equals("attention"));
-                double[] h = x.clone();
-                if (runAttention) {
-                    double[] q = project(wq[l], bq[l], qNorm[l], z, heads, pos, true);
-                    double[] attn = attention(l, q);
-                    double[] o = matVec(wo[l], attn, d, d);
-                    double scale = routed && skip.equals("attention") ? g : 1; // MindSkip: x + g Attn
-                    for (int i = 0; i < d; i++) {
-                        h[i] += scale * o[i];
-                    }
-                }
-                double[] u = rmsNorm(h, ffnNorm[l]);
-                double[] y = h.clone();
-                if (routed && skip.equals("attention")) {
-                    double[] f = swiglu(u, wGate[l], wUp[l], wDown[l], ff);
-                    for (int i = 0; i < d; i++) {
-                        y[i] += f[i];
-                    }
-                } else if (runFfn) {
-                    double[] f = swiglu(u, wGate[l], wUp[l], wDown[l], ff);
-                    for (int i = 0; i < d; i++) {
-                        y[i] += g * f[i];
-                    }
-                } else {
-                    double[] a = swiglu(u, aGate[l], aUp[l], aDown[l], adapterSize);
-                    for (int i = 0; i < d; i++) {
-                        y[i] += (1 - g) * a[i];
-                    }
-                }
-                x = y;
+                double logit = dot(rHead[l], matVec(rUp[l], r, routerSize, d), 0, d) + rBias[l];
+                g = 1 / (1 + Math.exp(-logit));
+                Boolean imposed = override == null ? null : override.decide(id, pos, l, g);
+                run = imposed != null ? imposed : g > tau;
+                gates.add(g);
+                ran.add(run);
             }
-            pos++;
-            double[] n = rmsNorm(x, outNorm);
-            return new Step(matVec(output, n, d, vocab), gates, ran);
+            // K and V for every position, run or not
+            double[] k = project(wk[l], bk[l], kNorm[l], z, kvHeads, pos, true);
+            double[] v = project(wv[l], bv[l], null, z, kvHeads, pos, false);
+            keys[l].add(k);
+            values[l].add(v);
+            visible[l].add(run || !dropSkippedKv);
+            if (l == 0) {
+                positions.add(pos);
+            }
+            boolean routed = rDown[l] != null;
+            boolean runAttention = run || (routed && skip.equals("ffn"));
+            boolean runFfn = run || (routed && skip.equals("attention"));
+            double[] h = x.clone();
+            if (runAttention) {
+                double[] q = project(wq[l], bq[l], qNorm[l], z, heads, pos, true);
+                double[] attn = attention(l, q);
+                double[] o = matVec(wo[l], attn, d, d);
+                double scale = routed && skip.equals("attention") ? g : 1; // MindSkip: x + g Attn
+                for (int i = 0; i < d; i++) {
+                    h[i] += scale * o[i];
+                }
+            }
+            double[] u = rmsNorm(h, ffnNorm[l]);
+            double[] y = h.clone();
+            if (routed && skip.equals("attention")) {
+                double[] f = swiglu(u, wGate[l], wUp[l], wDown[l], ff);
+                for (int i = 0; i < d; i++) {
+                    y[i] += f[i];
+                }
+            } else if (runFfn) {
+                double[] f = swiglu(u, wGate[l], wUp[l], wDown[l], ff);
+                for (int i = 0; i < d; i++) {
+                    y[i] += g * f[i];
+                }
+            } else {
+                double[] a = swiglu(u, aGate[l], aUp[l], aDown[l], adapterSize);
+                for (int i = 0; i < d; i++) {
+                    y[i] += (1 - g) * a[i];
+                }
+            }
+            return y;
         }
 
         /** Forgets the cache entries at positions [p0, p1) (p1 < 0: to the end), as llama_memory_seq_rm. */

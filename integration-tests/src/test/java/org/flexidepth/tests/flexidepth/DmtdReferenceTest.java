@@ -1,0 +1,250 @@
+package org.flexidepth.tests.flexidepth;
+
+import org.flexidepth.tools.DefaultModel;
+import org.flexidepth.tools.ProjectPaths;
+import org.flexidepth.tools.RandomFixtures;
+
+import org.flexidepth.gguf.GgmlType;
+import org.flexidepth.llama.LlamaModel;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The fork's direct multi-token decoding (llama_dmtd_decode) against the independent reference
+ * (ReferenceModel.dmtdHead and dmtdDecodingOnly, written from dmtd/SPEC.md section 4): prompts of
+ * several lengths (so that cycles start at every phase), several cycles at tau 2, 3 and 4, two
+ * sequences in one batch at different points of their cycles, a state saved and restored into a
+ * new context in the middle of a cycle, and cycles phased by absolute position. The schedule (which
+ * token is a cycle head) is computed here from the SPEC and must be the fork's too. On random
+ * weights and on dmtd-demo-12L, which was fine-tuned for DMTD elsewhere.
+ */
+class DmtdReferenceTest {
+    static final RandomFixtures.Shape SHAPE = new RandomFixtures.Shape(6, 64, 4, 2, 128, 320, 512);
+    static final int THINKING = 4;
+
+    @TempDir
+    Path dir;
+
+    /** Builds a driver script and, beside it, what the reference must do for each output. */
+    static final class Plan {
+        final int tau, thinking;
+        final boolean absolute;
+        final List<String> lines = new ArrayList<>();
+        final List<int[]> outputs = new ArrayList<>(); // {seq, token, kind}: kind 0 prompt, 1 head, 2 decoding only
+        final Map<Integer, Integer> sincePrompt = new HashMap<>(), nextPos = new HashMap<>();
+
+        Plan(int tau, int thinking, boolean absolute) {
+            this.tau = tau;
+            this.thinking = thinking;
+            this.absolute = absolute;
+        }
+
+        Plan prompt(int seq, int... tokens) {
+            StringBuilder b = new StringBuilder("batch " + seq + ":");
+            for (int i = 0; i < tokens.length; i++) {
+                b.append(i == 0 ? "" : ",").append(tokens[i]);
+                outputs.add(new int[] {seq, tokens[i], 0});
+            }
+            lines.add(b.toString());
+            nextPos.merge(seq, tokens.length, Integer::sum);
+            sincePrompt.put(seq, 0);
+            return this;
+        }
+
+        /** One token for each {seq, token} pair, in one batch. */
+        Plan step(int... seqTokens) {
+            StringBuilder b = new StringBuilder("batch");
+            for (int k = 0; k < seqTokens.length; k += 2) {
+                int seq = seqTokens[k], token = seqTokens[k + 1];
+                int pos = nextPos.get(seq);
+                int since = sincePrompt.get(seq);
+                boolean head = tau <= 1 || (absolute ? pos % tau == 0 : since % tau == 0);
+                outputs.add(new int[] {seq, token, head ? 1 : 2});
+                b.append(' ').append(seq).append(':').append(token);
+                nextPos.put(seq, pos + 1);
+                sincePrompt.put(seq, since + 1);
+            }
+            lines.add(b.toString());
+            return this;
+        }
+
+        Plan saveAndRestore() {
+            lines.add("save");
+            lines.add("restore");
+            return this;
+        }
+    }
+
+    /** Runs the reference on a plan and compares it with the fork's outputs and schedule. */
+    static double compare(ReferenceModel ref, Plan plan, EvalDriver.Run fork) {
+        List<EvalDriver.Output> out = fork.outputs();
+        assertEquals(plan.outputs.size(), out.size(), "outputs");
+        String full = fork.log().lines().filter(l -> l.startsWith("dmtd full: ")).findFirst()
+                .orElseThrow(() -> new AssertionError("no schedule in " + fork.log())).substring(11).trim();
+        String[] flags = full.split(",");
+        Map<Integer, ReferenceModel.Sequence> seqs = new HashMap<>();
+        Map<Integer, List<Integer>> pending = new HashMap<>();
+        double maxDiff = 0;
+        int argmaxChecked = 0;
+        for (int i = 0; i < out.size(); i++) {
+            int[] o = plan.outputs.get(i);
+            int seq = o[0], token = o[1], kind = o[2];
+            assertEquals(seq, out.get(i).seq(), "sequence of output " + i);
+            assertEquals(kind == 2 ? "0" : "1", flags[i], "step kind of output " + i + " (1 full depth, 0 decoding layers only)");
+            ReferenceModel.Sequence s = seqs.computeIfAbsent(seq, id -> ref.sequence(id, 0.5f, false, null));
+            List<Integer> p = pending.computeIfAbsent(seq, id -> new ArrayList<>());
+            ReferenceModel.Step step;
+            if (kind == 0) {
+                p.clear();
+                step = s.step(token);
+            } else if (kind == 1) {
+                step = s.dmtdHead(p, token, plan.thinking);
+                p.clear();
+            } else {
+                step = s.dmtdDecodingOnly(token, plan.thinking);
+                p.add(token);
+            }
+            float[] logits = out.get(i).logits();
+            int forkBest = 0, refBest = 0, second = -1;
+            for (int v = 0; v < ref.vocab; v++) {
+                maxDiff = Math.max(maxDiff, Math.abs(step.logits()[v] - logits[v]));
+                forkBest = logits[v] > logits[forkBest] ? v : forkBest;
+                refBest = step.logits()[v] > step.logits()[refBest] ? v : refBest;
+            }
+            for (int v = 0; v < ref.vocab; v++) {
+                if (v != refBest && (second < 0 || step.logits()[v] > step.logits()[second])) {
+                    second = v;
+                }
+            }
+            if (step.logits()[refBest] - step.logits()[second] > 1e-3) {
+                assertEquals(refBest, forkBest, "greedy token of output " + i);
+                argmaxChecked++;
+            }
+        }
+        assertTrue(argmaxChecked > out.size() / 2, "greedy tokens compared: " + argmaxChecked);
+        return maxDiff;
+    }
+
+    static int[] tokens(SplittableRandom r, int n, int vocab) {
+        return r.ints(n, 3, vocab).toArray();
+    }
+
+    Path model() throws Exception {
+        Path model = dir.resolve("model.gguf");
+        RandomFixtures.writeModel(model, SHAPE, 91, GgmlType.F32);
+        return model;
+    }
+
+    static List<String> dmtdOptions(Plan plan) {
+        List<String> o = new ArrayList<>(List.of("--dmtd", String.valueOf(plan.thinking), String.valueOf(plan.tau)));
+        if (plan.absolute) {
+            o.add("absolute");
+        }
+        return o;
+    }
+
+    @ParameterizedTest
+    @ValueSource(ints = {2, 3, 4})
+    void severalCyclesAfterPromptsOfEveryPhase(int tau) throws Exception {
+        Path model = model();
+        ReferenceModel ref = new ReferenceModel(model, null);
+        SplittableRandom r = new SplittableRandom(tau);
+        for (int promptLength : new int[] {5, 6, 7, 8}) {
+            Plan plan = new Plan(tau, THINKING, false).prompt(0, tokens(r, promptLength, SHAPE.vocab()));
+            for (int t : tokens(r, 3 * tau + 2, SHAPE.vocab())) {
+                plan.step(0, t);
+            }
+            EvalDriver.Run fork = EvalDriver.runLogged(model, null, 0.5f, plan.lines, dir, EvalDriver.Mode.DENSE, dmtdOptions(plan));
+            double diff = compare(ref, plan, fork);
+            System.out.printf("tau %d, prompt %d: max |logit diff| %.2e%n", tau, promptLength, diff);
+            assertTrue(diff < FlexiDepthReferenceTest.LOGIT_TOLERANCE, "logits differ by " + diff);
+        }
+    }
+
+    /**
+     * Two sequences in one batch, one step apart in their cycles so that a batch holds a head of
+     * one and a decoding-only token of the other, with a state saved and restored into a new
+     * context in the middle of both cycles.
+     */
+    @ParameterizedTest
+    @ValueSource(ints = {3, 4})
+    void twoSequencesOutOfPhaseAndARestoreMidCycle(int tau) throws Exception {
+        Path model = model();
+        SplittableRandom r = new SplittableRandom(10 + tau);
+        Plan plan = new Plan(tau, THINKING, false).prompt(0, tokens(r, 6, SHAPE.vocab()));
+        plan.step(0, 300).prompt(1, tokens(r, 9, SHAPE.vocab()));
+        for (int i = 0; i < 2 * tau + 1; i++) {
+            if (i == tau + 1) {
+                plan.saveAndRestore();
+            }
+            plan.step(0, 3 + r.nextInt(SHAPE.vocab() - 3), 1, 3 + r.nextInt(SHAPE.vocab() - 3));
+        }
+        EvalDriver.Run fork = EvalDriver.runLogged(model, null, 0.5f, plan.lines, dir, EvalDriver.Mode.DENSE, dmtdOptions(plan));
+        double diff = compare(new ReferenceModel(model, null), plan, fork);
+        System.out.printf("tau %d, two sequences, restore mid-cycle: max |logit diff| %.2e%n", tau, diff);
+        assertTrue(diff < FlexiDepthReferenceTest.LOGIT_TOLERANCE, "logits differ by " + diff);
+        assertTrue(fork.log().contains("dmtd full: "));
+    }
+
+    @Test
+    void cyclesPhasedByAbsolutePosition() throws Exception {
+        Path model = model();
+        SplittableRandom r = new SplittableRandom(7);
+        Plan plan = new Plan(4, THINKING, true).prompt(0, tokens(r, 7, SHAPE.vocab()));
+        for (int t : tokens(r, 11, SHAPE.vocab())) {
+            plan.step(0, t);
+        }
+        EvalDriver.Run fork = EvalDriver.runLogged(model, null, 0.5f, plan.lines, dir, EvalDriver.Mode.DENSE, dmtdOptions(plan));
+        double diff = compare(new ReferenceModel(model, null), plan, fork);
+        assertTrue(diff < FlexiDepthReferenceTest.LOGIT_TOLERANCE, "logits differ by " + diff);
+    }
+
+    /**
+     * A decoding-only step computes the decoding layers only: its graph holds their products and
+     * the output head's, not the thinking layers' (9 products per llama layer: Q, K, V, O, the
+     * FFN's three, and without flash attention KQ and KQV).
+     */
+    @Test
+    void decodingOnlyStepsLeaveTheThinkingLayersOut() throws Exception {
+        Path model = model();
+        SplittableRandom r = new SplittableRandom(8);
+        Plan plan = new Plan(4, THINKING, false).prompt(0, tokens(r, 5, SHAPE.vocab())).step(0, 300);
+        long headAndPrompt = EvalDriver.runLogged(model, null, 0.5f, plan.lines, dir, EvalDriver.Mode.DENSE, dmtdOptions(plan)).mulMatNodes();
+        plan.step(0, 301);
+        long withOneMore = EvalDriver.runLogged(model, null, 0.5f, plan.lines, dir, EvalDriver.Mode.DENSE, dmtdOptions(plan)).mulMatNodes();
+        assertEquals(9L * (SHAPE.layers() - THINKING) + 1, withOneMore - headAndPrompt, "products of one decoding-only step");
+    }
+
+    /** dmtd-demo-12L (thinking layers 0-7, trained at tau 4) on a real sentence, at tau 2 and 4. */
+    @ParameterizedTest
+    @ValueSource(ints = {2, 4})
+    void theDemoModelMatchesTheReference(int tau) throws Exception {
+        Assumptions.assumeTrue(ProjectPaths.shared().isPresent(), "../shared is not present");
+        Path model = DefaultModel.dmtdDemo12L();
+        int[] text;
+        try (LlamaModel m = LlamaModel.load(model)) {
+            text = m.tokenize("The King said to his people that they were in the house of the LORD, and the people answered him", true, false);
+        }
+        Plan plan = new Plan(tau, 8, false).prompt(0, java.util.Arrays.copyOf(text, 6));
+        for (int i = 6; i < text.length; i++) {
+            plan.step(0, text[i]);
+        }
+        EvalDriver.Run fork = EvalDriver.runLogged(model, null, 0.5f, plan.lines, dir, EvalDriver.Mode.DENSE, dmtdOptions(plan));
+        double diff = compare(new ReferenceModel(model, null), plan, fork);
+        System.out.printf("dmtd-demo-12L tau %d: max |logit diff| %.2e over %d tokens%n", tau, diff, text.length);
+        assertTrue(diff < FlexiDepthReferenceTest.LOGIT_TOLERANCE, "logits differ by " + diff);
+    }
+}

@@ -1,0 +1,321 @@
+// DMTD's schedule (../shared/dmtd/SPEC.md section 4) on top of llama_decode: which step each
+// sequence's token takes, the refill block of a cycle head, and the cycles across calls.
+//
+// A cycle head refills the thinking layers of the positions decoded since the last head. Their
+// cells already hold the decoding layers' K/V (written at their own steps), and llama.cpp writes a
+// position's K/V into every layer of one cell at once; so the head step removes those positions
+// and decodes them again, with the head, in one causal block: the thinking layers write their K/V
+// for the first time, and the decoding layers, fed the embedding only as at their own steps and
+// attending to the same history, write again the values they wrote then (equal up to rounding:
+// the reference test holds them to 1e-4). At batch 1 a block of tau rows reads the weights once,
+// as one row does, so the refill costs no extra weight traffic.
+
+#include "dmtd-graph.h"
+
+#include "llama-context.h"
+#include "llama-model.h"
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+namespace {
+
+thread_local std::string dmtd_last_error_msg;
+std::atomic<uint64_t> dmtd_next_id{1};
+
+int32_t dmtd_fail(int32_t status, const std::string & message) {
+    dmtd_last_error_msg = message;
+    return status;
+}
+
+std::string dmtd_meta(const llama_model * model, const char * key) {
+    char buf[128] = {0};
+    return llama_model_meta_val_str(model, key, buf, sizeof(buf)) >= 0 ? std::string(buf) : std::string();
+}
+
+int32_t dmtd_check(const llama_model * model, const llama_dmtd_params & p) {
+    const int32_t n_layer = llama_model_n_layer(model);
+    const std::string arch = dmtd_meta(model, "general.architecture");
+    if (arch != "llama" && arch != "qwen3") {
+        return dmtd_fail(LLAMA_DMTD_ERR_INVALID_ARG, "DMTD supports llama and qwen3 models; this one is '" + arch + "'");
+    }
+    if (p.n_thinking < 1 || p.n_thinking >= n_layer) {
+        return dmtd_fail(LLAMA_DMTD_ERR_INVALID_ARG, "thinking layers must be 1 to " + std::to_string(n_layer - 1) + " of "
+                    + std::to_string(n_layer) + ", was " + std::to_string(p.n_thinking));
+    }
+    if (p.cycle < 1) {
+        return dmtd_fail(LLAMA_DMTD_ERR_INVALID_ARG, "the cycle must be >= 1, was " + std::to_string(p.cycle));
+    }
+    if (p.phase != LLAMA_DMTD_PHASE_PROMPT_END && p.phase != LLAMA_DMTD_PHASE_ABSOLUTE) {
+        return dmtd_fail(LLAMA_DMTD_ERR_INVALID_ARG, "unknown phase " + std::to_string((int) p.phase));
+    }
+    if (!p.refill) {
+        return dmtd_fail(LLAMA_DMTD_ERR_INVALID_ARG, "the no-refill variant is not implemented (native/README.md)");
+    }
+    return LLAMA_DMTD_OK;
+}
+
+// The pending tokens of a sequence whose next position is p: the cache may have been trimmed
+// (seq_rm) or rewritten since, and only the tokens of positions p-k .. p-1 are still pending.
+void dmtd_reconcile(llama_dmtd_binding::seq_state & st, llama_pos p) {
+    while (!st.pending.empty() && st.pending.back().first >= p) {
+        st.pending.pop_back();
+    }
+    if (!st.pending.empty() && st.pending.back().first != p - 1) {
+        st.pending.clear();
+        st.next_is_head = true;
+    }
+}
+
+struct dmtd_step_guard {
+    llama_dmtd_binding & b;
+    ~dmtd_step_guard() {
+        b.current = llama_dmtd_binding::step::none;
+        b.roles.clear();
+    }
+};
+
+int32_t dmtd_decode_as(llama_context * ctx, llama_dmtd_binding & b, llama_dmtd_binding::step kind, const llama_batch & batch) {
+    dmtd_step_guard guard{b};
+    b.current = kind;
+    const int32_t rc = llama_decode(ctx, batch);
+    return rc;
+}
+
+} // namespace
+
+bool llama_dmtd_model_params(const struct llama_model * model, struct llama_dmtd_params * out) {
+    if (model == nullptr || out == nullptr) {
+        return false;
+    }
+    out->n_thinking = llama_model_n_layer(model);
+    out->cycle = 1;
+    out->phase = LLAMA_DMTD_PHASE_PROMPT_END;
+    out->refill = true;
+    const std::string thinking = dmtd_meta(model, "dmtd.thinking_layers");
+    if (thinking.empty()) {
+        return false;
+    }
+    out->n_thinking = atoi(thinking.c_str());
+    const std::string cycle = dmtd_meta(model, "dmtd.cycle");
+    out->cycle = cycle.empty() ? 1 : atoi(cycle.c_str());
+    out->phase = dmtd_meta(model, "dmtd.phase") == "absolute" ? LLAMA_DMTD_PHASE_ABSOLUTE : LLAMA_DMTD_PHASE_PROMPT_END;
+    out->refill = dmtd_meta(model, "dmtd.refill") != "false";
+    return true;
+}
+
+int32_t llama_set_dmtd(struct llama_context * ctx, const struct llama_dmtd_params * params) {
+    dmtd_last_error_msg.clear();
+    if (ctx == nullptr) {
+        return dmtd_fail(LLAMA_DMTD_ERR_INVALID_ARG, "context must not be NULL");
+    }
+    if (params == nullptr) {
+        ctx->synchronize();
+        ctx->dmtd.reset();
+        return LLAMA_DMTD_OK;
+    }
+    if (int32_t rc = dmtd_check(&ctx->get_model(), *params); rc != LLAMA_DMTD_OK) {
+        return rc;
+    }
+    ctx->synchronize();
+    if (!ctx->dmtd) {
+        ctx->dmtd = std::make_unique<llama_dmtd_binding>();
+    }
+    ctx->dmtd->params = *params;
+    ctx->dmtd->id = dmtd_next_id++; // another split builds other graphs
+    return LLAMA_DMTD_OK;
+}
+
+int32_t llama_dmtd_decode(struct llama_context * ctx, struct llama_batch batch) {
+    dmtd_last_error_msg.clear();
+    if (ctx == nullptr) {
+        return dmtd_fail(LLAMA_DMTD_ERR_INVALID_ARG, "context must not be NULL");
+    }
+    llama_dmtd_binding * b = ctx->dmtd.get();
+    if (b == nullptr) {
+        return dmtd_fail(LLAMA_DMTD_ERR_NOT_SET, "the context decodes without DMTD (llama_set_dmtd)");
+    }
+    if (batch.n_tokens <= 0 || batch.token == nullptr || batch.pos == nullptr || batch.seq_id == nullptr || batch.n_seq_id == nullptr) {
+        return dmtd_fail(LLAMA_DMTD_ERR_INVALID_ARG, "a DMTD batch needs tokens with explicit positions and sequences");
+    }
+    const int32_t n = batch.n_tokens;
+    llama_memory_t mem = llama_get_memory(ctx);
+    std::unordered_map<llama_seq_id, int32_t> count;
+    bool prompt = false;
+    for (int32_t i = 0; i < n; ++i) {
+        if (batch.n_seq_id[i] != 1) {
+            prompt = true; // a token shared by several sequences can only be a prompt's
+            continue;
+        }
+        const llama_seq_id s = batch.seq_id[i][0];
+        prompt |= ++count[s] > 1 || llama_memory_seq_pos_max(mem, s) < 0;
+    }
+    b->out_index.resize(n);
+    b->full.resize(n);
+    if (prompt) {
+        // full depth for every token (llama_context::decode marks the sequences' cycles to start)
+        const int32_t rc = llama_decode(ctx, batch);
+        if (rc != 0) {
+            return dmtd_fail(LLAMA_DMTD_ERR_DECODE, "llama_decode returned " + std::to_string(rc));
+        }
+        for (int32_t i = 0; i < n; ++i) {
+            b->out_index[i] = i;
+            b->full[i] = 1;
+        }
+        return LLAMA_DMTD_OK;
+    }
+
+    const llama_dmtd_params & p = b->params;
+    std::vector<uint8_t> head(n);
+    bool any_head = false;
+    int32_t n_refill = 0;
+    for (int32_t i = 0; i < n; ++i) {
+        auto & st = b->seqs[batch.seq_id[i][0]];
+        dmtd_reconcile(st, batch.pos[i]);
+        head[i] = p.cycle <= 1 || (p.phase == LLAMA_DMTD_PHASE_ABSOLUTE ? batch.pos[i] % p.cycle == 0
+                                   : st.next_is_head || (int32_t) st.pending.size() >= p.cycle - 1);
+        any_head |= head[i] != 0;
+        n_refill += head[i] ? (int32_t) st.pending.size() : 0;
+    }
+
+    if (!any_head) {
+        const int32_t rc = dmtd_decode_as(ctx, *b, llama_dmtd_binding::step::decoding_only, batch);
+        if (rc != 0) {
+            return dmtd_fail(LLAMA_DMTD_ERR_DECODE, "llama_decode returned " + std::to_string(rc));
+        }
+        for (int32_t i = 0; i < n; ++i) {
+            b->seqs[batch.seq_id[i][0]].pending.emplace_back(batch.pos[i], batch.token[i]);
+            b->out_index[i] = i;
+            b->full[i] = 0;
+        }
+        return LLAMA_DMTD_OK;
+    }
+
+    // a full step: the refill rows of every head's sequence, then the batch's own tokens
+    llama_batch block = llama_batch_init(n_refill + n, 0, 1);
+    struct batch_freer { llama_batch & b; ~batch_freer() { llama_batch_free(b); } } freer{block};
+    int32_t k = 0;
+    auto add = [&](llama_token t, llama_pos pos, llama_seq_id s, bool logits, dmtd_row role) {
+        block.token[k] = t;
+        block.pos[k] = pos;
+        block.n_seq_id[k] = 1;
+        block.seq_id[k][0] = s;
+        block.logits[k] = logits;
+        b->roles[llama_dmtd_binding::key(s, pos)] = role;
+        ++k;
+    };
+    std::vector<std::pair<llama_seq_id, std::vector<std::pair<llama_pos, llama_token>>>> removed;
+    dmtd_step_guard guard{*b}; // the roles are cleared however this ends
+    for (int32_t i = 0; i < n; ++i) {
+        const llama_seq_id s = batch.seq_id[i][0];
+        auto & st = b->seqs[s];
+        if (!head[i] || st.pending.empty()) {
+            continue;
+        }
+        for (const auto & [pos, tok] : st.pending) {
+            add(tok, pos, s, false, dmtd_row::embd);
+        }
+        llama_memory_seq_rm(mem, s, st.pending.front().first, -1);
+        removed.emplace_back(s, st.pending);
+    }
+    for (int32_t i = 0; i < n; ++i) {
+        // without flags llama_decode outputs the last token only
+        add(batch.token[i], batch.pos[i], batch.seq_id[i][0], batch.logits ? batch.logits[i] != 0 : i == n - 1,
+            head[i] ? dmtd_row::head : dmtd_row::embd);
+    }
+    block.n_tokens = k;
+    b->current = llama_dmtd_binding::step::full;
+    const int32_t rc = llama_decode(ctx, block);
+    b->current = llama_dmtd_binding::step::none;
+    if (rc != 0) {
+        // put the removed positions back as they were: decoding layers only, embedding input,
+        // the same history (their thinking layers stay to be refilled)
+        std::string message = "llama_decode returned " + std::to_string(rc);
+        for (auto & [s, tokens] : removed) {
+            llama_batch again = llama_batch_init((int32_t) tokens.size(), 0, 1);
+            for (size_t j = 0; j < tokens.size(); ++j) {
+                again.token[j] = tokens[j].second;
+                again.pos[j] = tokens[j].first;
+                again.n_seq_id[j] = 1;
+                again.seq_id[j][0] = s;
+                again.logits[j] = false;
+            }
+            again.n_tokens = (int32_t) tokens.size();
+            if (dmtd_decode_as(ctx, *b, llama_dmtd_binding::step::decoding_only, again) != 0) {
+                // the sequence keeps its cache up to the removed positions and starts a new cycle
+                b->seqs[s].pending.clear();
+                b->seqs[s].next_is_head = true;
+                message += "; sequence " + std::to_string(s) + " lost its last " + std::to_string(tokens.size()) + " positions";
+            }
+            llama_batch_free(again);
+        }
+        return dmtd_fail(LLAMA_DMTD_ERR_DECODE, message);
+    }
+    for (int32_t i = 0; i < n; ++i) {
+        auto & st = b->seqs[batch.seq_id[i][0]];
+        if (head[i]) {
+            st.pending.clear();
+            st.next_is_head = false;
+        } else {
+            st.pending.emplace_back(batch.pos[i], batch.token[i]);
+        }
+        b->out_index[i] = n_refill + i;
+        b->full[i] = head[i];
+    }
+    return LLAMA_DMTD_OK;
+}
+
+int32_t llama_dmtd_output_index(const struct llama_context * ctx, int32_t i) {
+    const llama_dmtd_binding * b = ctx ? ctx->dmtd.get() : nullptr;
+    return b && i >= 0 && i < (int32_t) b->out_index.size() ? b->out_index[i] : -1;
+}
+
+int32_t llama_dmtd_full_step(const struct llama_context * ctx, int32_t i) {
+    const llama_dmtd_binding * b = ctx ? ctx->dmtd.get() : nullptr;
+    return b && i >= 0 && i < (int32_t) b->full.size() ? b->full[i] : -1;
+}
+
+int32_t llama_dmtd_seq_pending(const struct llama_context * ctx, llama_seq_id seq_id, llama_token * tokens, int32_t capacity,
+                               bool * starts_cycle) {
+    const llama_dmtd_binding * b = ctx ? ctx->dmtd.get() : nullptr;
+    if (b == nullptr) {
+        return dmtd_fail(LLAMA_DMTD_ERR_NOT_SET, "the context decodes without DMTD (llama_set_dmtd)");
+    }
+    const auto it = b->seqs.find(seq_id);
+    if (starts_cycle) {
+        *starts_cycle = it == b->seqs.end() || it->second.next_is_head;
+    }
+    if (it == b->seqs.end()) {
+        return 0;
+    }
+    const auto & pending = it->second.pending;
+    for (int32_t j = 0; j < (int32_t) pending.size() && j < capacity && tokens != nullptr; ++j) {
+        tokens[j] = pending[j].second;
+    }
+    return (int32_t) pending.size();
+}
+
+int32_t llama_dmtd_seq_set_pending(struct llama_context * ctx, llama_seq_id seq_id, const llama_token * tokens, int32_t n, bool start_cycle) {
+    llama_dmtd_binding * b = ctx ? ctx->dmtd.get() : nullptr;
+    if (b == nullptr) {
+        return dmtd_fail(LLAMA_DMTD_ERR_NOT_SET, "the context decodes without DMTD (llama_set_dmtd)");
+    }
+    const llama_pos last = llama_memory_seq_pos_max(llama_get_memory(ctx), seq_id);
+    if (n < 0 || (n > 0 && tokens == nullptr) || n > last + 1) {
+        return dmtd_fail(LLAMA_DMTD_ERR_INVALID_ARG, "sequence " + std::to_string(seq_id) + " holds " + std::to_string(last + 1)
+                    + " positions; cannot make " + std::to_string(n) + " of them pending");
+    }
+    auto & st = b->seqs[seq_id];
+    st.pending.clear();
+    for (int32_t j = 0; j < n; ++j) {
+        st.pending.emplace_back(last - n + 1 + j, tokens[j]);
+    }
+    st.next_is_head = start_cycle;
+    return LLAMA_DMTD_OK;
+}
+
+const char * llama_dmtd_last_error(void) {
+    return dmtd_last_error_msg.c_str();
+}

@@ -1,0 +1,91 @@
+#pragma once
+
+// DMTD inside llama.cpp's graphs (../shared/dmtd/SPEC.md section 4): the per-context state of
+// the cycles (llama_context::dmtd) and the two hooks a model's layer loop calls: whether a layer
+// is skipped (the thinking layers, at a decoding-only step), and the decoding layers' input
+// d = h * hs + e * es per row (prompt rows: h; cycle heads: h + e; the other rows: e).
+// Used by the patched src/models/{llama,qwen3}.cpp and src/llama-context.cpp.
+
+#include "llama-dmtd.h"
+#include "llama-graph.h"
+
+#include <cstdint>
+#include <unordered_map>
+#include <vector>
+
+struct llama_context;
+
+// How the decoding layers' input of a row is formed.
+enum class dmtd_row : uint8_t {
+    prompt, // the residual stream, as in the base model
+    head,   // the residual stream plus the row's embedding
+    embd,   // the embedding only: a decoding-only token, or one the head refills
+};
+
+struct llama_dmtd_binding {
+    llama_dmtd_params params {};
+    uint64_t id = 0; // fresh per binding: graphs built for another are never reused
+
+    // the step llama_dmtd_decode is running: none (a plain llama_decode: prompt rows, full
+    // depth), a full step with per-row roles, or a decoding-only step
+    enum class step { none, full, decoding_only } current = step::none;
+    std::unordered_map<uint64_t, dmtd_row> roles; // (seq, pos) -> role, during a full step
+
+    struct seq_state {
+        bool next_is_head = true;                          // PROMPT_END: a prompt just ended
+        std::vector<std::pair<llama_pos, llama_token>> pending; // decoded since the last head
+    };
+    std::unordered_map<llama_seq_id, seq_state> seqs;
+
+    // of the last llama_dmtd_decode batch, by batch index
+    std::vector<int32_t> out_index;
+    std::vector<uint8_t> full;
+
+    // the graph topology: none, full and decoding-only steps build different graphs
+    uint64_t graph_id() const { return id * 4 + (uint64_t) current + 1; }
+
+    static uint64_t key(llama_seq_id seq, llama_pos pos) {
+        return ((uint64_t) (uint32_t) seq << 32) | (uint32_t) pos;
+    }
+};
+
+// Called by llama_context::decode before a batch's first ubatch: a batch decoded outside
+// llama_dmtd_decode is a prompt for each of its sequences.
+void dmtd_begin_batch(llama_dmtd_binding * binding, const llama_batch & batch);
+
+class llm_graph_input_dmtd : public llm_graph_input_i {
+public:
+    explicit llm_graph_input_dmtd(llama_dmtd_binding * binding) : binding(binding) {}
+
+    void set_input(const llama_ubatch * ubatch) override;
+
+    bool can_reuse(const llm_graph_params & params) override {
+        return params.dmtd == binding && params.dmtd_id == binding->graph_id();
+    }
+
+    llama_dmtd_binding * binding;
+    ggml_tensor * h_scale = nullptr; // F32 [1, n_tokens]
+    ggml_tensor * e_scale = nullptr; // F32 [1, n_tokens]
+    std::vector<float> host;
+};
+
+// The hooks. Without DMTD on the context, or at a plain llama_decode, they change nothing and add
+// no node: the graph is then exactly upstream's.
+class llm_dmtd_graph {
+public:
+    llm_dmtd_graph(const llm_graph_context & g, const llm_graph_params & params);
+
+    // whether layer il is left out of this graph (the thinking layers of a decoding-only step)
+    bool skips(int il) const {
+        return decoding_only && il < n_thinking;
+    }
+
+    // the input of layer il: at the first decoding layer of a full step, h * hs + e * es
+    ggml_tensor * layer_input(int il, ggml_tensor * h, ggml_tensor * embd);
+
+private:
+    const llm_graph_context & g;
+    llm_graph_input_dmtd * inp = nullptr;
+    bool decoding_only = false;
+    int n_thinking = 0;
+};
