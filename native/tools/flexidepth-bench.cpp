@@ -1,14 +1,15 @@
 // llama-flexidepth-bench: prefill and decode speed of a model with and without a FlexiDepth
 // plug-in, at forced skip patterns that override the routers (so that speed can be measured
-// independently of router weights), interleaved in one run. For each configuration it prints
-// prefill and decode tokens/s, layers per token, and the ideal decode speedup computed from the
-// bytes of weights a token reads.
+// independently of router weights), and with direct multi-token decoding at several cycles,
+// interleaved in one run. For each configuration it prints prefill and decode tokens/s, layers per
+// token, and the ideal decode speedup computed from the bytes of weights a token reads.
 //
 // usage: llama-flexidepth-bench -m MODEL [--flexidepth PLUGIN] [--tau 0.5] [--mode auto|masked|dense]
 //          [--skip-ratios 0,0.25,0.5,1] [--skip-layers L,L,...] [-p 128] [-n 64] [-r 3] [-t THREADS]
-//          [--no-repack] [--json]
+//          [--dmtd THINKING_LAYERS --cycles 2,3,4] [--no-repack] [--json]
 #include "llama.h"
 #include "llama-flexidepth.h"
+#include "llama-dmtd.h"
 #include "gguf.h"
 
 #include <algorithm>
@@ -29,6 +30,7 @@ struct config {
     bool plugin = false;
     std::vector<int8_t> forced; // per routed layer; empty = routers decide
     double skip_ratio = -1;
+    int dmtd_cycle = 0;         // > 0: decoded with llama_dmtd_decode at this cycle
 };
 
 struct result {
@@ -109,6 +111,8 @@ int main(int argc, char ** argv) {
     std::vector<int> skip_layers;
     int n_prompt = 128, n_gen = 64, reps = 3, threads = (int) std::thread::hardware_concurrency();
     bool json = false, repack = true;
+    int dmtd_thinking = 0;
+    std::vector<int> cycles = {2, 3, 4};
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         auto next = [&]() -> std::string {
@@ -127,6 +131,8 @@ int main(int argc, char ** argv) {
         else if (a == "-t") threads = atoi(next().c_str());
         else if (a == "--json") json = true;
         else if (a == "--no-repack") repack = false;
+        else if (a == "--dmtd") dmtd_thinking = atoi(next().c_str());
+        else if (a == "--cycles") { cycles.clear(); for (auto & s : split(next())) cycles.push_back(atoi(s.c_str())); }
         else { fprintf(stderr, "unknown option %s\n", a.c_str()); return 2; }
     }
     if (model_path.empty() || (mode != "masked" && mode != "dense" && mode != "auto")) {
@@ -173,6 +179,12 @@ int main(int argc, char ** argv) {
         }
     }
 
+    if (dmtd_thinking > 0) {
+        for (int c : cycles) {
+            configs.push_back({"dmtd tau " + std::to_string(c), false, {}, -1, c});
+        }
+    }
+
     llama_context_params cp = llama_context_default_params();
     cp.n_ctx = n_prompt + n_gen + 16;
     cp.n_batch = std::max(n_prompt, 1);
@@ -189,6 +201,10 @@ int main(int argc, char ** argv) {
     std::vector<uint8_t> run(gates.size());
 
     std::vector<result> results(configs.size());
+    llama_batch one = llama_batch_init(1, 0, 1); // llama_dmtd_decode needs explicit positions
+    one.n_seq_id[0] = 1;
+    one.seq_id[0][0] = 0;
+    one.logits[0] = 1;
     using clock = std::chrono::steady_clock;
     for (int rep = -1; rep < reps; ++rep) { // rep -1 warms up every configuration
         for (size_t c = 0; c < configs.size(); ++c) {
@@ -203,6 +219,11 @@ int main(int argc, char ** argv) {
             } else {
                 llama_set_adapter_flexidepth(ctx, nullptr, nullptr);
             }
+            llama_dmtd_params dp = {dmtd_thinking, cfg.dmtd_cycle, LLAMA_DMTD_PHASE_PROMPT_END, true};
+            if (llama_set_dmtd(ctx, cfg.dmtd_cycle > 0 ? &dp : nullptr) != 0) {
+                fprintf(stderr, "%s\n", llama_dmtd_last_error());
+                return 1;
+            }
             llama_memory_clear(llama_get_memory(ctx), true);
             auto t0 = clock::now();
             if (llama_decode(ctx, llama_batch_get_one(prompt.data(), n_prompt)) != 0) { fprintf(stderr, "decode failed\n"); return 1; }
@@ -212,6 +233,14 @@ int main(int argc, char ** argv) {
             llama_token tok = prompt.back();
             for (int i = 0; i < n_gen; ++i) {
                 tok = 3 + (tok * 7919 + 13) % (n_vocab - 3);
+                if (cfg.dmtd_cycle > 0) {
+                    one.token[0] = tok;
+                    one.pos[0] = n_prompt + i;
+                    one.n_tokens = 1;
+                    if (llama_dmtd_decode(ctx, one) != 0) { fprintf(stderr, "decode failed: %s\n", llama_dmtd_last_error()); return 1; }
+                    layers += llama_dmtd_full_step(ctx, 0) ? n_layer : n_layer - dmtd_thinking;
+                    continue;
+                }
                 if (llama_decode(ctx, llama_batch_get_one(&tok, 1)) != 0) { fprintf(stderr, "decode failed\n"); return 1; }
                 if (cfg.plugin) {
                     llama_get_flexidepth_routing(ctx, gates.data(), run.data(), nullptr, nullptr, (int32_t) gates.size());
@@ -257,6 +286,12 @@ int main(int argc, char ** argv) {
             }
             ideal = full / bytes;
         }
+        if (cfg.dmtd_cycle > 0) {
+            // a cycle reads every layer once and the decoding layers tau-1 more times (SPEC section 6)
+            double mid = wb.other;
+            for (int l = dmtd_thinking; l < n_layer; ++l) mid += wb.skippable[l] + wb.always[l];
+            ideal = full / ((full + (cfg.dmtd_cycle - 1) * mid) / cfg.dmtd_cycle);
+        }
         const double speedup = mean(results[c].tg_tps) / base_tg;
         if (json) {
             printf("{\"config\":\"%s\",\"mode\":\"%s\",\"skip_ratio\":%.3f,\"prefill_tps\":%.3f,\"prefill_sd\":%.3f,"
@@ -269,6 +304,7 @@ int main(int argc, char ** argv) {
                    mean(results[c].layers), speedup, ideal, 100.0 * speedup / ideal);
         }
     }
+    llama_batch_free(one);
     llama_free(ctx);
     llama_adapter_flexidepth_free(fd);
     llama_model_free(model);
