@@ -2,5 +2,6 @@
 #include "llama.h"
 #include "llama-fork.h"
 #include "llama-flexidepth.h"
+#include "llama-dmtd.h"
 #include "llama-flexidepth-train.h"
 #include "llama-fork-common.h"

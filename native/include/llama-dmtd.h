@@ -15,11 +15,12 @@
 extern "C" {
 #endif
 
+    // Return codes of the functions below; llama_dmtd_decode returns llama_decode's own value when
+    // that fails (1: no room in the cache, 2: aborted, negative: an error), which these do not overlap.
     enum llama_dmtd_status {
         LLAMA_DMTD_OK              = 0,
-        LLAMA_DMTD_ERR_INVALID_ARG = -1, // a NULL context, parameters out of range, a batch DMTD cannot decode
-        LLAMA_DMTD_ERR_DECODE      = -2, // llama_decode failed (its return value is in the message); the cache is as it was
-        LLAMA_DMTD_ERR_NOT_SET     = -3, // the context decodes without DMTD
+        LLAMA_DMTD_ERR_INVALID_ARG = -100, // a NULL context, parameters out of range, a batch DMTD cannot decode
+        LLAMA_DMTD_ERR_NOT_SET     = -101, // the context decodes without DMTD
     };
 
     // Where cycles start. PROMPT_END: the first token decoded after a prompt is a cycle head (the
@@ -50,7 +51,8 @@ extern "C" {
     // takes a cycle-head step (full depth, with the refill block of the tokens decoded since its last
     // head) or a decoding-only step. llama_decode on a DMTD context decodes full depth, like a prompt.
     // After success, read token i's logits at llama_dmtd_output_index(ctx, i) (the refill rows come
-    // first in what was decoded). On failure the cache and the cycles are as they were.
+    // first in what was decoded); index -1 is the last token's, as after llama_decode. On failure
+    // (a llama_dmtd_status, or llama_decode's value) the cache and the cycles are as they were.
     LLAMA_API int32_t llama_dmtd_decode(struct llama_context * ctx, struct llama_batch batch);
 
     // The index to pass to llama_get_logits_ith (or a sampler) for token i of the last

@@ -158,7 +158,7 @@ int32_t llama_dmtd_decode(struct llama_context * ctx, struct llama_batch batch) 
         // full depth for every token (llama_context::decode marks the sequences' cycles to start)
         const int32_t rc = llama_decode(ctx, batch);
         if (rc != 0) {
-            return dmtd_fail(LLAMA_DMTD_ERR_DECODE, "llama_decode returned " + std::to_string(rc));
+            return dmtd_fail(rc, "llama_decode returned " + std::to_string(rc));
         }
         for (int32_t i = 0; i < n; ++i) {
             b->out_index[i] = i;
@@ -183,7 +183,7 @@ int32_t llama_dmtd_decode(struct llama_context * ctx, struct llama_batch batch) 
     if (!any_head) {
         const int32_t rc = dmtd_decode_as(ctx, *b, llama_dmtd_binding::step::decoding_only, batch);
         if (rc != 0) {
-            return dmtd_fail(LLAMA_DMTD_ERR_DECODE, "llama_decode returned " + std::to_string(rc));
+            return dmtd_fail(rc, "llama_decode returned " + std::to_string(rc));
         }
         for (int32_t i = 0; i < n; ++i) {
             b->seqs[batch.seq_id[i][0]].pending.emplace_back(batch.pos[i], batch.token[i]);
@@ -251,7 +251,7 @@ int32_t llama_dmtd_decode(struct llama_context * ctx, struct llama_batch batch) 
             }
             llama_batch_free(again);
         }
-        return dmtd_fail(LLAMA_DMTD_ERR_DECODE, message);
+        return dmtd_fail(rc, message);
     }
     for (int32_t i = 0; i < n; ++i) {
         auto & st = b->seqs[batch.seq_id[i][0]];

@@ -114,11 +114,12 @@ public final class Generation implements Iterator<Token>, AutoCloseable {
     }
 
     private Token produce() {
+        Optional<Token.Step> step = session.lastStep();
         int id = session.sample(sampler, tokens.size());
         float logProb = llama_h.llama_fork_token_logprob(session.context(), -1, id);
         List<Token.Alternative> alternatives = alternatives();
         if (model.isEndOfGeneration(id)) {
-            Token t = new Token(id, stops.append(utf8.flush()) + stops.flush(), logProb, sinceLastToken(), Optional.empty(), alternatives);
+            Token t = new Token(id, stops.append(utf8.flush()) + stops.flush(), logProb, sinceLastToken(), Optional.empty(), alternatives, step);
             record(t);
             finish(StopReason.END_OF_GENERATION);
             return t;
@@ -146,7 +147,7 @@ public final class Generation implements Iterator<Token>, AutoCloseable {
                 piece += stops.flush();
             }
         }
-        Token t = new Token(id, piece, logProb, sinceLastToken(), usage, alternatives);
+        Token t = new Token(id, piece, logProb, sinceLastToken(), usage, alternatives, step);
         record(t);
         if (stop != null) {
             finish(stop);

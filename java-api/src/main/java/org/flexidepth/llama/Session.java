@@ -1,6 +1,7 @@
 package org.flexidepth.llama;
 
 import org.flexidepth.llama.bindings.llama_batch;
+import org.flexidepth.llama.bindings.llama_dmtd_params;
 import org.flexidepth.llama.bindings.llama_context_params;
 import org.flexidepth.llama.bindings.llama_h;
 
@@ -58,6 +59,8 @@ public final class Session implements AutoCloseable {
     private MemorySegment routingGates, routingRun;
     // LoRA adapters applied, with their scales, in the order given
     private Map<LoraAdapter, Float> loras = Map.of();
+    // with DMTD, the kind of step whose logits the next token is sampled from
+    private Optional<Token.Step> lastStep = Optional.empty();
 
     Session(LlamaModel model, SessionOptions options) {
         this.model = model;
@@ -109,10 +112,49 @@ public final class Session implements AutoCloseable {
             nSeq.setAtIndex(ValueLayout.JAVA_INT, i, 1);
             seqIds.getAtIndex(ValueLayout.ADDRESS, i).reinterpret(4).set(ValueLayout.JAVA_INT, 0, 0);
         }
+        options.dmtd().ifPresent(this::setDmtd);
         pieces = new PieceBuffer(arena, model.vocab());
         sampledToken = arena.allocate(ValueLayout.JAVA_INT);
         abortFlag = arena.allocate(ValueLayout.JAVA_INT);
         llama_h.llama_set_abort_callback(ctx, llama_h.llama_fork_abort_on_flag$address(), abortFlag);
+    }
+
+    /** Turns DMTD on for the new context, with the model's split unless the options give one; frees it on failure. */
+    private void setDmtd(Dmtd d) {
+        MemorySegment p = llama_dmtd_params.allocate(arena);
+        boolean declared = llama_h.llama_dmtd_model_params(model.handle(), p);
+        if (d.thinkingLayers() == 0 && !declared) {
+            freeUnopened();
+            throw new InvalidArgumentException(model.path().getFileName() + " declares no DMTD split (dmtd.thinking_layers):"
+                    + " it was not fine-tuned for direct multi-token decoding; give Dmtd.withThinkingLayers to run it anyway");
+        }
+        if (d.thinkingLayers() > 0) {
+            llama_dmtd_params.n_thinking(p, d.thinkingLayers());
+        }
+        llama_dmtd_params.cycle(p, d.cycle());
+        llama_dmtd_params.phase(p, d.phase() == Dmtd.Phase.ABSOLUTE ? llama_h.LLAMA_DMTD_PHASE_ABSOLUTE() : llama_h.LLAMA_DMTD_PHASE_PROMPT_END());
+        if (llama_h.llama_set_dmtd(ctx, p) != llama_h.LLAMA_DMTD_OK()) {
+            String why = llama_h.llama_dmtd_last_error().getString(0);
+            freeUnopened();
+            throw new InvalidArgumentException("cannot decode " + model.path().getFileName() + " with " + d + ": " + why);
+        }
+        LOG.info("session decodes with DMTD: cycle {}, {} thinking layers of {}, phase {}", d.cycle(), llama_dmtd_params.n_thinking(p),
+                model.info().layers(), d.phase());
+    }
+
+    /** Frees what the constructor allocated when it cannot finish. */
+    private void freeUnopened() {
+        llama_h.llama_batch_free(batch);
+        llama_h.llama_free(ctx);
+        arena.close();
+    }
+
+    /**
+     * With DMTD, the kind of step whose logits the next sampled token comes from: full depth after
+     * a prompt or a cycle head, the decoding layers only otherwise; empty without DMTD.
+     */
+    Optional<Token.Step> lastStep() {
+        return lastStep;
     }
 
     /** A decode stopped by {@link #abortDecode()}; the cache holds what it held before that decode. */
@@ -1136,6 +1178,10 @@ public final class Session implements AutoCloseable {
     }
 
     private void requireSnapshotRouting() {
+        if (options.dmtd().isPresent()) {
+            throw new UnsupportedOperationException("a DMTD session's place in its cycle is not part of its state yet: "
+                    + "a snapshot cannot be restored faithfully (native/README.md)");
+        }
         if (plugin != null && !plugin.skipFamily().keepsSkippedKv()) {
             throw new UnsupportedOperationException("the attached plug-in " + plugin.path().getFileName()
                     + " hides skipped tokens' K/V (skip family LAYER_NO_KV), which llama.cpp's state does not record: "
@@ -1228,6 +1274,11 @@ public final class Session implements AutoCloseable {
      * when a plug-in is attached, else an empty list.
      */
     List<LayerUsage> decode(int[] tokens, int off, int n, int firstOutput) {
+        return decode(tokens, off, n, firstOutput, false);
+    }
+
+    /** As above; {@code generated}: one generated token, which DMTD decodes on its schedule. */
+    private List<LayerUsage> decode(int[] tokens, int off, int n, int firstOutput, boolean generated) {
         if (cachedLength + n > contextSize) {
             throw new ContextFullException("the context of " + contextSize + " tokens is full");
         }
@@ -1238,7 +1289,8 @@ public final class Session implements AutoCloseable {
         }
         llama_batch.n_tokens(batch, n);
         cacheChanges++;
-        int rc = llama_h.llama_decode(ctx, batch);
+        boolean dmtdStep = generated && options.dmtd().isPresent() && cachedLength > 0;
+        int rc = dmtdStep ? llama_h.llama_dmtd_decode(ctx, batch) : llama_h.llama_decode(ctx, batch);
         if (rc == 2) {
             // upstream drops the aborted ubatch; earlier ubatches of this batch go too
             llama_h.llama_memory_seq_rm(llama_h.llama_get_memory(ctx), 0, cachedLength, -1);
@@ -1248,10 +1300,14 @@ public final class Session implements AutoCloseable {
             throw new ContextFullException("no room in the KV cache for " + n + " more tokens");
         }
         if (rc != 0) {
-            throw new DecodeException(rc, "evaluating " + n + " tokens failed" + NativeLog.nativeErrorSuffix());
+            throw new DecodeException(rc, "evaluating " + n + " tokens failed"
+                    + (dmtdStep ? ": " + llama_h.llama_dmtd_last_error().getString(0) : "") + NativeLog.nativeErrorSuffix());
+        }
+        if (options.dmtd().isPresent()) {
+            lastStep = Optional.of(!dmtdStep || llama_h.llama_dmtd_full_step(ctx, 0) == 1 ? Token.Step.FULL_DEPTH : Token.Step.DECODING_LAYERS);
         }
         for (int i = firstOutput; i < n; i++) {
-            if (!llama_h.llama_fork_logits_finite(ctx, i)) {
+            if (!llama_h.llama_fork_logits_finite(ctx, dmtdStep ? llama_h.llama_dmtd_output_index(ctx, i) : i)) {
                 throw new DecodeException("the logits of token " + (cachedLength + i) + " are not finite (NaN or infinite):"
                         + " the model or plug-in computes garbage for this input; the cache is restored");
             }
@@ -1275,7 +1331,7 @@ public final class Session implements AutoCloseable {
 
     /** Decodes one generated token; on failure the cache is as before. */
     List<LayerUsage> decodeNext(int token) {
-        return restoringCacheOnFailure(() -> decode(new int[] {token}, 0, 1, 0), true);
+        return restoringCacheOnFailure(() -> decode(new int[] {token}, 0, 1, 0, true), true);
     }
 
     /**

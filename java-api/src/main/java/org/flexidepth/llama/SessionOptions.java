@@ -13,9 +13,10 @@ import java.util.Optional;
  *                      vectors are pooled into one per text; empty for a generation session
  * @param sequences     texts an embedding session evaluates together in one native call (sequences
  *                      of the context); 1 for a generation session
+ * @param dmtd          direct multi-token decoding of generated tokens; empty: every token at full depth
  */
 public record SessionOptions(int contextSize, int batchSize, int threads, int threadsBatch, Optional<Pooling> embeddings,
-                             int sequences) {
+                             int sequences, Optional<Dmtd> dmtd) {
     /** The defaults of {@link #builder()}: the model's training context up to 4096, batches of 512, all processors. */
     public static final SessionOptions DEFAULT = builder().build();
 
@@ -35,6 +36,10 @@ public record SessionOptions(int contextSize, int batchSize, int threads, int th
             throw new InvalidArgumentException("thread counts must be >= 0 (0 = automatic), were " + threads + ", " + threadsBatch);
         }
         embeddings = embeddings == null ? Optional.empty() : embeddings;
+        dmtd = dmtd == null ? Optional.empty() : dmtd;
+        if (dmtd.isPresent() && embeddings.isPresent()) {
+            throw new InvalidArgumentException("DMTD decodes generated tokens; an embedding session generates none");
+        }
         if (sequences < 1 || sequences > 256) {
             throw new InvalidArgumentException("sequences must be in [1, 256], was " + sequences);
         }
@@ -52,6 +57,7 @@ public record SessionOptions(int contextSize, int batchSize, int threads, int th
     public Builder toBuilder() {
         Builder b = new Builder().contextSize(contextSize).batchSize(batchSize).threads(threads).threadsBatch(threadsBatch);
         embeddings.ifPresent(p -> b.embeddings(p, sequences));
+        dmtd.ifPresent(b::dmtd);
         return b;
     }
 
@@ -71,8 +77,23 @@ public record SessionOptions(int contextSize, int batchSize, int threads, int th
         private int threadsBatch = 0;
         private Pooling embeddings;
         private int sequences = 1;
+        private Dmtd dmtd;
 
         private Builder() {
+        }
+
+        /**
+         * Decodes generated tokens with direct multi-token decoding ({@link Dmtd}).
+         *
+         * @param dmtd the cycle, split and phase, not {@code null}; default: none, every token at full depth
+         * @return this builder
+         */
+        public Builder dmtd(Dmtd dmtd) {
+            if (dmtd == null) {
+                throw new InvalidArgumentException("the DMTD options must not be null");
+            }
+            this.dmtd = dmtd;
+            return this;
         }
 
         /**
@@ -144,7 +165,8 @@ public record SessionOptions(int contextSize, int batchSize, int threads, int th
          * @throws InvalidArgumentException if a value is out of range
          */
         public SessionOptions build() {
-            return new SessionOptions(contextSize, batchSize, threads, threadsBatch, Optional.ofNullable(embeddings), sequences);
+            return new SessionOptions(contextSize, batchSize, threads, threadsBatch, Optional.ofNullable(embeddings), sequences,
+                    Optional.ofNullable(dmtd));
         }
     }
 }

@@ -17,9 +17,19 @@ import java.util.Optional;
  *                       when the model read it (absent for the end token, which is never read)
  * @param alternatives   the most likely tokens at this step, most likely first, as many as
  *                       {@link GenerationOptions#topLogProbabilities()} asks (empty by default)
+ * @param step           in a session with {@link Dmtd}, the kind of step whose logits this token was
+ *                       sampled from; empty otherwise
  */
 public record Token(int id, String text, float logProbability, Duration latency, Optional<LayerUsage> layers,
-                    List<Alternative> alternatives) {
+                    List<Alternative> alternatives, Optional<Step> step) {
+    /** The kind of step a token of a DMTD session came from. */
+    public enum Step {
+        /** A prompt's last token or a cycle head: every layer. */
+        FULL_DEPTH,
+        /** The decoding layers only. */
+        DECODING_LAYERS
+    }
+
     /**
      * A token the model could have chosen at a step.
      *
@@ -37,5 +47,11 @@ public record Token(int id, String text, float logProbability, Duration latency,
      */
     public Token {
         alternatives = List.copyOf(alternatives);
+        step = step == null ? Optional.empty() : step;
+    }
+
+    /** A token of a session without DMTD. */
+    public Token(int id, String text, float logProbability, Duration latency, Optional<LayerUsage> layers, List<Alternative> alternatives) {
+        this(id, text, logProbability, latency, layers, alternatives, Optional.empty());
     }
 }

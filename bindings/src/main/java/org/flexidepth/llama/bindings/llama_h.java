@@ -336,6 +336,24 @@ public class llama_h {
         return LLAMA_FLEXIDEPTH_MODE_AUTO;
     }
 
+    private static final int LLAMA_DMTD_OK = 0;
+
+    public static int LLAMA_DMTD_OK() {
+        return LLAMA_DMTD_OK;
+    }
+
+    private static final int LLAMA_DMTD_PHASE_PROMPT_END = 0;
+
+    public static int LLAMA_DMTD_PHASE_PROMPT_END() {
+        return LLAMA_DMTD_PHASE_PROMPT_END;
+    }
+
+    private static final int LLAMA_DMTD_PHASE_ABSOLUTE = 1;
+
+    public static int LLAMA_DMTD_PHASE_ABSOLUTE() {
+        return LLAMA_DMTD_PHASE_ABSOLUTE;
+    }
+
     private static final int LLAMA_FLEXIDEPTH_DATA_TEXT = 0;
 
     public static int LLAMA_FLEXIDEPTH_DATA_TEXT() {
@@ -3701,6 +3719,274 @@ public class llama_h {
         var mh$ = llama_get_flexidepth_routing.HANDLE;
         try {
             return (int) mh$.invokeExact(ctx, gates, run, pos, seq_id, capacity);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class llama_dmtd_model_params {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                llama_h.C_BOOL,
+                llama_h.C_POINTER,
+                llama_h.C_POINTER
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_dmtd_model_params");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_dmtd_model_params$descriptor() {
+        return llama_dmtd_model_params.DESC;
+    }
+
+    public static MethodHandle llama_dmtd_model_params$handle() {
+        return llama_dmtd_model_params.HANDLE;
+    }
+
+    public static MemorySegment llama_dmtd_model_params$address() {
+        return llama_dmtd_model_params.ADDR;
+    }
+
+    public static boolean llama_dmtd_model_params(MemorySegment model, MemorySegment out) {
+        var mh$ = llama_dmtd_model_params.HANDLE;
+        try {
+            return (boolean) mh$.invokeExact(model, out);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class llama_set_dmtd {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                llama_h.C_INT,
+                llama_h.C_POINTER,
+                llama_h.C_POINTER
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_set_dmtd");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_set_dmtd$descriptor() {
+        return llama_set_dmtd.DESC;
+    }
+
+    public static MethodHandle llama_set_dmtd$handle() {
+        return llama_set_dmtd.HANDLE;
+    }
+
+    public static MemorySegment llama_set_dmtd$address() {
+        return llama_set_dmtd.ADDR;
+    }
+
+    public static int llama_set_dmtd(MemorySegment ctx, MemorySegment params) {
+        var mh$ = llama_set_dmtd.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, params);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class llama_dmtd_decode {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                llama_h.C_INT,
+                llama_h.C_POINTER,
+                llama_batch.layout()
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_dmtd_decode");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_dmtd_decode$descriptor() {
+        return llama_dmtd_decode.DESC;
+    }
+
+    public static MethodHandle llama_dmtd_decode$handle() {
+        return llama_dmtd_decode.HANDLE;
+    }
+
+    public static MemorySegment llama_dmtd_decode$address() {
+        return llama_dmtd_decode.ADDR;
+    }
+
+    public static int llama_dmtd_decode(MemorySegment ctx, MemorySegment batch) {
+        var mh$ = llama_dmtd_decode.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, batch);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class llama_dmtd_output_index {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                llama_h.C_INT,
+                llama_h.C_POINTER,
+                llama_h.C_INT
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_dmtd_output_index");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_dmtd_output_index$descriptor() {
+        return llama_dmtd_output_index.DESC;
+    }
+
+    public static MethodHandle llama_dmtd_output_index$handle() {
+        return llama_dmtd_output_index.HANDLE;
+    }
+
+    public static MemorySegment llama_dmtd_output_index$address() {
+        return llama_dmtd_output_index.ADDR;
+    }
+
+    public static int llama_dmtd_output_index(MemorySegment ctx, int i) {
+        var mh$ = llama_dmtd_output_index.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, i);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class llama_dmtd_full_step {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                llama_h.C_INT,
+                llama_h.C_POINTER,
+                llama_h.C_INT
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_dmtd_full_step");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_dmtd_full_step$descriptor() {
+        return llama_dmtd_full_step.DESC;
+    }
+
+    public static MethodHandle llama_dmtd_full_step$handle() {
+        return llama_dmtd_full_step.HANDLE;
+    }
+
+    public static MemorySegment llama_dmtd_full_step$address() {
+        return llama_dmtd_full_step.ADDR;
+    }
+
+    public static int llama_dmtd_full_step(MemorySegment ctx, int i) {
+        var mh$ = llama_dmtd_full_step.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, i);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class llama_dmtd_seq_pending {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                llama_h.C_INT,
+                llama_h.C_POINTER,
+                llama_h.C_INT,
+                llama_h.C_POINTER,
+                llama_h.C_INT,
+                llama_h.C_POINTER
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_dmtd_seq_pending");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_dmtd_seq_pending$descriptor() {
+        return llama_dmtd_seq_pending.DESC;
+    }
+
+    public static MethodHandle llama_dmtd_seq_pending$handle() {
+        return llama_dmtd_seq_pending.HANDLE;
+    }
+
+    public static MemorySegment llama_dmtd_seq_pending$address() {
+        return llama_dmtd_seq_pending.ADDR;
+    }
+
+    public static int llama_dmtd_seq_pending(MemorySegment ctx, int seq_id, MemorySegment tokens, int capacity, MemorySegment starts_cycle) {
+        var mh$ = llama_dmtd_seq_pending.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, seq_id, tokens, capacity, starts_cycle);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class llama_dmtd_seq_set_pending {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                llama_h.C_INT,
+                llama_h.C_POINTER,
+                llama_h.C_INT,
+                llama_h.C_POINTER,
+                llama_h.C_INT,
+                llama_h.C_BOOL
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_dmtd_seq_set_pending");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_dmtd_seq_set_pending$descriptor() {
+        return llama_dmtd_seq_set_pending.DESC;
+    }
+
+    public static MethodHandle llama_dmtd_seq_set_pending$handle() {
+        return llama_dmtd_seq_set_pending.HANDLE;
+    }
+
+    public static MemorySegment llama_dmtd_seq_set_pending$address() {
+        return llama_dmtd_seq_set_pending.ADDR;
+    }
+
+    public static int llama_dmtd_seq_set_pending(MemorySegment ctx, int seq_id, MemorySegment tokens, int n, boolean start_cycle) {
+        var mh$ = llama_dmtd_seq_set_pending.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, seq_id, tokens, n, start_cycle);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class llama_dmtd_last_error {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                llama_h.C_POINTER
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_dmtd_last_error");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_dmtd_last_error$descriptor() {
+        return llama_dmtd_last_error.DESC;
+    }
+
+    public static MethodHandle llama_dmtd_last_error$handle() {
+        return llama_dmtd_last_error.HANDLE;
+    }
+
+    public static MemorySegment llama_dmtd_last_error$address() {
+        return llama_dmtd_last_error.ADDR;
+    }
+
+    public static MemorySegment llama_dmtd_last_error() {
+        var mh$ = llama_dmtd_last_error.HANDLE;
+        try {
+            return (MemorySegment) mh$.invokeExact();
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }

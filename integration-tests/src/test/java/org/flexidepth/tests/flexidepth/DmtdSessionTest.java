@@ -1,0 +1,122 @@
+package org.flexidepth.tests.flexidepth;
+
+import org.flexidepth.tools.DefaultModel;
+import org.flexidepth.tools.ProjectPaths;
+import org.flexidepth.tools.RandomFixtures;
+
+import org.flexidepth.gguf.GgmlType;
+import org.flexidepth.llama.Dmtd;
+import org.flexidepth.llama.GenerationOptions;
+import org.flexidepth.llama.GenerationResult;
+import org.flexidepth.llama.InvalidArgumentException;
+import org.flexidepth.llama.LlamaModel;
+import org.flexidepth.llama.Sampling;
+import org.flexidepth.llama.Session;
+import org.flexidepth.llama.SessionOptions;
+import org.flexidepth.llama.Token;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * DMTD through the Java API: greedy generation on dmtd-demo-12L equals greedy generation by the
+ * independent reference under the SPEC's schedule, each token says which kind of step it came
+ * from, and bad options are refused.
+ */
+class DmtdSessionTest {
+    @TempDir
+    Path dir;
+
+    static GenerationOptions greedy(int n) {
+        return GenerationOptions.builder().maxTokens(n).sampling(Sampling.greedy()).build();
+    }
+
+    @ParameterizedTest
+    @ValueSource(ints = {2, 4})
+    void greedyGenerationFollowsTheReference(int tau) throws Exception {
+        Assumptions.assumeTrue(ProjectPaths.shared().isPresent(), "../shared is not present");
+        Path modelPath = DefaultModel.dmtdDemo12L();
+        int n = 3 * tau + 2;
+        List<Token> tokens;
+        int[] prompt;
+        try (LlamaModel model = LlamaModel.load(modelPath);
+             Session s = model.newSession(SessionOptions.builder().contextSize(256).dmtd(Dmtd.cycle(tau)).build())) {
+            prompt = model.tokenize("The King said to his people that");
+            tokens = new ArrayList<>();
+            s.generate(prompt, greedy(n)).forEachRemaining(tokens::add);
+        }
+        // the reference: the prompt at full depth, then heads every tau tokens from the first generated
+        ReferenceModel ref = new ReferenceModel(modelPath, null);
+        ReferenceModel.Sequence seq = ref.sequence(0, 0.5f, false, null);
+        ReferenceModel.Step last = null;
+        for (int t : prompt) {
+            last = seq.step(t);
+        }
+        List<Integer> pending = new ArrayList<>();
+        for (int i = 0; i < tokens.size(); i++) {
+            int best = argmax(last.logits());
+            assertEquals(best, tokens.get(i).id(), "greedy token " + i + " at tau " + tau);
+            // token 0 comes from the prompt's logits; token i > 0 from the step that read token i - 1
+            Token.Step expected = i == 0 || (i - 1) % tau == 0 ? Token.Step.FULL_DEPTH : Token.Step.DECODING_LAYERS;
+            assertEquals(Optional.of(expected), tokens.get(i).step(), "step of token " + i);
+            if ((i % tau) == 0) {
+                last = seq.dmtdHead(pending, best, 8);
+                pending.clear();
+            } else {
+                last = seq.dmtdDecodingOnly(best, 8);
+                pending.add(best);
+            }
+        }
+        assertEquals(n, tokens.size());
+    }
+
+    static int argmax(double[] v) {
+        int b = 0;
+        for (int i = 1; i < v.length; i++) {
+            b = v[i] > v[b] ? i : b;
+        }
+        return b;
+    }
+
+    @Test
+    void withoutDmtdTokensSayNothingAndBadOptionsAreRefused() throws Exception {
+        Path modelPath = dir.resolve("model.gguf");
+        RandomFixtures.writeModel(modelPath, new RandomFixtures.Shape(4, 64, 4, 2, 128, 320, 256), 3, GgmlType.F32);
+        try (LlamaModel model = LlamaModel.load(modelPath)) {
+            try (Session s = model.newSession()) {
+                GenerationResult r = s.generate("hello", greedy(3), t -> { });
+                assertTrue(r.tokens().stream().allMatch(t -> t.step().isEmpty()));
+            }
+            // a model not fine-tuned for DMTD declares no split
+            var e = assertThrows(InvalidArgumentException.class, () -> model.newSession(SessionOptions.builder().dmtd(Dmtd.cycle(2)).build()));
+            assertTrue(e.getMessage().contains("dmtd.thinking_layers"), e.getMessage());
+            e = assertThrows(InvalidArgumentException.class,
+                    () -> model.newSession(SessionOptions.builder().dmtd(Dmtd.cycle(2).withThinkingLayers(4)).build()));
+            assertTrue(e.getMessage().contains("thinking layers must be 1 to 3"), e.getMessage());
+            assertThrows(InvalidArgumentException.class, () -> Dmtd.cycle(0));
+            assertThrows(InvalidArgumentException.class, () -> SessionOptions.builder().dmtd(Dmtd.cycle(2))
+                    .embeddings(org.flexidepth.llama.Pooling.MEAN, 1).build());
+            // an explicit split runs any model; snapshots are refused rather than restored wrongly
+            try (Session s = model.newSession(SessionOptions.builder().dmtd(Dmtd.cycle(3).withThinkingLayers(2)).build())) {
+                GenerationResult r = s.generate("hello", greedy(7), t -> { });
+                assertEquals(List.of(Token.Step.FULL_DEPTH, Token.Step.FULL_DEPTH, Token.Step.DECODING_LAYERS, Token.Step.DECODING_LAYERS,
+                        Token.Step.FULL_DEPTH, Token.Step.DECODING_LAYERS, Token.Step.DECODING_LAYERS),
+                        r.tokens().stream().map(t -> t.step().orElseThrow()).toList());
+                assertThrows(UnsupportedOperationException.class, s::saveState);
+                assertFalse(s.generate(" more", greedy(2), t -> { }).tokens().isEmpty(), "the session goes on after a refusal");
+            }
+        }
+    }
+}
