@@ -199,6 +199,21 @@ class DmtdReferenceTest {
         assertTrue(fork.log().contains("dmtd full: "));
     }
 
+    /** The hooks of src/models/qwen3.cpp (per-head Q/K norms, NeoX RoPE) at tau 3. */
+    @Test
+    void qwen3MatchesTheReferenceToo() throws Exception {
+        Path model = dir.resolve("qwen3.gguf");
+        RandomFixtures.writeModel(model, "qwen3", SHAPE, 92, GgmlType.F32);
+        SplittableRandom r = new SplittableRandom(5);
+        Plan plan = new Plan(3, THINKING, false).prompt(0, tokens(r, 6, SHAPE.vocab()));
+        for (int t : tokens(r, 10, SHAPE.vocab())) {
+            plan.step(0, t);
+        }
+        EvalDriver.Run fork = EvalDriver.runLogged(model, null, 0.5f, plan.lines, dir, EvalDriver.Mode.DENSE, dmtdOptions(plan));
+        double diff = compare(new ReferenceModel(model, null), plan, fork);
+        assertTrue(diff < FlexiDepthReferenceTest.LOGIT_TOLERANCE, "logits differ by " + diff);
+    }
+
     @Test
     void cyclesPhasedByAbsolutePosition() throws Exception {
         Path model = model();
