@@ -27,12 +27,14 @@ record ChatOptions(Optional<Path> model, Optional<String> prompt, Optional<Strin
               --threads N         threads (default: all cores)
               --flexidepth FILE   attach a FlexiDepth plug-in; shows the layers each token used
               --tau T             FlexiDepth threshold (default: the plug-in's, usually 0.5)
+              --dmtd TAU          direct multi-token decoding in cycles of TAU tokens (a DMTD model, e.g. dmtd-demo-12L);
+                                  tokens the last layers decoded alone are underlined (or marked d below the reply)
             """;
 
     /** Every option; each takes a value. */
     private static final java.util.Set<String> OPTIONS = java.util.Set.of("--model", "-m", "--prompt", "-p", "--system",
             "--template", "--max-tokens", "-n", "--temp", "--top-k", "--top-p", "--min-p", "--repeat-penalty", "--seed",
-            "--grammar-file", "--ctx", "-c", "--threads", "-t", "--flexidepth", "--tau");
+            "--grammar-file", "--ctx", "-c", "--threads", "-t", "--flexidepth", "--tau", "--dmtd");
 
     private static String readGrammar(Path file) {
         if (!Files.isRegularFile(file)) {
@@ -82,6 +84,7 @@ record ChatOptions(Optional<Path> model, Optional<String> prompt, Optional<Strin
                     case "--threads", "-t" -> session.threads(Integer.parseInt(v));
                     case "--flexidepth" -> flexidepth = Path.of(v);
                     case "--tau" -> tau = Float.parseFloat(v);
+                    case "--dmtd" -> session.dmtd(org.flexidepth.llama.Dmtd.cycle(Integer.parseInt(v)));
                     default -> throw new IllegalArgumentException("unknown option " + a);
                 }
             } catch (NumberFormatException e) {

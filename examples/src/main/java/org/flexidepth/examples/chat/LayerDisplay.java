@@ -11,12 +11,14 @@ import java.util.stream.Collectors;
 /**
  * Shows how many layers each generated token used: in a terminal, each token's background goes
  * from light blue (fewest layers) to dark blue (all layers); otherwise the text stays plain and a
- * line of numbers follows the reply.
+ * line of numbers follows the reply. With DMTD, tokens that the decoding layers produced alone are
+ * underlined (or marked {@code d}, and full-depth ones {@code F}, in a line after the reply).
  */
 final class LayerDisplay {
     private final PrintStream out;
     private final boolean colour;
     private final List<Integer> layers = new ArrayList<>();
+    private final StringBuilder steps = new StringBuilder();
 
     LayerDisplay(PrintStream out, boolean colour) {
         this.out = out;
@@ -59,6 +61,11 @@ final class LayerDisplay {
     }
 
     void token(Token t) {
+        t.step().ifPresent(s -> steps.append(steps.isEmpty() ? "" : " ").append(s == Token.Step.FULL_DEPTH ? "F" : "d"));
+        if (colour && t.step().orElse(Token.Step.FULL_DEPTH) == Token.Step.DECODING_LAYERS) {
+            out.print("\033[4m" + t.text() + "\033[24m");
+            return;
+        }
         if (t.layers().isEmpty()) {
             out.print(t.text());
             return;
@@ -74,7 +81,12 @@ final class LayerDisplay {
             out.println();
             out.print("layers per token: " + layers.stream().map(String::valueOf).collect(Collectors.joining(" ")));
         }
+        if (!colour && !steps.isEmpty()) {
+            out.println();
+            out.print("DMTD steps (F full depth, d decoding layers only): " + steps);
+        }
         layers.clear();
+        steps.setLength(0);
     }
 
     static String paint(String text, int used, int min, int max) {

@@ -100,6 +100,19 @@ class ChatProgramTest {
     }
 
     @Test
+    void dmtdMarksTheStepOfEveryTokenWhenNotATerminal() throws Exception {
+        org.flexidepth.tests.Prerequisites.require(ProjectPaths.shared().isPresent(), "../shared is absent");
+        Path model = DefaultModel.dmtdDemo12L();
+        Run r = chat("", sharedProps(), "--model", model.toString(), "--dmtd", "4", "--prompt", "The King said to his people that",
+                "--temp", "0", "-n", "10");
+        assertEquals(0, r.exit(), r.err());
+        String steps = r.out().lines().filter(l -> l.startsWith("DMTD steps")).findFirst().orElseThrow(() -> new AssertionError(r.out()));
+        // the first token from the prompt, the second from the first head, then three by the decoding layers per cycle
+        assertTrue(steps.endsWith(": F F d d d F d d d F"), steps);
+        assertTrue(r.err().contains("DMTD: cycles of 4 tokens"), r.err());
+    }
+
+    @Test
     void flexiDepthShadesTokensInATerminalWithTheLegendOnOneLine() throws Exception {
         org.flexidepth.tests.Prerequisites.require(java.nio.file.Files.isExecutable(Path.of("/usr/bin/tmux")), "tmux is not installed (.ci/run installs it)");
         // 24 layers, 20 of them routed: a legend of every level from 4 to 24 would wrap at 80 columns
