@@ -46,12 +46,18 @@ public final class FlexiDepthEvaluation {
      * What to run. {@code evalTexts}: name to text, scored in non-overlapping windows;
      * {@code calibration}: tokens for ShortGPT's block influence.
      */
-    public record Setup(Path model, List<Integer> routedLayers, List<Float> alphas, List<SkipFamily> families, TrainingOptions training,
+    public record Setup(Path model, List<Integer> routedLayers, List<Float> alphas, List<SkipFamily> families, List<Float> familyAlphas,
+                        TrainingOptions training,
                         List<Path> trainingFiles, Map<String, String> evalTexts, List<String> calibrationTexts,
                         int window, int maxWindows, List<TaskPrompts.Task> tasks, int maxNewTokens, int threads, Path out) {
-        /** {@code families}: the skip families besides FlexiDepth's to train at each alpha and evaluate. */
+        /** {@code families}: the skip families besides FlexiDepth's to train at each of {@code familyAlphas} and evaluate. */
         public Setup {
             families = List.copyOf(families);
+            familyAlphas = List.copyOf(familyAlphas);
+        }
+
+        List<Float> alphas(SkipFamily family) {
+            return family == SkipFamily.LAYER ? alphas : familyAlphas;
         }
     }
 
@@ -82,7 +88,7 @@ public final class FlexiDepthEvaluation {
     /** Trains the plug-ins that are not cached in {@code setup.out()} yet. */
     public static void train(LlamaModel model, Setup setup, PrintStream log) {
         for (SkipFamily family : withFlexiDepth(setup.families())) {
-            for (float alpha : setup.alphas()) {
+            for (float alpha : setup.alphas(family)) {
                 train(model, setup, family, alpha, log);
             }
         }
@@ -213,7 +219,7 @@ public final class FlexiDepthEvaluation {
         }
         List<Run> runs = new ArrayList<>();
         for (SkipFamily family : withFlexiDepth(setup.families())) {
-            for (float alpha : setup.alphas()) {
+            for (float alpha : setup.alphas(family)) {
                 runs.add(new Run(family.name().toLowerCase(Locale.ROOT), label(alpha), pluginPath(setup.out(), family, alpha)));
             }
         }
@@ -318,14 +324,17 @@ public final class FlexiDepthEvaluation {
         List<SkipFamily> families = o.getOrDefault("--families", "layer_no_kv,attention,ffn").isBlank() ? List.of()
                 : Arrays.stream(o.getOrDefault("--families", "layer_no_kv,attention,ffn").split(","))
                         .map(f -> SkipFamily.valueOf(f.trim().toUpperCase(Locale.ROOT))).toList();
+        List<Float> familyAlphas = Arrays.stream(o.getOrDefault("--family-alphas", "0.003").split(","))
+                .map(String::trim).map(Float::parseFloat).toList();
         if (o.containsKey("--retrain")) {
             for (SkipFamily f : withFlexiDepth(families)) {
-                for (float a : alphas) {
+                for (float a : f == SkipFamily.LAYER ? alphas : familyAlphas) {
                     Files.deleteIfExists(pluginPath(out, f, a));
                 }
             }
         }
-        return new Setup(DefaultModel.flexiDemo12L(), IntStream.range(6, 12).boxed().toList(), alphas, families, training, trainingFiles, eval,
+        return new Setup(DefaultModel.flexiDemo12L(), IntStream.range(6, 12).boxed().toList(), alphas, families, familyAlphas, training,
+                trainingFiles, eval,
                 calibration, 256, windows, tasks, 48, threads, out);
     }
 
@@ -337,7 +346,8 @@ public final class FlexiDepthEvaluation {
             } else if (i + 1 < args.length && args[i].startsWith("--")) {
                 o.put(args[i], args[++i]);
             } else {
-                System.err.println("usage: FlexiDepthEvaluation [--out DIR] [--alphas A,B,C] [--families layer_no_kv,attention,ffn] [--tokens N] "
+                System.err.println("usage: FlexiDepthEvaluation [--out DIR] [--alphas A,B,C] [--families layer_no_kv,attention,ffn] "
+                        + "[--family-alphas 0.003] [--tokens N] "
                         + "[--lr X] [--windows N] [--prompts N] [--threads N] [--retrain]");
                 System.exit(2);
             }

@@ -56,7 +56,7 @@ class FlexiDepthEvaluationTest {
                 TaskPrompts.continuation("continue", "test", passages, 10), TaskPrompts.numbers(2, 3, 1).get(1));
         Path out = dir.resolve("out");
         var setup = new FlexiDepthEvaluation.Setup(model, List.of(2, 3), List.of(0.01f, 1f),
-                List.of(SkipFamily.LAYER_NO_KV, SkipFamily.ATTENTION, SkipFamily.FFN),
+                List.of(SkipFamily.LAYER_NO_KV, SkipFamily.ATTENTION, SkipFamily.FFN), List.of(0.01f, 1f),
                 TrainingOptions.builder().tokenBudget(512).warmupSteps(1).learningRate(1e-2f).build(), List.of(train),
                 Map.of("text", words(6, 800)), List.of(words(7, 600)), 256, 2, tasks, 6, 2, out);
         ByteArrayOutputStream log = new ByteArrayOutputStream();
