@@ -65,9 +65,10 @@ static void quiet(enum ggml_log_level level, const char * text, void *) {
     if (level == GGML_LOG_LEVEL_ERROR) fputs(text, stderr);
 }
 
-// Bytes of weights per layer that a token reads: [layer] -> (skippable: Wq, Wo, FFN; always: the rest)
+// Bytes of weights per layer that a token reads: [layer] -> (skippable: Wq, Wo, FFN; always: the
+// rest), and of the skippable the FFN's share (an attention-only family skips the rest of them)
 struct weight_bytes {
-    std::vector<double> skippable, always;
+    std::vector<double> skippable, always, ffn;
     double other = 0; // output head, norms: read once per token
     std::map<int, double> plugin_router, plugin_adapter;
 };
@@ -84,12 +85,13 @@ static weight_bytes read_weight_bytes(const char * model, const char * plugin) {
             int il = -1;
             char kind[64] = {0};
             if (sscanf(name.c_str(), "blk.%d.%63[^.]", &il, kind) == 2) {
-                if ((int) wb.skippable.size() <= il) { wb.skippable.resize(il + 1); wb.always.resize(il + 1); }
+                if ((int) wb.skippable.size() <= il) { wb.skippable.resize(il + 1); wb.always.resize(il + 1); wb.ffn.resize(il + 1); }
                 const std::string k = kind;
                 if (is_plugin) {
                     (k.rfind("fd_router", 0) == 0 ? wb.plugin_router : wb.plugin_adapter)[il] += bytes;
                 } else if (k == "attn_q" || k == "attn_output" || k == "ffn_gate" || k == "ffn_up" || k == "ffn_down") {
                     wb.skippable[il] += bytes;
+                    wb.ffn[il] += k.rfind("ffn_", 0) == 0 ? bytes : 0;
                 } else {
                     wb.always[il] += bytes;
                 }
@@ -266,8 +268,10 @@ int main(int argc, char ** argv) {
     for (int l = 0; l < n_layer; ++l) full += wb.skippable[l] + wb.always[l];
     const double base_tg = mean(results[0].tg_tps);
     if (!json) {
-        printf("model %s, plug-in %s, mode %s, %s weights, %d threads, prefill %d, decode %d, %d reps\n", model_path.c_str(),
-               fd ? plugin_path.c_str() : "-", mode.c_str(), repack ? "repacked" : "plain", threads, n_prompt, n_gen, reps);
+        static const char * families[] = {"layer", "layer_no_kv", "attention", "ffn"};
+        printf("model %s, plug-in %s (skip %s), mode %s, %s weights, %d threads, prefill %d, decode %d, %d reps\n", model_path.c_str(),
+               fd ? plugin_path.c_str() : "-", fd ? families[llama_adapter_flexidepth_skip(fd)] : "-", mode.c_str(),
+               repack ? "repacked" : "plain", threads, n_prompt, n_gen, reps);
         printf("%-20s %14s %14s %8s %10s %10s %8s\n", "config", "prefill t/s", "decode t/s", "layers", "speedup", "ideal", "/ideal");
     }
     for (size_t c = 0; c < configs.size(); ++c) {
@@ -280,7 +284,10 @@ int main(int argc, char ** argv) {
                 const int l = llama_adapter_flexidepth_routed_layer(fd, r);
                 bytes += wb.plugin_router.count(l) ? wb.plugin_router.at(l) : 0;
                 if (cfg.forced[r] == 0) {
-                    bytes -= wb.skippable[l];
+                    // what the plug-in's skip family leaves out (native/README.md)
+                    const llama_flexidepth_skip family = llama_adapter_flexidepth_skip(fd);
+                    bytes -= family == LLAMA_FLEXIDEPTH_SKIP_ATTENTION ? wb.skippable[l] - wb.ffn[l]
+                           : family == LLAMA_FLEXIDEPTH_SKIP_FFN ? wb.ffn[l] : wb.skippable[l];
                     bytes += wb.plugin_adapter.count(l) ? wb.plugin_adapter.at(l) : 0;
                 }
             }
