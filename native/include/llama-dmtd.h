@@ -43,7 +43,8 @@ extern "C" {
     LLAMA_API bool llama_dmtd_model_params(const struct llama_model * model, struct llama_dmtd_params * out);
 
     // Decodes the context's sequences with DMTD from the next llama_dmtd_decode on (params NULL:
-    // off). The cycle of each sequence is kept across calls that change only `cycle`.
+    // off). The cycle of each sequence is kept across calls. Refused while a FlexiDepth plug-in is
+    // set (and llama_set_adapter_flexidepth refuses one while DMTD is on): they do not combine yet.
     LLAMA_API int32_t llama_set_dmtd(struct llama_context * ctx, const struct llama_dmtd_params * params);
 
     // Decodes a batch under DMTD's schedule. A sequence with several tokens in the batch is a

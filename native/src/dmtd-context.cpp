@@ -13,6 +13,7 @@
 #include "dmtd-graph.h"
 
 #include "llama-context.h"
+#include "flexidepth-graph.h"
 #include "llama-model.h"
 
 #include <atomic>
@@ -118,6 +119,11 @@ int32_t llama_set_dmtd(struct llama_context * ctx, const struct llama_dmtd_param
     }
     if (int32_t rc = dmtd_check(&ctx->get_model(), *params); rc != LLAMA_DMTD_OK) {
         return rc;
+    }
+    if (ctx->flexidepth) {
+        // routing records index the routed layers a graph computed, and a decoding-only step
+        // computes only some of them
+        return dmtd_fail(LLAMA_DMTD_ERR_INVALID_ARG, "the context computes with a FlexiDepth plug-in; DMTD and plug-ins do not combine yet");
     }
     ctx->synchronize();
     if (!ctx->dmtd) {

@@ -132,6 +132,9 @@ int32_t llama_set_adapter_flexidepth(struct llama_context * ctx, struct llama_ad
             }
             return LLAMA_FLEXIDEPTH_OK;
         }
+        if (ctx->dmtd) {
+            return flexidepth_fail(LLAMA_FLEXIDEPTH_ERR_INVALID_ARG, "the context decodes with DMTD; DMTD and plug-ins do not combine yet");
+        }
         if (adapter->model != &ctx->get_model()) {
             return flexidepth_fail(LLAMA_FLEXIDEPTH_ERR_WRONG_BASE, "the plug-in was loaded for another model than the context's");
         }

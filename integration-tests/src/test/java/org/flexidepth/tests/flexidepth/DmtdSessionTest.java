@@ -115,6 +115,15 @@ class DmtdSessionTest {
                         Token.Step.FULL_DEPTH, Token.Step.DECODING_LAYERS, Token.Step.DECODING_LAYERS),
                         r.tokens().stream().map(t -> t.step().orElseThrow()).toList());
                 assertThrows(UnsupportedOperationException.class, s::saveState);
+                // FlexiDepth and DMTD do not combine yet: refused, and the session goes on without the plug-in
+                Path plugin = dir.resolve("plugin.gguf");
+                RandomFixtures.writePlugin(plugin, new RandomFixtures.Shape(4, 64, 4, 2, 128, 320, 256), 4, List.of(2, 3), 8, 16, 0.5f, null,
+                        GgmlType.F32);
+                try (var p = model.loadFlexiDepth(plugin)) {
+                    var refused = assertThrows(org.flexidepth.llama.FlexiDepthException.class, () -> s.attach(p, 0.5f));
+                    assertTrue(refused.getMessage().contains("DMTD"), refused.getMessage());
+                    assertTrue(s.attachedPlugin().isEmpty());
+                }
                 assertFalse(s.generate(" more", greedy(2), t -> { }).tokens().isEmpty(), "the session goes on after a refusal");
             }
         }
