@@ -4,4 +4,5 @@
 #include "llama-flexidepth.h"
 #include "llama-dmtd.h"
 #include "llama-flexidepth-train.h"
+#include "llama-dmtd-train.h"
 #include "llama-fork-common.h"

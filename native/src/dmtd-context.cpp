@@ -127,11 +127,30 @@ int32_t llama_set_dmtd(struct llama_context * ctx, const struct llama_dmtd_param
     }
     ctx->synchronize();
     if (!ctx->dmtd) {
-        ctx->dmtd = std::make_unique<llama_dmtd_binding>();
+        try {
+            ctx->set_dmtd(std::make_unique<llama_dmtd_binding>());
+        } catch (const std::exception & e) {
+            return dmtd_fail(LLAMA_DMTD_ERR_INVALID_ARG, std::string("cannot reserve compute buffers: ") + e.what());
+        }
     }
     ctx->dmtd->params = *params;
     ctx->dmtd->id = dmtd_next_id++; // another split builds other graphs
     return LLAMA_DMTD_OK;
+}
+
+void llama_context::set_dmtd(std::unique_ptr<llama_dmtd_binding> binding) {
+    synchronize();
+    std::swap(dmtd, binding); // binding: the previous one, freed on return
+    // the graph budget changes: graphs are sized (and compute buffers reserved) again now, as
+    // training builds its graphs without passing through decode's lazy reserve
+    sched_need_reserve = true;
+    try {
+        sched_reserve();
+    } catch (...) {
+        std::swap(dmtd, binding);
+        sched_need_reserve = true;
+        throw;
+    }
 }
 
 int32_t llama_dmtd_decode(struct llama_context * ctx, struct llama_batch batch) {

@@ -41,6 +41,9 @@ struct llama_dmtd_binding {
     std::vector<int32_t> out_index;
     std::vector<uint8_t> full;
 
+    // graph nodes beyond the base model's: DMTD's few, and a training run's backward pass
+    uint32_t train_nodes = 0;
+
     // the graph topology: none, full and decoding-only steps build different graphs
     uint64_t graph_id() const { return id * 4 + (uint64_t) current + 1; }
 
@@ -48,6 +51,11 @@ struct llama_dmtd_binding {
         return ((uint64_t) (uint32_t) seq << 32) | (uint32_t) pos;
     }
 };
+
+// Graph nodes DMTD adds, for the graph size budget (llama_context::graph_max_nodes).
+inline uint32_t dmtd_graph_nodes(const llama_dmtd_binding * binding) {
+    return binding == nullptr ? 0u : 16u + binding->train_nodes;
+}
 
 // Called by llama_context::decode before a batch's first ubatch: a batch decoded outside
 // llama_dmtd_decode is a prompt for each of its sequences.

@@ -1,5 +1,7 @@
 // llama-flexidepth-train: trains a FlexiDepth plug-in for a GGUF base model on the CPU (or any
-// ggml backend), with the base frozen. Ctrl-C writes a checkpoint; --resume continues from it.
+// ggml backend), with the base frozen; or, with --dmtd T CYCLE, fine-tunes an F32 base model for
+// direct multi-token decoding (T thinking layers; llama-dmtd-train.h) and writes the whole model.
+// Ctrl-C writes a checkpoint; --resume continues from it.
 //
 // usage: llama-flexidepth-train -m BASE.gguf -o PLUGIN.gguf (--text FILE... | --chat FILE.jsonl...)
 //          [--chat-template NAME] [--layers 6-11|6,7,...] [--router-size N] [--adapter-size N] [--skip FAMILY]
@@ -8,6 +10,7 @@
 //          [--threads N] [--checkpoint PATH] [--checkpoint-every 50] [--resume] [--quiet]
 #include "llama.h"
 #include "llama-flexidepth-train.h"
+#include "llama-dmtd-train.h"
 
 #include <atomic>
 #include <csignal>
@@ -37,6 +40,8 @@ static void usage(const char * argv0) {
         "  --ctx N                tokens per training sequence and step (default 256)\n"
         "  --seed N, --tau X, --init-bias X, --threads N\n"
         "  --checkpoint PATH      (default PLUGIN.gguf.checkpoint), --checkpoint-every N (50), --resume\n"
+        "  --dmtd T CYCLE         fine-tune the model for DMTD instead (T thinking layers, trained at CYCLE;\n"
+        "                         -o names the output model; the routing options do not apply)\n"
         "  --quiet                no per-step progress\n", argv0);
 }
 
@@ -75,6 +80,7 @@ static bool on_progress(const llama_flexidepth_train_progress * p, void * ud) {
 }
 
 int main(int argc, char ** argv) {
+    int32_t dmtd_thinking = 0, dmtd_cycle = 0;
     std::string model_path, output;
     std::vector<std::string> text_files, chat_files;
     std::string chat_template;
@@ -134,6 +140,7 @@ int main(int argc, char ** argv) {
         else if (a == "--checkpoint") checkpoint = next();
         else if (a == "--checkpoint-every") p.checkpoint_every = (int32_t) number(next());
         else if (a == "--resume") p.resume = true;
+        else if (a == "--dmtd") { dmtd_thinking = (int32_t) number(next()); dmtd_cycle = (int32_t) number(next()); }
         else if (a == "--quiet") st.quiet = true;
         else if (a == "-h" || a == "--help") { usage(argv[0]); return 0; }
         else { fprintf(stderr, "error: unknown argument %s\n", a.c_str()); usage(argv[0]); return 2; }
@@ -158,6 +165,9 @@ int main(int argc, char ** argv) {
     ggml_backend_load_all(); // the CPU backend is a variant loaded at run time
     llama_model_params mp = llama_model_default_params();
     mp.use_extra_bufts = false; // the CPU's repacked weight layouts have no backward pass
+    if (dmtd_thinking > 0) {
+        mp.load_mode = LLAMA_LOAD_MODE_NONE; // DMTD training writes the weights, which a mapping holds read-only
+    }
     llama_model * model = llama_model_load_from_file(model_path.c_str(), mp);
     if (model == nullptr) {
         fprintf(stderr, "error: cannot load model %s\n", model_path.c_str());
@@ -176,7 +186,8 @@ int main(int argc, char ** argv) {
         return 1;
     }
     fprintf(stderr, "training data: %lld tokens\n", (long long) llama_flexidepth_train_data_n_tokens(data));
-    const int32_t rc = llama_flexidepth_train(model, data, output.c_str(), &p);
+    const int32_t rc = dmtd_thinking > 0 ? llama_dmtd_train(model, model_path.c_str(), data, output.c_str(), dmtd_thinking, dmtd_cycle, &p)
+                                         : llama_flexidepth_train(model, data, output.c_str(), &p);
     llama_flexidepth_train_data_free(data);
     llama_model_free(model);
     if (rc == LLAMA_FLEXIDEPTH_ERR_CANCELLED) {

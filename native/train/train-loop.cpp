@@ -29,57 +29,25 @@ namespace {
 struct train_resources {
     llama_adapter_flexidepth * fd = nullptr;
     llama_context * ctx = nullptr;
-    ggml_opt_dataset_t dataset = nullptr;
-    ggml_opt_result_t result = nullptr;
     llama_model * model = nullptr;
     uint32_t n_ctx_train = 0;
 
     ~train_resources() {
         set_current(nullptr);
-        if (result) ggml_opt_result_free(result);
-        if (dataset) ggml_opt_dataset_free(dataset);
         if (ctx) llama_free(ctx);   // detaches the plug-in
         if (fd) llama_adapter_flexidepth_free(fd);
         if (model) model->hparams.n_ctx_train = n_ctx_train; // llama_opt_init overwrote it
     }
 };
 
-// Weights the CPU backend keeps in an extra buffer type (repacked layouts such as CPU_REPACK)
-// have no backward pass: the gradient through a frozen matrix reads it in its plain layout.
-void check_base_buffers(const llama_model & model) {
-    std::set<ggml_backend_buffer_type_t> extra;
-    if (ggml_backend_dev_t cpu = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU)) {
-        auto get_extra = (ggml_backend_dev_get_extra_bufts_t)
-            ggml_backend_reg_get_proc_address(ggml_backend_dev_backend_reg(cpu), "ggml_backend_dev_get_extra_bufts");
-        for (ggml_backend_buffer_type_t * b = get_extra ? get_extra(cpu) : nullptr; b && *b; ++b) {
-            extra.insert(*b);
-        }
-    }
-    for (const auto & [name, t] : model.tensors_by_name) {
-        if (t->buffer && extra.count(ggml_backend_buffer_get_type(t->buffer))) {
-            flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_INVALID_ARG, "the base model's weights are repacked for the CPU ("
-                 + std::string(ggml_backend_buft_name(ggml_backend_buffer_get_type(t->buffer))) + ", e.g. " + name
-                 + "), which has no backward pass; load the model with use_extra_bufts = false (Java: ModelOptions.repackWeights(false))");
-        }
-    }
-}
-
 void check_params(const llama_flexidepth_train_params & p) {
     auto bad = [](const std::string & m) { flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_INVALID_ARG, m); };
+    check_schedule(p);
     if (!(p.alpha >= 0.0f) || !std::isfinite(p.alpha)) bad("alpha must be >= 0");
-    if (!(p.learning_rate > 0.0f) || !std::isfinite(p.learning_rate)) bad("the learning rate must be > 0");
-    if (!(p.min_lr_ratio >= 0.0f && p.min_lr_ratio <= 1.0f)) bad("min_lr_ratio must be in [0, 1]");
-    if (!(p.weight_decay >= 0.0f && p.weight_decay < 1.0f)) bad("weight decay must be in [0, 1)");
     if (!(p.threshold >= 0.0f && p.threshold <= 1.0f)) bad("the threshold must be in [0, 1]");
     if (!std::isfinite(p.init_router_bias)) bad("the initial router bias must be finite");
-    if (p.warmup_steps < 0) bad("warm-up steps must be >= 0");
-    // llama.cpp pads every context to a multiple of 256, and llama_opt trains on whole contexts
-    if (p.n_ctx < 256 || p.n_ctx % 256 != 0) bad("the context length must be a positive multiple of 256, was " + std::to_string(p.n_ctx));
-    if (p.token_budget < 0) bad("the token budget must be >= 0");
-    if (p.token_budget == 0 && p.n_epochs <= 0) bad("give a token budget or at least one epoch");
     if (p.router_size < 0 || p.adapter_size < 0) bad("router and adapter sizes must be >= 0 (0: default)");
     if (p.skip < LLAMA_FLEXIDEPTH_SKIP_LAYER || p.skip > LLAMA_FLEXIDEPTH_SKIP_FFN) bad("unknown skip family " + std::to_string((int) p.skip));
-    if (p.checkpoint_every < 0) bad("checkpoint_every must be >= 0 (0: only when cancelled)");
     if (p.n_routed_layers < 0 || (p.n_routed_layers > 0 && p.routed_layers == nullptr)) bad("invalid routed layer list");
 }
 
@@ -88,19 +56,8 @@ int32_t train(llama_model * model, const llama_flexidepth_train_data & data, con
     check_params(p);
     check_base_buffers(*model);
     // everything that can be refused is checked before any file is written
-    const int32_t n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(model));
-    for (llama_token tok : data.tokens) {
-        if (tok < 0 || tok >= n_vocab) {
-            flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_DATA, "token " + std::to_string(tok) + " is outside the model's vocabulary of " + std::to_string(n_vocab));
-        }
-    }
-
     const int64_t n_ctx = p.n_ctx;
-    const int64_t n_seq = ((int64_t) data.tokens.size() - 1) / n_ctx;
-    if (n_seq < 1) {
-        flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_DATA, "the training data has " + std::to_string(data.tokens.size())
-             + " tokens; at least context + 1 = " + std::to_string(n_ctx + 1) + " are needed");
-    }
+    const int64_t n_seq = count_windows(*model, data.tokens, n_ctx);
 
     if (p.n_ctx > (int32_t) llama_model_n_ctx_train(model) && llama_model_n_ctx_train(model) > 0) {
         LLAMA_LOG_WARN("flexidepth-train: context %d is longer than the model was trained with (%u)\n", p.n_ctx, llama_model_n_ctx_train(model));
@@ -171,41 +128,15 @@ int32_t train(llama_model * model, const llama_flexidepth_train_data & data, con
         }
     }
 
-    res.dataset = ggml_opt_dataset_init(GGML_TYPE_I32, GGML_TYPE_I32, n_ctx, n_ctx, 1, 1);
-    res.result = ggml_opt_result_init();
-    int32_t * inputs = (int32_t *) ggml_opt_dataset_data(res.dataset)->data;
-    int32_t * labels = (int32_t *) ggml_opt_dataset_labels(res.dataset)->data;
-
     LLAMA_LOG_INFO("flexidepth-train: %lld steps of %lld tokens (%lld sequences in the data), %zu routed layers, alpha %g, lr %g\n",
                    (long long) t.n_steps, (long long) n_ctx, (long long) n_seq, res.fd->layers.size(), p.alpha, p.learning_rate);
 
-    std::vector<int64_t> order(n_seq);
-    int64_t order_epoch = -1;
     const auto t_start = std::chrono::steady_clock::now();
     const int64_t first_step = (int64_t) pos.step;
     set_current(&t);
-    for (t.step = first_step; t.step < t.n_steps; ++t.step) {
-        // the order of an epoch depends only on the seed and the epoch, so a resumed run
-        // continues with exactly the sequences it would have seen
-        const int64_t epoch = t.step / n_seq;
-        if (epoch != order_epoch) {
-            std::iota(order.begin(), order.end(), 0);
-            std::mt19937_64 rng((uint64_t) p.seed * 1000003ull + (uint64_t) epoch);
-            std::shuffle(order.begin(), order.end(), rng);
-            order_epoch = epoch;
-        }
-        const llama_token * seq = data.tokens.data() + order[t.step % n_seq] * n_ctx;
-        std::copy(seq, seq + n_ctx, inputs);
-        std::copy(seq + 1, seq + 1 + n_ctx, labels);
-
-        ggml_opt_result_reset(res.result);
-        llama_opt_epoch(res.ctx, res.dataset, res.result, nullptr, 1, after_step, nullptr);
-        double loss = 0.0;
-        ggml_opt_result_loss(res.result, &loss, nullptr);
-        if (!std::isfinite(loss)) {
-            flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_DATA, "the loss diverged at step " + std::to_string(t.step) + "; lower the learning rate");
-        }
-
+    bool cancelled = false;
+    t.step = first_step;
+    run_steps(res.ctx, data.tokens, n_ctx, t.step, t.n_steps, p.seed, [&](double loss) {
         pos.step = (uint64_t) t.step + 1;
         pos.tokens += (uint64_t) n_ctx;
         const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
@@ -221,15 +152,15 @@ int32_t train(llama_model * model, const llama_flexidepth_train_data & data, con
         pr.tokens_per_second = tps;
         pr.eta_seconds = (double) (t.n_steps - t.step - 1) * n_ctx / std::max(tps, 1e-9);
 
-        const bool go_on = p.callback == nullptr || p.callback(&pr, p.callback_user_data);
-        if (!go_on) {
-            save_plugin(checkpoint, *res.fd, pos);
-            return flexidepth_fail(LLAMA_FLEXIDEPTH_ERR_CANCELLED, "training cancelled at step " + std::to_string(pos.step)
-                                   + "; the checkpoint " + checkpoint + " resumes it");
-        }
-        if (p.checkpoint_every > 0 && pos.step % (uint64_t) p.checkpoint_every == 0 && (int64_t) pos.step < t.n_steps) {
+        cancelled = p.callback != nullptr && !p.callback(&pr, p.callback_user_data);
+        if (cancelled || (p.checkpoint_every > 0 && pos.step % (uint64_t) p.checkpoint_every == 0 && (int64_t) pos.step < t.n_steps)) {
             save_plugin(checkpoint, *res.fd, pos);
         }
+        return !cancelled;
+    });
+    if (cancelled) {
+        return flexidepth_fail(LLAMA_FLEXIDEPTH_ERR_CANCELLED, "training cancelled at step " + std::to_string(pos.step)
+                               + "; the checkpoint " + checkpoint + " resumes it");
     }
     save_plugin(output, *res.fd, pos);
     if (p.checkpoint_path == nullptr) {

@@ -43,8 +43,8 @@ bool is_plugin_tensor(const ggml_tensor * tensor, void * ud) {
 
 void after_step(bool train, ggml_opt_context_t, ggml_opt_dataset_t, ggml_opt_result_t, int64_t, int64_t, int64_t) {
     trainer * t = current;
-    if (t == nullptr || !train) {
-        return;
+    if (t == nullptr || !train || t->binding == nullptr) {
+        return; // a DMTD run has no gates
     }
     const auto & gates = t->binding->train_gates;
     if (gates.empty()) {

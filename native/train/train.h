@@ -15,6 +15,7 @@
 #include "ggml-opt.h"
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -65,5 +66,24 @@ ggml_opt_optimizer_params optimizer_params(void * ud);
 bool is_plugin_tensor(const ggml_tensor * tensor, void * ud);
 void after_step(bool train, ggml_opt_context_t, ggml_opt_dataset_t, ggml_opt_result_t, int64_t, int64_t, int64_t);
 void set_current(trainer * t);
+
+// shared by plug-in and DMTD training (train-steps.cpp) --------------------------------------
+
+// The CPU's repacked weight layouts have no backward pass: refuses a base model stored in them.
+void check_base_buffers(const llama_model & model);
+
+// The optimizer, data and checkpoint options (flexidepth_error with ERR_INVALID_ARG otherwise).
+void check_schedule(const llama_flexidepth_train_params & p);
+
+// Windows of n_ctx tokens (and their next tokens) in the data; refuses tokens outside the
+// vocabulary and data shorter than one window.
+int64_t count_windows(const llama_model & model, const std::vector<llama_token> & tokens, int64_t n_ctx);
+
+// Optimizer steps `step` .. n_steps-1 of llama_opt on ctx, one window each, the windows of every
+// epoch in an order that depends only on seed and the epoch; `step` is the one being taken (the
+// learning-rate schedule reads it), and after(loss) follows each step and returns false to stop.
+// A loss that is not finite throws.
+void run_steps(llama_context * ctx, const std::vector<llama_token> & tokens, int64_t n_ctx, int64_t & step, int64_t n_steps,
+               uint32_t seed, const std::function<bool(double)> & after);
 
 } // namespace flexidepth_train

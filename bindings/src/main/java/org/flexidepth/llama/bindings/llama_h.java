@@ -4229,6 +4229,44 @@ public class llama_h {
         }
     }
 
+    private static class llama_dmtd_train {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                llama_h.C_INT,
+                llama_h.C_POINTER,
+                llama_h.C_POINTER,
+                llama_h.C_POINTER,
+                llama_h.C_POINTER,
+                llama_h.C_INT,
+                llama_h.C_INT,
+                llama_h.C_POINTER
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_dmtd_train");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_dmtd_train$descriptor() {
+        return llama_dmtd_train.DESC;
+    }
+
+    public static MethodHandle llama_dmtd_train$handle() {
+        return llama_dmtd_train.HANDLE;
+    }
+
+    public static MemorySegment llama_dmtd_train$address() {
+        return llama_dmtd_train.ADDR;
+    }
+
+    public static int llama_dmtd_train(MemorySegment model, MemorySegment base_path, MemorySegment data, MemorySegment output_path, int n_thinking, int cycle, MemorySegment params) {
+        var mh$ = llama_dmtd_train.HANDLE;
+        try {
+            return (int) mh$.invokeExact(model, base_path, data, output_path, n_thinking, cycle, params);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static class llama_fork_common_last_error {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
                 llama_h.C_POINTER
