@@ -56,6 +56,13 @@ extern "C" {
     // (a llama_dmtd_status, or llama_decode's value) the cache and the cycles are as they were.
     LLAMA_API int32_t llama_dmtd_decode(struct llama_context * ctx, struct llama_batch batch);
 
+    // Decodes a batch as training saw it (SPEC section 3, cyclical masking): every layer for every
+    // token, a token at position p a cycle head when p % cycle == 0 (decoding-layer input h + e)
+    // and otherwise fed its embedding alone to the decoding layers. For perplexity under DMTD's
+    // schedule with teacher forcing; the batch's sequences start a new cycle afterwards.
+    // Returns 0, llama_decode's value when that fails, or a llama_dmtd_status.
+    LLAMA_API int32_t llama_dmtd_score(struct llama_context * ctx, struct llama_batch batch);
+
     // The index to pass to llama_get_logits_ith (or a sampler) for token i of the last
     // llama_dmtd_decode batch; -1 if i is out of range.
     LLAMA_API int32_t llama_dmtd_output_index(const struct llama_context * ctx, int32_t i);

@@ -292,6 +292,28 @@ int32_t llama_dmtd_decode(struct llama_context * ctx, struct llama_batch batch) 
     return LLAMA_DMTD_OK;
 }
 
+int32_t llama_dmtd_score(struct llama_context * ctx, struct llama_batch batch) {
+    dmtd_last_error_msg.clear();
+    llama_dmtd_binding * b = ctx ? ctx->dmtd.get() : nullptr;
+    if (b == nullptr) {
+        return dmtd_fail(LLAMA_DMTD_ERR_NOT_SET, "the context decodes without DMTD (llama_set_dmtd)");
+    }
+    if (batch.n_tokens <= 0 || batch.token == nullptr || batch.pos == nullptr || batch.seq_id == nullptr || batch.n_seq_id == nullptr) {
+        return dmtd_fail(LLAMA_DMTD_ERR_INVALID_ARG, "a DMTD batch needs tokens with explicit positions and sequences");
+    }
+    for (int32_t i = 0; i < batch.n_tokens; ++i) {
+        b->roles[llama_dmtd_binding::key(batch.seq_id[i][0], batch.pos[i])] =
+            batch.pos[i] % b->params.cycle == 0 ? dmtd_row::head : dmtd_row::embd;
+    }
+    const int32_t rc = dmtd_decode_as(ctx, *b, llama_dmtd_binding::step::full, batch);
+    for (int32_t i = 0; i < batch.n_tokens; ++i) {
+        auto & st = b->seqs[batch.seq_id[i][0]];
+        st.pending.clear();
+        st.next_is_head = true;
+    }
+    return rc == 0 ? LLAMA_DMTD_OK : dmtd_fail(rc, "llama_decode returned " + std::to_string(rc));
+}
+
 int32_t llama_dmtd_output_index(const struct llama_context * ctx, int32_t i) {
     const llama_dmtd_binding * b = ctx ? ctx->dmtd.get() : nullptr;
     return b && i >= 0 && i < (int32_t) b->out_index.size() ? b->out_index[i] : -1;

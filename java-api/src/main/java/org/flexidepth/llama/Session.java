@@ -1003,7 +1003,10 @@ public final class Session implements AutoCloseable {
     /**
      * Scores a text the model reads from the start (the cache is cleared first): the log-probability
      * of every token given the ones before it, for perplexity, with each token's layer usage when a
-     * plug-in is attached.
+     * plug-in is attached. In a session with {@link Dmtd}, the tokens are read as DMTD's training
+     * reads them (cyclical masking: a token at position p is a cycle head when p is a multiple of
+     * the cycle, and the others reach the decoding layers through their embedding alone), which is
+     * perplexity under DMTD's schedule with teacher forcing.
      *
      * @param tokens token ids of this session's model, at least two and at most {@link #contextSize()};
      *               include BOS first if the model expects one
@@ -1028,7 +1031,7 @@ public final class Session implements AutoCloseable {
                 List<LayerUsage> usage = new java.util.ArrayList<>();
                 for (int at = 0; at < tokens.length; at += batchSize) {
                     int n = Math.min(batchSize, tokens.length - at);
-                    usage.addAll(decode(tokens, at, n, 0));
+                    usage.addAll(decode(tokens, at, n, 0, Evaluation.SCORED));
                     for (int j = 0; j < n && at + j + 1 < tokens.length; j++) {
                         logProbs[at + j] = llama_h.llama_fork_token_logprob(ctx, j, tokens[at + j + 1]);
                     }
@@ -1274,11 +1277,21 @@ public final class Session implements AutoCloseable {
      * when a plug-in is attached, else an empty list.
      */
     List<LayerUsage> decode(int[] tokens, int off, int n, int firstOutput) {
-        return decode(tokens, off, n, firstOutput, false);
+        return decode(tokens, off, n, firstOutput, Evaluation.PROMPT);
     }
 
-    /** As above; {@code generated}: one generated token, which DMTD decodes on its schedule. */
-    private List<LayerUsage> decode(int[] tokens, int off, int n, int firstOutput, boolean generated) {
+    /** What tokens are decoded as; DMTD tells them apart. */
+    private enum Evaluation {
+        /** A prompt: full depth. */
+        PROMPT,
+        /** One generated token: DMTD's schedule. */
+        GENERATED,
+        /** Teacher-forced scoring: with DMTD, as its training saw the tokens (cyclical masking). */
+        SCORED
+    }
+
+    /** As above, for tokens of the given kind. */
+    private List<LayerUsage> decode(int[] tokens, int off, int n, int firstOutput, Evaluation kind) {
         if (cachedLength + n > contextSize) {
             throw new ContextFullException("the context of " + contextSize + " tokens is full");
         }
@@ -1289,8 +1302,10 @@ public final class Session implements AutoCloseable {
         }
         llama_batch.n_tokens(batch, n);
         cacheChanges++;
-        boolean dmtdStep = generated && options.dmtd().isPresent() && cachedLength > 0;
-        int rc = dmtdStep ? llama_h.llama_dmtd_decode(ctx, batch) : llama_h.llama_decode(ctx, batch);
+        boolean dmtd = options.dmtd().isPresent();
+        boolean dmtdStep = dmtd && kind == Evaluation.GENERATED && cachedLength > 0;
+        int rc = dmtdStep ? llama_h.llama_dmtd_decode(ctx, batch)
+                : dmtd && kind == Evaluation.SCORED ? llama_h.llama_dmtd_score(ctx, batch) : llama_h.llama_decode(ctx, batch);
         if (rc == 2) {
             // upstream drops the aborted ubatch; earlier ubatches of this batch go too
             llama_h.llama_memory_seq_rm(llama_h.llama_get_memory(ctx), 0, cachedLength, -1);
@@ -1331,7 +1346,7 @@ public final class Session implements AutoCloseable {
 
     /** Decodes one generated token; on failure the cache is as before. */
     List<LayerUsage> decodeNext(int token) {
-        return restoringCacheOnFailure(() -> decode(new int[] {token}, 0, 1, 0, true), true);
+        return restoringCacheOnFailure(() -> decode(new int[] {token}, 0, 1, 0, Evaluation.GENERATED), true);
     }
 
     /**

@@ -3823,6 +3823,39 @@ public class llama_h {
         }
     }
 
+    private static class llama_dmtd_score {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                llama_h.C_INT,
+                llama_h.C_POINTER,
+                llama_batch.layout()
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_dmtd_score");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_dmtd_score$descriptor() {
+        return llama_dmtd_score.DESC;
+    }
+
+    public static MethodHandle llama_dmtd_score$handle() {
+        return llama_dmtd_score.HANDLE;
+    }
+
+    public static MemorySegment llama_dmtd_score$address() {
+        return llama_dmtd_score.ADDR;
+    }
+
+    public static int llama_dmtd_score(MemorySegment ctx, MemorySegment batch) {
+        var mh$ = llama_dmtd_score.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, batch);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static class llama_dmtd_output_index {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
                 llama_h.C_INT,

@@ -82,6 +82,42 @@ class DmtdSessionTest {
         assertEquals(n, tokens.size());
     }
 
+    /** Session.score in a DMTD session is the cyclical-masking objective, as the reference computes it. */
+    @Test
+    void scoringReadsTheTextAsTrainingDid() throws Exception {
+        Assumptions.assumeTrue(ProjectPaths.shared().isPresent(), "../shared is not present");
+        Path modelPath = DefaultModel.dmtdDemo12L();
+        int[] text;
+        float[] dmtd, full;
+        try (LlamaModel model = LlamaModel.load(modelPath)) {
+            text = model.tokenize("The King said to his people that they were in the house of the LORD, and the people answered him", true, false);
+            try (Session s = model.newSession(SessionOptions.builder().contextSize(256).batchSize(8).dmtd(Dmtd.cycle(4)).build())) {
+                dmtd = s.score(text).logProbabilities();
+            }
+            try (Session s = model.newSession(SessionOptions.builder().contextSize(256).build())) {
+                full = s.score(text).logProbabilities();
+            }
+        }
+        ReferenceModel ref = new ReferenceModel(modelPath, null);
+        ReferenceModel.Sequence seq = ref.sequence(0, 0.5f, false, null);
+        double maxDiff = 0, fullDiff = 0;
+        for (int i = 0; i + 1 < text.length; i++) {
+            double[] logits = seq.dmtdMasked(text[i], 8, 4).logits();
+            double max = java.util.Arrays.stream(logits).max().orElseThrow(), sum = 0;
+            for (double v : logits) {
+                sum += Math.exp(v - max);
+            }
+            double logProb = logits[text[i + 1]] - max - Math.log(sum);
+            maxDiff = Math.max(maxDiff, Math.abs(logProb - dmtd[i]));
+            fullDiff = Math.max(fullDiff, Math.abs(logProb - full[i]));
+        }
+        System.out.printf("DMTD scoring against the reference: max |log-prob diff| %.2e over %d tokens (batches of 8); full depth %.2e%n",
+                maxDiff, text.length, fullDiff);
+        // a session's default cache is F16, which moves log-probabilities by about 1e-3
+        assertTrue(maxDiff < 5e-3, "log-probabilities differ by " + maxDiff);
+        assertTrue(fullDiff > 0.1, "the cyclical masking must change the scores for this to prove anything: " + fullDiff);
+    }
+
     static int argmax(double[] v) {
         int b = 0;
         for (int i = 1; i < v.length; i++) {

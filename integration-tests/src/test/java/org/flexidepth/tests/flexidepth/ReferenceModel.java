@@ -247,6 +247,31 @@ final class ReferenceModel {
             return new Step(logits(x), List.of(), List.of());
         }
 
+        /**
+         * DMTD's training objective at the next position (dmtd/SPEC.md section 3, cyclical masking):
+         * the thinking layers, then the decoding layers fed the thinking output plus the embedding
+         * at a cycle head (position a multiple of {@code cycle}) and the embedding alone elsewhere.
+         */
+        Step dmtdMasked(int token, int thinking, int cycle) {
+            double[] e = embedding(token), x = e;
+            for (int l = 0; l < thinking; l++) {
+                x = layer(l, x, new ArrayList<>(), new ArrayList<>());
+            }
+            double[] d = pos % cycle == 0 ? x : new double[this.dim()];
+            for (int i = 0; i < d.length; i++) {
+                d[i] += e[i];
+            }
+            for (int l = thinking; l < layers; l++) {
+                d = layer(l, d, new ArrayList<>(), new ArrayList<>());
+            }
+            pos++;
+            return new Step(logits(d), List.of(), List.of());
+        }
+
+        private int dim() {
+            return d;
+        }
+
         /** A DMTD decoding-only step: the embedding through the decoding layers [thinking, layers). */
         Step dmtdDecodingOnly(int token, int thinking) {
             double[] x = embedding(token);
