@@ -153,6 +153,15 @@ void llama_context::set_dmtd(std::unique_ptr<llama_dmtd_binding> binding) {
     }
 }
 
+int32_t llama_context::decode_unabortable(const llama_batch & batch) {
+    const ggml_abort_callback callback = abort_callback;
+    void * data = abort_callback_data;
+    set_abort_callback(nullptr, nullptr);
+    const int32_t rc = decode(batch);
+    set_abort_callback(callback, data);
+    return rc;
+}
+
 int32_t llama_dmtd_decode(struct llama_context * ctx, struct llama_batch batch) {
     dmtd_last_error_msg.clear();
     if (ctx == nullptr) {
@@ -268,7 +277,11 @@ int32_t llama_dmtd_decode(struct llama_context * ctx, struct llama_batch batch) 
                 again.logits[j] = false;
             }
             again.n_tokens = (int32_t) tokens.size();
-            if (dmtd_decode_as(ctx, *b, llama_dmtd_binding::step::decoding_only, again) != 0) {
+            // not abortable: a cancelled head step must still leave the cache as it was
+            b->current = llama_dmtd_binding::step::decoding_only;
+            const int32_t again_rc = ctx->decode_unabortable(again);
+            b->current = llama_dmtd_binding::step::none;
+            if (again_rc != 0) {
                 // the sequence keeps its cache up to the removed positions and starts a new cycle
                 b->seqs[s].pending.clear();
                 b->seqs[s].next_is_head = true;

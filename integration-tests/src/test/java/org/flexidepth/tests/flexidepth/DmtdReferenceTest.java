@@ -243,6 +243,17 @@ class DmtdReferenceTest {
         assertEquals(9L * (SHAPE.layers() - THINKING) + 1, withOneMore - headAndPrompt, "products of one decoding-only step");
     }
 
+    /** native/tests/dmtd-faults.cpp: a cycle head aborted by the abort callback leaves the cache and the cycle as they were. */
+    @Test
+    void anAbortedHeadStepPutsTheCacheBack() throws Exception {
+        Path exe = ProjectPaths.nativeBuild().resolve("bin/dmtd-faults");
+        Process p = new ProcessBuilder(exe.toString(), model().toString()).redirectErrorStream(true).start();
+        String log = new String(p.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+        System.out.print(log);
+        assertEquals(0, p.waitFor(), log);
+        assertTrue(log.contains("ok: logits as if the abort had not happened"), log);
+    }
+
     /** dmtd-demo-12L (thinking layers 0-7, trained at tau 4) on a real sentence, at tau 2 and 4. */
     @ParameterizedTest
     @ValueSource(ints = {2, 4})
