@@ -2,8 +2,8 @@
 # Decode speed of the routed-skip families and of direct multi-token decoding, each measured side by
 # side with the same model without them in one llama-flexidepth-bench run, next to its ideal from the
 # bytes of weights read: the Llama-3.2-1B-shaped random model of bench-flexidepth.sh (cached under
-# build/bench; Q4_0 and Q8_0), one random plug-in per skip family at forced skip 0.5 of the routed
-# layers, DMTD at tau 2, 3 and 4 with 12 thinking and 4 decoding layers, and dmtd-demo-12L (8 + 4).
+# build/bench; Q4_0, and Q8_0 for DMTD), one random plug-in per skip family at forced skip 0.5 of
+# the routed layers, DMTD at tau 2, 3 and 4 with 12 thinking and 4 decoding layers, and dmtd-demo-12L (8 + 4).
 # Keeps the output in docs/benchmarks/skip-families-and-dmtd.txt.
 # usage: native/tools/bench-families-dmtd.sh [--reps 3] [-p 64] [-n 64]
 set -euo pipefail
@@ -32,7 +32,8 @@ for family in layer layer_no_kv attention ffn; do
 done
 for type in q4_0 q8_0; do
     [ -f "$base-$type.gguf" ] || "$BIN/llama-quantize" "$base-f16.gguf" "$base-$type.gguf" "$type" "$THREADS" > "$OUT/quantize.log" 2>&1
-    for family in layer layer_no_kv attention ffn; do
+    # the families read the same products at either type: Q4_0 only
+    [ "$type" = q4_0 ] && for family in layer layer_no_kv attention ffn; do
         echo "== 1B shape $type, skip family $family" | tee -a "$REPORT"
         "$BIN/llama-flexidepth-bench" -m "$base-$type.gguf" --flexidepth "$base-plugin-$family.gguf" --skip-ratios 0.5 \
             -p "$P" -n "$N" -r "$REPS" -t "$THREADS" 2>/dev/null | tee -a "$REPORT"
