@@ -50,7 +50,16 @@ public record Token(int id, String text, float logProbability, Duration latency,
         step = step == null ? Optional.empty() : step;
     }
 
-    /** A token of a session without DMTD. */
+    /**
+     * A token of a session without DMTD.
+     *
+     * @param id             the token id
+     * @param text           the text this token adds to the output
+     * @param logProbability natural log of the token's probability
+     * @param latency        time from the previous token
+     * @param layers         the layers this token went through, with a FlexiDepth plug-in
+     * @param alternatives   the most likely tokens at this step
+     */
     public Token(int id, String text, float logProbability, Duration latency, Optional<LayerUsage> layers, List<Alternative> alternatives) {
         this(id, text, logProbability, latency, layers, alternatives, Optional.empty());
     }
