@@ -216,36 +216,15 @@ int32_t train(llama_model * model, const std::string & base_path, const llama_fl
                    (long long) t.n_steps, (long long) n_ctx, (long long) n_seq, n_thinking, t.n_layer - n_thinking, cycle, p.learning_rate);
 
     const float layers_per_token = (float) (t.n_layer + (cycle - 1) * (t.n_layer - n_thinking)) / (float) cycle;
-    const auto t_start = std::chrono::steady_clock::now();
-    const int64_t first_step = (int64_t) pos.step;
     set_current(&t);
-    bool cancelled = false;
-    t.step = first_step;
-    run_steps(res.ctx, data.tokens, n_ctx, t.step, t.n_steps, p.seed, [&](double loss) {
-        pos.step = (uint64_t) t.step + 1;
-        pos.tokens += (uint64_t) n_ctx;
-        const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
-        const double tps = (double) (t.step + 1 - first_step) * n_ctx / std::max(seconds, 1e-9);
-        llama_flexidepth_train_progress pr = {};
-        pr.step = t.step + 1;
-        pr.n_steps = t.n_steps;
-        pr.n_tokens_done = (int64_t) pos.tokens;
+    const int32_t rc = run_steps(res.ctx, data.tokens, t, pos, p, checkpoint, [&](double loss, llama_flexidepth_train_progress & pr) {
         pr.loss_lm = (float) loss;
         pr.mean_layers = layers_per_token;
-        pr.learning_rate = learning_rate(t);
-        pr.tokens_per_second = tps;
-        pr.eta_seconds = (double) (t.n_steps - t.step - 1) * n_ctx / std::max(tps, 1e-9);
-        cancelled = p.callback != nullptr && !p.callback(&pr, p.callback_user_data);
-        if (cancelled || (p.checkpoint_every > 0 && pos.step % (uint64_t) p.checkpoint_every == 0 && (int64_t) pos.step < t.n_steps)) {
-            save_model(base_path, *model, checkpoint, n_thinking, cycle, pos);
-        }
-        return !cancelled;
-    });
+    }, [&] { save_model(base_path, *model, checkpoint, n_thinking, cycle, pos); });
     b.current = llama_dmtd_binding::step::none;
     b.roles.clear();
-    if (cancelled) {
-        return flexidepth_fail(LLAMA_FLEXIDEPTH_ERR_CANCELLED, "training cancelled at step " + std::to_string(pos.step)
-                               + "; the checkpoint " + checkpoint + " resumes it");
+    if (rc != LLAMA_FLEXIDEPTH_OK) {
+        return rc;
     }
     save_model(base_path, *model, output, n_thinking, cycle, pos);
     if (p.checkpoint_path == nullptr) {

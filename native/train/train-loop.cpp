@@ -131,36 +131,14 @@ int32_t train(llama_model * model, const llama_flexidepth_train_data & data, con
     LLAMA_LOG_INFO("flexidepth-train: %lld steps of %lld tokens (%lld sequences in the data), %zu routed layers, alpha %g, lr %g\n",
                    (long long) t.n_steps, (long long) n_ctx, (long long) n_seq, res.fd->layers.size(), p.alpha, p.learning_rate);
 
-    const auto t_start = std::chrono::steady_clock::now();
-    const int64_t first_step = (int64_t) pos.step;
     set_current(&t);
-    bool cancelled = false;
-    t.step = first_step;
-    run_steps(res.ctx, data.tokens, n_ctx, t.step, t.n_steps, p.seed, [&](double loss) {
-        pos.step = (uint64_t) t.step + 1;
-        pos.tokens += (uint64_t) n_ctx;
-        const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
-        const double tps = (double) (t.step + 1 - first_step) * n_ctx / std::max(seconds, 1e-9);
-        llama_flexidepth_train_progress pr = {};
-        pr.step = t.step + 1;
-        pr.n_steps = t.n_steps;
-        pr.n_tokens_done = (int64_t) pos.tokens;
+    const int32_t rc = run_steps(res.ctx, data.tokens, t, pos, p, checkpoint, [&](double loss, llama_flexidepth_train_progress & pr) {
         pr.loss_skip = t.loss_skip;
         pr.loss_lm = (float) (loss - p.alpha * t.loss_skip);
         pr.mean_layers = t.mean_layers;
-        pr.learning_rate = learning_rate(t);
-        pr.tokens_per_second = tps;
-        pr.eta_seconds = (double) (t.n_steps - t.step - 1) * n_ctx / std::max(tps, 1e-9);
-
-        cancelled = p.callback != nullptr && !p.callback(&pr, p.callback_user_data);
-        if (cancelled || (p.checkpoint_every > 0 && pos.step % (uint64_t) p.checkpoint_every == 0 && (int64_t) pos.step < t.n_steps)) {
-            save_plugin(checkpoint, *res.fd, pos);
-        }
-        return !cancelled;
-    });
-    if (cancelled) {
-        return flexidepth_fail(LLAMA_FLEXIDEPTH_ERR_CANCELLED, "training cancelled at step " + std::to_string(pos.step)
-                               + "; the checkpoint " + checkpoint + " resumes it");
+    }, [&] { save_plugin(checkpoint, *res.fd, pos); });
+    if (rc != LLAMA_FLEXIDEPTH_OK) {
+        return rc;
     }
     save_plugin(output, *res.fd, pos);
     if (p.checkpoint_path == nullptr) {

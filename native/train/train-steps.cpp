@@ -7,6 +7,7 @@
 #include "ggml-backend.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <numeric>
 #include <random>
@@ -60,8 +61,11 @@ int64_t count_windows(const llama_model & model, const std::vector<llama_token> 
     return n_seq;
 }
 
-void run_steps(llama_context * ctx, const std::vector<llama_token> & tokens, int64_t n_ctx, int64_t & step, int64_t n_steps,
-               uint32_t seed, const std::function<bool(double)> & after) {
+int32_t run_steps(llama_context * ctx, const std::vector<llama_token> & tokens, trainer & t, position & pos,
+                  const llama_flexidepth_train_params & p, const std::string & checkpoint,
+                  const std::function<void(double, llama_flexidepth_train_progress &)> & describe,
+                  const std::function<void()> & save) {
+    const int64_t n_ctx = p.n_ctx;
     struct opt_data {
         ggml_opt_dataset_t dataset = nullptr;
         ggml_opt_result_t result = nullptr;
@@ -77,13 +81,16 @@ void run_steps(llama_context * ctx, const std::vector<llama_token> & tokens, int
     const int64_t n_seq = ((int64_t) tokens.size() - 1) / n_ctx;
     std::vector<int64_t> order(n_seq);
     int64_t order_epoch = -1;
-    for (; step < n_steps; ++step) {
+    const auto t_start = std::chrono::steady_clock::now();
+    const int64_t first_step = (int64_t) pos.step;
+    for (t.step = first_step; t.step < t.n_steps; ++t.step) {
+        const int64_t step = t.step;
         // the order of an epoch depends only on the seed and the epoch, so a resumed run
         // continues with exactly the sequences it would have seen
         const int64_t epoch = step / n_seq;
         if (epoch != order_epoch) {
             std::iota(order.begin(), order.end(), 0);
-            std::mt19937_64 rng((uint64_t) seed * 1000003ull + (uint64_t) epoch);
+            std::mt19937_64 rng((uint64_t) p.seed * 1000003ull + (uint64_t) epoch);
             std::shuffle(order.begin(), order.end(), rng);
             order_epoch = epoch;
         }
@@ -97,10 +104,28 @@ void run_steps(llama_context * ctx, const std::vector<llama_token> & tokens, int
         if (!std::isfinite(loss)) {
             flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_DATA, "the loss diverged at step " + std::to_string(step) + "; lower the learning rate");
         }
-        if (!after(loss)) {
-            return;
+        pos.step = (uint64_t) step + 1;
+        pos.tokens += (uint64_t) n_ctx;
+        const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+        const double tps = (double) (step + 1 - first_step) * n_ctx / std::max(seconds, 1e-9);
+        llama_flexidepth_train_progress pr = {};
+        pr.step = step + 1;
+        pr.n_steps = t.n_steps;
+        pr.n_tokens_done = (int64_t) pos.tokens;
+        describe(loss, pr);
+        pr.learning_rate = learning_rate(t);
+        pr.tokens_per_second = tps;
+        pr.eta_seconds = (double) (t.n_steps - step - 1) * n_ctx / std::max(tps, 1e-9);
+        const bool cancelled = p.callback != nullptr && !p.callback(&pr, p.callback_user_data);
+        if (cancelled || (p.checkpoint_every > 0 && pos.step % (uint64_t) p.checkpoint_every == 0 && (int64_t) pos.step < t.n_steps)) {
+            save();
+        }
+        if (cancelled) {
+            return flexidepth_fail(LLAMA_FLEXIDEPTH_ERR_CANCELLED, "training cancelled at step " + std::to_string(pos.step)
+                                   + "; the checkpoint " + checkpoint + " resumes it");
         }
     }
+    return LLAMA_FLEXIDEPTH_OK;
 }
 
 } // namespace flexidepth_train

@@ -79,11 +79,15 @@ void check_schedule(const llama_flexidepth_train_params & p);
 // vocabulary and data shorter than one window.
 int64_t count_windows(const llama_model & model, const std::vector<llama_token> & tokens, int64_t n_ctx);
 
-// Optimizer steps `step` .. n_steps-1 of llama_opt on ctx, one window each, the windows of every
-// epoch in an order that depends only on seed and the epoch; `step` is the one being taken (the
-// learning-rate schedule reads it), and after(loss) follows each step and returns false to stop.
-// A loss that is not finite throws.
-void run_steps(llama_context * ctx, const std::vector<llama_token> & tokens, int64_t n_ctx, int64_t & step, int64_t n_steps,
-               uint32_t seed, const std::function<bool(double)> & after);
+// Optimizer steps pos.step .. t.n_steps-1 of llama_opt on ctx, one window of p.n_ctx tokens each,
+// the windows of every epoch in an order that depends only on p.seed and the epoch (t.step is the
+// step being taken: the learning-rate schedule reads it). After each step it advances pos, reports
+// progress to p.callback (describe fills in the losses and layers from the step's total loss) and
+// writes a checkpoint (save) every p.checkpoint_every steps and when the callback cancels. Returns
+// LLAMA_FLEXIDEPTH_OK, or ERR_CANCELLED naming the checkpoint; a loss that is not finite throws.
+int32_t run_steps(llama_context * ctx, const std::vector<llama_token> & tokens, trainer & t, position & pos,
+                  const llama_flexidepth_train_params & p, const std::string & checkpoint,
+                  const std::function<void(double, llama_flexidepth_train_progress &)> & describe,
+                  const std::function<void()> & save);
 
 } // namespace flexidepth_train
