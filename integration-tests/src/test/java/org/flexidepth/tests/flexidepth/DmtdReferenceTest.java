@@ -6,7 +6,6 @@ import org.flexidepth.tools.RandomFixtures;
 
 import org.flexidepth.gguf.GgmlType;
 import org.flexidepth.llama.LlamaModel;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -258,7 +257,7 @@ class DmtdReferenceTest {
     @ParameterizedTest
     @ValueSource(ints = {2, 4})
     void theDemoModelMatchesTheReference(int tau) throws Exception {
-        Assumptions.assumeTrue(ProjectPaths.shared().isPresent(), "../shared is not present");
+        org.flexidepth.tests.Prerequisites.require(ProjectPaths.shared().isPresent(), "../shared");
         Path model = DefaultModel.dmtdDemo12L();
         int[] text;
         try (LlamaModel m = LlamaModel.load(model)) {

@@ -14,7 +14,6 @@ import org.flexidepth.llama.Sampling;
 import org.flexidepth.llama.Session;
 import org.flexidepth.llama.SessionOptions;
 import org.flexidepth.llama.Token;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -46,7 +45,7 @@ class DmtdSessionTest {
     @ParameterizedTest
     @ValueSource(ints = {2, 4})
     void greedyGenerationFollowsTheReference(int tau) throws Exception {
-        Assumptions.assumeTrue(ProjectPaths.shared().isPresent(), "../shared is not present");
+        org.flexidepth.tests.Prerequisites.require(ProjectPaths.shared().isPresent(), "../shared");
         Path modelPath = DefaultModel.dmtdDemo12L();
         int n = 3 * tau + 2;
         List<Token> tokens;
@@ -85,7 +84,7 @@ class DmtdSessionTest {
     /** Session.score in a DMTD session is the cyclical-masking objective, as the reference computes it. */
     @Test
     void scoringReadsTheTextAsTrainingDid() throws Exception {
-        Assumptions.assumeTrue(ProjectPaths.shared().isPresent(), "../shared is not present");
+        org.flexidepth.tests.Prerequisites.require(ProjectPaths.shared().isPresent(), "../shared");
         Path modelPath = DefaultModel.dmtdDemo12L();
         int[] text;
         float[] dmtd, full;
