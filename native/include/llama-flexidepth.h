@@ -65,9 +65,35 @@ extern "C" {
 
     LLAMA_API struct llama_flexidepth_params llama_flexidepth_default_params(void);
 
-    // Loads a plug-in for `model` (as llama_adapter_lora_init loads a LoRA adapter). On failure
-    // returns NULL and, if `status` is not NULL, stores the reason there; llama_flexidepth_last_error()
-    // then describes it. Nothing is left allocated.
+    // The family's name as the plug-in key spells it ("layer", "layer_no_kv", "attention", "ffn";
+    // "" out of range), and the family a name spells (-1 for none).
+    LLAMA_API const char * llama_flexidepth_skip_name(enum llama_flexidepth_skip skip);
+    LLAMA_API int32_t      llama_flexidepth_skip_from_name(const char * name);
+
+    // How a plug-in is loaded.
+    struct llama_flexidepth_load_params {
+        // Store each adapter projection in the base model's quantization class where the file
+        // holds it as F32, F16 or BF16 and the base weight it stands in for (ffn_gate, ffn_up,
+        // ffn_down of its layer) is quantized: that weight's type at 6 bits or more (Q8_0, Q6_K),
+        // Q8_0 for lower ones, the lowest class whose routing decisions still match the float
+        // adapters' (native/README.md). A skipped layer then reads about half the bytes of F16
+        // adapters. Rows that are not whole blocks keep the file's type, and routers always do.
+        // false keeps every tensor as stored (training needs F32). Default true.
+        bool adapters_in_base_type;
+    };
+
+    LLAMA_API struct llama_flexidepth_load_params llama_flexidepth_load_default_params(void);
+
+    // Loads a plug-in for `model` (as llama_adapter_lora_init loads a LoRA adapter); params NULL:
+    // the defaults. On failure returns NULL and, if `status` is not NULL, stores the reason there;
+    // llama_flexidepth_last_error() then describes it. Nothing is left allocated.
+    LLAMA_API struct llama_adapter_flexidepth * llama_adapter_flexidepth_load(
+            const struct llama_model * model,
+                          const char * path,
+    const struct llama_flexidepth_load_params * params,
+                             int32_t * status);
+
+    // llama_adapter_flexidepth_load with the default load params.
     LLAMA_API struct llama_adapter_flexidepth * llama_adapter_flexidepth_init(
             const struct llama_model * model,
                           const char * path,
@@ -91,6 +117,11 @@ extern "C" {
     LLAMA_API float        llama_adapter_flexidepth_threshold   (const struct llama_adapter_flexidepth * adapter);
     LLAMA_API const char * llama_adapter_flexidepth_arch        (const struct llama_adapter_flexidepth * adapter);
     LLAMA_API enum llama_flexidepth_skip llama_adapter_flexidepth_skip(const struct llama_adapter_flexidepth * adapter);
+    // The type routed layer il's adapter input projection is stored in once loaded (see
+    // llama_flexidepth_load_params), and the bytes of its three projections; GGML_TYPE_COUNT and 0
+    // where il is not routed or the family has no adapter.
+    LLAMA_API enum ggml_type llama_adapter_flexidepth_adapter_type  (const struct llama_adapter_flexidepth * adapter, int32_t il);
+    LLAMA_API size_t         llama_adapter_flexidepth_adapter_nbytes(const struct llama_adapter_flexidepth * adapter, int32_t il);
 
     // Sets the plug-in the context computes with and how (params NULL: the defaults); adapter NULL
     // computes the base model again. The plug-in must belong to the context's model. A new

@@ -160,7 +160,33 @@ void fuse_router(llama_flexidepth_layer & L) {
     ggml_backend_tensor_set(L.router_fused, fused.data(), 0, ggml_nbytes(L.router_fused));
 }
 
-void load(llama_adapter_flexidepth & fd, const llama_model & model, const char * path) {
+// The type an adapter projection is kept in where the file holds a float type and the base weight
+// it stands in for is quantized: that weight's type at 6 bits or more (Q8_0, Q6_K), Q8_0 below.
+// Measured on flexi-demo-12L's trained plug-in (README): Q8_0 adapters keep every routing
+// decision of the float ones, Q4_0 adapters flip some and move the argmax of 4 % of tokens.
+ggml_type adapter_storage_type(const ggml_tensor * stored, const ggml_tensor * base) {
+    const bool from_float = stored->type == GGML_TYPE_F32 || stored->type == GGML_TYPE_F16 || stored->type == GGML_TYPE_BF16;
+    if (base == nullptr || !from_float || !ggml_is_quantized(base->type)) {
+        return stored->type;
+    }
+    const ggml_type want = base->type == GGML_TYPE_Q6_K ? GGML_TYPE_Q6_K : GGML_TYPE_Q8_0;
+    return stored->ne[0] % ggml_blck_size(want) == 0 ? want : stored->type;
+}
+
+// Converts `n` rows of a tensor stored as `from` (a float type) into `to`.
+std::vector<uint8_t> convert_rows(const std::vector<uint8_t> & data, ggml_type from, ggml_type to, int64_t n_per_row, int64_t n_rows) {
+    std::vector<float> f32((size_t) (n_per_row * n_rows));
+    if (from == GGML_TYPE_F32) {
+        memcpy(f32.data(), data.data(), f32.size() * sizeof(float));
+    } else {
+        ggml_get_type_traits(from)->to_float(data.data(), f32.data(), (int64_t) f32.size());
+    }
+    std::vector<uint8_t> out(ggml_row_size(to, n_per_row) * n_rows);
+    ggml_quantize_chunk(to, f32.data(), out.data(), 0, n_rows, n_per_row, nullptr);
+    return out;
+}
+
+void load(llama_adapter_flexidepth & fd, const llama_model & model, const char * path, const llama_flexidepth_load_params & lp) {
     std::unique_ptr<FILE, file_closer> file(fopen(path, "rb"));
     if (!file) {
         flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_IO, std::string("cannot open ") + path + ": " + strerror(errno));
@@ -208,11 +234,8 @@ void load(llama_adapter_flexidepth & fd, const llama_model & model, const char *
         const int64_t k = gguf_find_key(g, KEY_SKIP);
         if (k >= 0) {
             const std::string name = get_str(g, KEY_SKIP);
-            size_t i = 0;
-            while (i < std::size(SKIP_NAMES) && name != SKIP_NAMES[i]) {
-                ++i;
-            }
-            if (i == std::size(SKIP_NAMES)) {
+            const int32_t i = llama_flexidepth_skip_from_name(name.c_str());
+            if (i < 0) {
                 flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_FORMAT, std::string(KEY_SKIP) + " is '" + name
                                  + "'; expected layer, layer_no_kv, attention or ffn");
             }
@@ -277,8 +300,8 @@ void load(llama_adapter_flexidepth & fd, const llama_model & model, const char *
         return c;
     };
     std::vector<std::pair<ggml_tensor *, ggml_tensor *>> copies; // (meta, allocated)
-    auto dup = [&](ggml_context * c, ggml_tensor * m) {
-        ggml_tensor * t = ggml_dup_tensor(c, m);
+    auto dup = [&](ggml_context * c, ggml_tensor * m, ggml_type type) {
+        ggml_tensor * t = ggml_new_tensor(c, type, ggml_n_dims(m), m->ne);
         ggml_set_name(t, m->name);
         copies.emplace_back(m, t);
         return t;
@@ -287,8 +310,14 @@ void load(llama_adapter_flexidepth & fd, const llama_model & model, const char *
         ggml_context * c = ctx_of(m.il);
         fd.slot[m.il] = (int32_t) fd.layers.size();
         std::array<ggml_tensor *, std::size(TENSORS)> t = m.tensors();
-        for (ggml_tensor *& x : t) {
-            x = x ? dup(c, x) : nullptr;
+        const llama_layer & base = model.layers[m.il];
+        // what each adapter projection stands in for, in TENSORS order
+        const ggml_tensor * counterpart[std::size(TENSORS)] = {nullptr, nullptr, nullptr, nullptr, nullptr, base.ffn_gate, base.ffn_up, base.ffn_down};
+        for (size_t k = 0; k < t.size(); ++k) {
+            if (t[k] != nullptr) {
+                const bool convert = lp.adapters_in_base_type && TENSORS[k].adapter;
+                t[k] = dup(c, t[k], convert ? adapter_storage_type(t[k], counterpart[k]) : t[k]->type);
+            }
         }
         fd.layers.push_back({m.il, t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7]});
         fd.layers.back().router_fused = ggml_new_tensor_2d(c, GGML_TYPE_F32, dr, 1);
@@ -314,7 +343,7 @@ void load(llama_adapter_flexidepth & fd, const llama_model & model, const char *
     std::vector<uint8_t> staging;
     for (auto & [m, t] : copies) {
         const int64_t idx = gguf_find_tensor(g, m->name);
-        const size_t nbytes = ggml_nbytes(t);
+        const size_t nbytes = ggml_nbytes(m);
         staging.resize(nbytes);
         if (fseek(file.get(), (long) (data_offset + gguf_get_tensor_offset(g, idx)), SEEK_SET) != 0 ||
             fread(staging.data(), 1, nbytes, file.get()) != nbytes) {
@@ -323,10 +352,15 @@ void load(llama_adapter_flexidepth & fd, const llama_model & model, const char *
         // A NaN or Inf weight makes every gate NaN, every layer skipped and the session's cache
         // NaN; refuse it here, where the tensor can still be named. Quantized blocks are checked
         // through their scales.
-        if (!ggml_validate_row_data(t->type, staging.data(), nbytes)) {
+        if (!ggml_validate_row_data(m->type, staging.data(), nbytes)) {
             flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_TENSOR, std::string("tensor ") + m->name + " holds NaN or infinite values");
         }
-        ggml_backend_tensor_set(t, staging.data(), 0, nbytes);
+        if (t->type != m->type) {
+            const std::vector<uint8_t> converted = convert_rows(staging, m->type, t->type, m->ne[0], ggml_nrows(m));
+            ggml_backend_tensor_set(t, converted.data(), 0, converted.size());
+        } else {
+            ggml_backend_tensor_set(t, staging.data(), 0, nbytes);
+        }
     }
     for (auto & L : fd.layers) {
         fuse_router(L);
@@ -360,7 +394,31 @@ const char * llama_flexidepth_last_error(void) {
     return last_error.c_str();
 }
 
+const char * llama_flexidepth_skip_name(enum llama_flexidepth_skip skip) {
+    return skip >= 0 && (size_t) skip < std::size(flexidepth_format::SKIP_NAMES) ? flexidepth_format::SKIP_NAMES[skip] : "";
+}
+
+int32_t llama_flexidepth_skip_from_name(const char * name) {
+    for (size_t i = 0; name != nullptr && i < std::size(flexidepth_format::SKIP_NAMES); ++i) {
+        if (strcmp(name, flexidepth_format::SKIP_NAMES[i]) == 0) {
+            return (int32_t) i;
+        }
+    }
+    return -1;
+}
+
+struct llama_flexidepth_load_params llama_flexidepth_load_default_params(void) {
+    llama_flexidepth_load_params p;
+    p.adapters_in_base_type = true;
+    return p;
+}
+
 struct llama_adapter_flexidepth * llama_adapter_flexidepth_init(const struct llama_model * model, const char * path, int32_t * status) {
+    return llama_adapter_flexidepth_load(model, path, nullptr, status);
+}
+
+struct llama_adapter_flexidepth * llama_adapter_flexidepth_load(const struct llama_model * model, const char * path,
+                                                                const struct llama_flexidepth_load_params * params, int32_t * status) {
     int32_t rc = LLAMA_FLEXIDEPTH_OK;
     last_error.clear();
     if (model == nullptr || path == nullptr) {
@@ -368,10 +426,12 @@ struct llama_adapter_flexidepth * llama_adapter_flexidepth_init(const struct lla
     } else {
         auto fd = std::make_unique<llama_adapter_flexidepth>();
         try {
-            load(*fd, *model, path);
+            load(*fd, *model, path, params ? *params : llama_flexidepth_load_default_params());
             fd->model = model;
-            LLAMA_LOG_INFO("flexidepth: loaded %s: %zu routed layers, skip %s, router %d, adapter %d, tau %.3f\n",
-                           path, fd->layers.size(), flexidepth_format::SKIP_NAMES[fd->skip], fd->router_size, fd->adapter_size, fd->threshold);
+            const ggml_type at = llama_adapter_flexidepth_adapter_type(fd.get(), fd->layers.front().il);
+            LLAMA_LOG_INFO("flexidepth: loaded %s: %zu routed layers, skip %s, router %d, adapter %d (%s), tau %.3f\n",
+                           path, fd->layers.size(), flexidepth_format::SKIP_NAMES[fd->skip], fd->router_size, fd->adapter_size,
+                           at == GGML_TYPE_COUNT ? "none" : ggml_type_name(at), fd->threshold);
             if (status) {
                 *status = LLAMA_FLEXIDEPTH_OK;
             }
@@ -414,4 +474,14 @@ const char * llama_adapter_flexidepth_arch(const struct llama_adapter_flexidepth
 
 enum llama_flexidepth_skip llama_adapter_flexidepth_skip(const struct llama_adapter_flexidepth * fd) {
     return fd ? fd->skip : LLAMA_FLEXIDEPTH_SKIP_LAYER;
+}
+
+enum ggml_type llama_adapter_flexidepth_adapter_type(const struct llama_adapter_flexidepth * fd, int32_t il) {
+    const llama_flexidepth_layer * L = fd ? fd->layer(il) : nullptr;
+    return L && L->adapter_up ? L->adapter_up->type : GGML_TYPE_COUNT;
+}
+
+size_t llama_adapter_flexidepth_adapter_nbytes(const struct llama_adapter_flexidepth * fd, int32_t il) {
+    const llama_flexidepth_layer * L = fd ? fd->layer(il) : nullptr;
+    return L && L->adapter_up ? ggml_nbytes(L->adapter_gate) + ggml_nbytes(L->adapter_up) + ggml_nbytes(L->adapter_down) : 0;
 }

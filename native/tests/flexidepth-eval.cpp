@@ -7,6 +7,8 @@
 //                       [--non-unified]            one KV stream per sequence (ubatches split_equal)
 //                       [--kv q8_0]                Q8_0 K/V cache (with masked-fa)
 //                       [--cpu]                    no layer offloaded to a GPU (the default offloads all)
+//                       [--adapters-as-stored]     the plug-in's adapters in the file's types (default:
+//                                                  the base model's, llama_flexidepth_load_params)
 //                       [--dmtd T CYCLE [absolute]] batches decoded with llama_dmtd_decode: T thinking
 //                                                  layers, cycle tau, phase prompt_end (or absolute)
 // Prints "mul_mat_id nodes: N" at the end: the token-skipping products in the graphs it ran, so that
@@ -129,6 +131,7 @@ int main(int argc, char ** argv) {
     }
     const char * lora_path = nullptr;
     llama_model_params mparams = llama_model_default_params();
+    llama_flexidepth_load_params load_params = llama_flexidepth_load_default_params();
     for (int i = 6; i < argc; ++i) {
         const std::string a = argv[i];
         if (a == "dense" || a == "masked" || a == "masked-fa" || a == "auto") {
@@ -136,6 +139,8 @@ int main(int argc, char ** argv) {
             flash_attn = a == "masked-fa";
         } else if (a == "--ubatch" && i + 1 < argc) {
             n_ubatch = atoi(argv[++i]);
+        } else if (a == "--adapters-as-stored") {
+            load_params.adapters_in_base_type = false;
         } else if (a == "--non-unified") {
             kv_unified = false;
         } else if (a == "--cpu") {
@@ -183,7 +188,7 @@ int main(int argc, char ** argv) {
     llama_adapter_flexidepth * fd = nullptr;
     if (std::string(argv[2]) != "-") {
         int32_t status = 0;
-        fd = llama_adapter_flexidepth_init(model, argv[2], &status);
+        fd = llama_adapter_flexidepth_load(model, argv[2], &load_params, &status);
         if (!fd) {
             fprintf(stderr, "plug-in: %s (%d)\n", llama_flexidepth_last_error(), status);
             return 1;

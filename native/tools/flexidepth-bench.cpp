@@ -31,6 +31,7 @@ struct config {
     std::vector<int8_t> forced; // per routed layer; empty = routers decide
     double skip_ratio = -1;
     int dmtd_cycle = 0;         // > 0: decoded with llama_dmtd_decode at this cycle
+    bool stored_adapters = false; // the plug-in loaded with its adapters as the file stores them
 };
 
 struct result {
@@ -70,7 +71,7 @@ static void quiet(enum ggml_log_level level, const char * text, void *) {
 struct weight_bytes {
     std::vector<double> skippable, always, ffn;
     double other = 0; // output head, norms: read once per token
-    std::map<int, double> plugin_router, plugin_adapter;
+    std::map<int, double> plugin_router; // adapters: as loaded (llama_adapter_flexidepth_adapter_nbytes)
 };
 
 static weight_bytes read_weight_bytes(const char * model, const char * plugin) {
@@ -88,7 +89,7 @@ static weight_bytes read_weight_bytes(const char * model, const char * plugin) {
                 if ((int) wb.skippable.size() <= il) { wb.skippable.resize(il + 1); wb.always.resize(il + 1); wb.ffn.resize(il + 1); }
                 const std::string k = kind;
                 if (is_plugin) {
-                    (k.rfind("fd_router", 0) == 0 ? wb.plugin_router : wb.plugin_adapter)[il] += bytes;
+                    wb.plugin_router[il] += k.rfind("fd_router", 0) == 0 ? bytes : 0;
                 } else if (k == "attn_q" || k == "attn_output" || k == "ffn_gate" || k == "ffn_up" || k == "ffn_down") {
                     wb.skippable[il] += bytes;
                     wb.ffn[il] += k.rfind("ffn_", 0) == 0 ? bytes : 0;
@@ -149,11 +150,15 @@ int main(int argc, char ** argv) {
     mp.use_extra_bufts = repack; // weights in the CPU's repacked layouts (x86: Q4_0, Q4_K, ...) or plain
     llama_model * model = llama_model_load_from_file(model_path.c_str(), mp);
     if (!model) { fprintf(stderr, "cannot load %s\n", model_path.c_str()); return 1; }
-    llama_adapter_flexidepth * fd = nullptr;
+    llama_adapter_flexidepth * fd = nullptr, * fd_stored = nullptr;
     if (!plugin_path.empty()) {
         int32_t status = 0;
         fd = llama_adapter_flexidepth_init(model, plugin_path.c_str(), &status);
         if (!fd) { fprintf(stderr, "%s\n", llama_flexidepth_last_error()); return 1; }
+        llama_flexidepth_load_params lp = llama_flexidepth_load_default_params();
+        lp.adapters_in_base_type = false;
+        fd_stored = llama_adapter_flexidepth_load(model, plugin_path.c_str(), &lp, &status);
+        if (!fd_stored) { fprintf(stderr, "%s\n", llama_flexidepth_last_error()); return 1; }
     }
     const int n_layer = llama_model_n_layer(model);
     const int n_routed = llama_adapter_flexidepth_n_routed(fd);
@@ -172,6 +177,17 @@ int main(int argc, char ** argv) {
             char name[64];
             snprintf(name, sizeof(name), "forced skip %.2f", s);
             configs.push_back({name, true, pattern(k), s});
+        }
+        // where loading put the adapters in the base model's type, what that saves, side by side
+        const int first = llama_adapter_flexidepth_routed_layer(fd, 0);
+        if (llama_adapter_flexidepth_adapter_type(fd, first) != llama_adapter_flexidepth_adapter_type(fd_stored, first)) {
+            for (double s : ratios) {
+                if (s > 0) {
+                    char name[64];
+                    snprintf(name, sizeof(name), "  %s adapters", ggml_type_name(llama_adapter_flexidepth_adapter_type(fd_stored, first)));
+                    configs.push_back({name, true, pattern((int) std::lround(s * n_routed)), s, 0, true});
+                }
+            }
         }
         if (!skip_layers.empty()) {
             std::vector<int8_t> f(n_routed, 1);
@@ -217,7 +233,7 @@ int main(int argc, char ** argv) {
                 fp.mode = mode == "dense" ? LLAMA_FLEXIDEPTH_MODE_DENSE : mode == "masked" ? LLAMA_FLEXIDEPTH_MODE_MASKED : LLAMA_FLEXIDEPTH_MODE_AUTO;
                 fp.forced = cfg.forced.empty() ? nullptr : cfg.forced.data();
                 fp.n_forced = (int32_t) cfg.forced.size();
-                llama_set_adapter_flexidepth(ctx, fd, &fp);
+                llama_set_adapter_flexidepth(ctx, cfg.stored_adapters ? fd_stored : fd, &fp);
             } else {
                 llama_set_adapter_flexidepth(ctx, nullptr, nullptr);
             }
@@ -268,9 +284,10 @@ int main(int argc, char ** argv) {
     for (int l = 0; l < n_layer; ++l) full += wb.skippable[l] + wb.always[l];
     const double base_tg = mean(results[0].tg_tps);
     if (!json) {
-        static const char * families[] = {"layer", "layer_no_kv", "attention", "ffn"};
-        printf("model %s, plug-in %s (skip %s), mode %s, %s weights, %d threads, prefill %d, decode %d, %d reps\n", model_path.c_str(),
-               fd ? plugin_path.c_str() : "-", fd ? families[llama_adapter_flexidepth_skip(fd)] : "-", mode.c_str(),
+        const ggml_type at = fd ? llama_adapter_flexidepth_adapter_type(fd, llama_adapter_flexidepth_routed_layer(fd, 0)) : GGML_TYPE_COUNT;
+        printf("model %s, plug-in %s (skip %s, adapters %s), mode %s, %s weights, %d threads, prefill %d, decode %d, %d reps\n", model_path.c_str(),
+               fd ? plugin_path.c_str() : "-", fd ? llama_flexidepth_skip_name(llama_adapter_flexidepth_skip(fd)) : "-",
+               at == GGML_TYPE_COUNT ? "-" : ggml_type_name(at), mode.c_str(),
                repack ? "repacked" : "plain", threads, n_prompt, n_gen, reps);
         printf("%-20s %14s %14s %8s %10s %10s %8s\n", "config", "prefill t/s", "decode t/s", "layers", "speedup", "ideal", "/ideal");
     }
@@ -288,7 +305,7 @@ int main(int argc, char ** argv) {
                     const llama_flexidepth_skip family = llama_adapter_flexidepth_skip(fd);
                     bytes -= family == LLAMA_FLEXIDEPTH_SKIP_ATTENTION ? wb.skippable[l] - wb.ffn[l]
                            : family == LLAMA_FLEXIDEPTH_SKIP_FFN ? wb.ffn[l] : wb.skippable[l];
-                    bytes += wb.plugin_adapter.count(l) ? wb.plugin_adapter.at(l) : 0;
+                    bytes += (double) llama_adapter_flexidepth_adapter_nbytes(cfg.stored_adapters ? fd_stored : fd, l);
                 }
             }
             ideal = full / bytes;
@@ -314,6 +331,7 @@ int main(int argc, char ** argv) {
     llama_batch_free(one);
     llama_free(ctx);
     llama_adapter_flexidepth_free(fd);
+    llama_adapter_flexidepth_free(fd_stored);
     llama_model_free(model);
     return 0;
 }

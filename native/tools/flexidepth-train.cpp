@@ -119,10 +119,8 @@ int main(int argc, char ** argv) {
         else if (a == "--adapter-size") p.adapter_size = (int32_t) number(next());
         else if (a == "--skip") {
             const std::string f = next();
-            const char * names[] = {"layer", "layer_no_kv", "attention", "ffn"};
-            int k = 0;
-            while (k < 4 && f != names[k]) ++k;
-            if (k == 4) { fprintf(stderr, "error: --skip is layer, layer_no_kv, attention or ffn, got '%s'\n", f.c_str()); return 2; }
+            const int32_t k = llama_flexidepth_skip_from_name(f.c_str());
+            if (k < 0) { fprintf(stderr, "error: --skip is layer, layer_no_kv, attention or ffn, got '%s'\n", f.c_str()); return 2; }
             p.skip = (llama_flexidepth_skip) k;
         }
         else if (a == "--alpha") p.alpha = (float) number(next());

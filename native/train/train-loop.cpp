@@ -81,7 +81,9 @@ int32_t train(llama_model * model, const llama_flexidepth_train_data & data, con
 
     train_resources res;
     int32_t status = 0;
-    res.fd = llama_adapter_flexidepth_init(model, checkpoint.c_str(), &status);
+    llama_flexidepth_load_params lp = llama_flexidepth_load_default_params();
+    lp.adapters_in_base_type = false; // the optimizer updates F32 adapters in place
+    res.fd = llama_adapter_flexidepth_load(model, checkpoint.c_str(), &lp, &status);
     if (res.fd == nullptr) {
         flexidepth_throw(status, llama_flexidepth_last_error());
     }

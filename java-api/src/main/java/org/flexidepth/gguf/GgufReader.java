@@ -101,7 +101,7 @@ public final class GgufReader implements AutoCloseable {
     }
 
     /**
-     * A tensor's elements as floats, ggml order. Supports F32, F16, BF16, Q8_0 (dequantised as
+     * A tensor's elements as floats, ggml order. Supports F32, F16, BF16, Q8_0 and Q4_0 (dequantised as
      * ggml does), F64 and the integer types I8 to I32.
      *
      * @param tensor a tensor info from this reader's {@link #file()}

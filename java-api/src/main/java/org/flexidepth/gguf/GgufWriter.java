@@ -338,11 +338,11 @@ public final class GgufWriter {
 
     /**
      * Adds a tensor whose elements are given as floats and stored as {@code type}, which must be
-     * F32, F16, BF16 or Q8_0 (rounded as ggml's reference quantiser does).
+     * F32, F16, BF16, Q8_0 or Q4_0 (rounded as ggml's reference quantisers do).
      *
      * @param name  the tensor name, 1 to {@link GgufTensorInfo#MAX_NAME_BYTES} UTF-8 bytes; unique in the file
-     * @param type  the stored type: {@link GgmlType#F32}, {@link GgmlType#F16}, {@link GgmlType#BF16} or
-     *              {@link GgmlType#Q8_0}
+     * @param type  the stored type: {@link GgmlType#F32}, {@link GgmlType#F16}, {@link GgmlType#BF16},
+     *              {@link GgmlType#Q8_0} or {@link GgmlType#Q4_0}
      * @param shape ggml order, {@code ne0} first: a PyTorch {@code [rows, cols]} weight is {@code {cols, rows}}
      * @param data  supplies the elements when the file is written; it must supply exactly the shape's
      *              element count

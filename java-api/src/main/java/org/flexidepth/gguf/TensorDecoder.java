@@ -3,14 +3,14 @@ package org.flexidepth.gguf;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 
-/** Converts tensor bytes of the float and 8-bit types back to floats. */
+/** Converts tensor bytes of the float, integer, Q8_0 and Q4_0 types back to floats. */
 final class TensorDecoder {
     private TensorDecoder() {
     }
 
     static boolean canDecode(GgmlType type) {
         return switch (type) {
-            case F32, F16, BF16, Q8_0, F64, I8, I16, I32 -> true;
+            case F32, F16, BF16, Q8_0, Q4_0, F64, I8, I16, I32 -> true;
             default -> false;
         };
     }
@@ -58,6 +58,19 @@ final class TensorDecoder {
                     float d = HalfFloats.f16ToFloat(b.getShort(base));
                     for (int j = 0; j < qk; j++) {
                         dst[blk * qk + j] = d * b.get(base + 2 + j);
+                    }
+                }
+            }
+            case Q4_0 -> {
+                int qk = GgmlType.Q4_0.blockSize();
+                int blockBytes = GgmlType.Q4_0.typeSize();
+                for (int blk = 0; blk < dst.length / qk; blk++) {
+                    int base = blk * blockBytes;
+                    float d = HalfFloats.f16ToFloat(b.getShort(base));
+                    for (int j = 0; j < qk / 2; j++) {
+                        int q = b.get(base + 2 + j) & 0xFF;
+                        dst[blk * qk + j] = ((q & 0x0F) - 8) * d;
+                        dst[blk * qk + qk / 2 + j] = ((q >> 4) - 8) * d;
                     }
                 }
             }

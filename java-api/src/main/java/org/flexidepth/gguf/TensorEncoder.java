@@ -5,13 +5,14 @@ import java.util.Objects;
 
 /**
  * Converts a stream of floats to one of the ggml types that can be produced without a search for
- * the best quantisation (F32, F16, BF16, Q8_0) and writes the bytes.
+ * the best quantisation (F32, F16, BF16, Q8_0, Q4_0) and writes the bytes, as ggml's reference
+ * quantisers do.
  */
 abstract sealed class TensorEncoder implements TensorData.Sink {
     /** The types {@link #create} accepts. */
     static boolean canEncode(GgmlType type) {
         return switch (type) {
-            case F32, F16, BF16, Q8_0 -> true;
+            case F32, F16, BF16, Q8_0, Q4_0 -> true;
             default -> false;
         };
     }
@@ -22,6 +23,7 @@ abstract sealed class TensorEncoder implements TensorData.Sink {
             case F16 -> new F16(out);
             case BF16 -> new BF16(out);
             case Q8_0 -> new Q8_0(out);
+            case Q4_0 -> new Q4_0(out);
             default -> throw new IllegalArgumentException("cannot encode floats as " + type
                     + "; supply the bytes with GgufWriter.addRawTensor");
         };
@@ -124,6 +126,56 @@ abstract sealed class TensorEncoder implements TensorData.Sink {
         void finish() {
             if (filled != 0) {
                 throw new IllegalStateException("Q8_0 data ended inside a block");
+            }
+        }
+    }
+
+    /**
+     * ggml's {@code quantize_row_q4_0_ref}: per 32 values an fp16 scale {@code max / -8}, where max is
+     * the value of largest magnitude (its sign kept), then 16 bytes: value j in the low nibble of byte
+     * j, value j + 16 in its high nibble, each {@code min(15, trunc(x / d + 8.5))}.
+     */
+    private static final class Q4_0 extends TensorEncoder {
+        private final float[] block = new float[GgmlType.Q4_0.blockSize()];
+        private int filled;
+
+        Q4_0(GgufOutput out) {
+            super(out);
+        }
+
+        @Override
+        void put(float v) throws IOException {
+            block[filled++] = v;
+            if (filled == block.length) {
+                writeBlock();
+                filled = 0;
+            }
+        }
+
+        private void writeBlock() throws IOException {
+            float amax = 0, max = 0;
+            for (float v : block) {
+                if (amax < Math.abs(v)) {
+                    amax = Math.abs(v);
+                    max = v;
+                }
+            }
+            float d = max / -8;
+            float id = d != 0 ? 1.0f / d : 0.0f;
+            out.u16(HalfFloats.floatToF16(d));
+            int half = block.length / 2;
+            for (int j = 0; j < half; j++) {
+                // C's (int8_t) cast truncates toward zero, as Java's (int) does
+                int lo = Math.min(15, (int) (block[j] * id + 8.5f));
+                int hi = Math.min(15, (int) (block[half + j] * id + 8.5f));
+                out.u8(lo | (hi << 4));
+            }
+        }
+
+        @Override
+        void finish() {
+            if (filled != 0) {
+                throw new IllegalStateException("Q4_0 data ended inside a block");
             }
         }
     }

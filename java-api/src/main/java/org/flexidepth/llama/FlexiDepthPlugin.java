@@ -1,5 +1,7 @@
 package org.flexidepth.llama;
 
+import org.flexidepth.gguf.GgmlType;
+import org.flexidepth.llama.bindings.llama_flexidepth_load_params;
 import org.flexidepth.llama.bindings.llama_flexidepth_params;
 import org.flexidepth.llama.bindings.llama_h;
 
@@ -10,6 +12,7 @@ import java.nio.file.Path;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Set;
 import java.util.stream.IntStream;
 
@@ -29,6 +32,7 @@ public final class FlexiDepthPlugin implements AutoCloseable {
     private final float defaultThreshold;
     private final String architecture;
     private final SkipFamily skipFamily;
+    private final Optional<GgmlType> adapterType;
     private final String fingerprint;
     private final Set<Session> users = new HashSet<>(); // guarded by this
     private final Set<BatchEngine> engines = new HashSet<>(); // guarded by this
@@ -47,6 +51,7 @@ public final class FlexiDepthPlugin implements AutoCloseable {
         this.defaultThreshold = llama_h.llama_adapter_flexidepth_threshold(handle);
         this.architecture = llama_h.llama_adapter_flexidepth_arch(handle).getString(0);
         this.skipFamily = SkipFamily.ofNative(llama_h.llama_adapter_flexidepth_skip(handle));
+        this.adapterType = GgmlType.fromId(llama_h.llama_adapter_flexidepth_adapter_type(handle, routedLayers.getFirst()));
     }
 
     /**
@@ -54,7 +59,7 @@ public final class FlexiDepthPlugin implements AutoCloseable {
      *
      * @throws FlexiDepthException if the file is missing, corrupt, or built for another model
      */
-    static FlexiDepthPlugin load(LlamaModel model, Path path) {
+    static FlexiDepthPlugin load(LlamaModel model, Path path, AdapterStorage storage) {
         FilePaths.problem(path).ifPresent(problem -> {
             throw new FlexiDepthException(FlexiDepthException.Reason.IO, "FlexiDepth plug-in " + path + " " + problem
                     + (problem.equals("not found") ? "" : "; expected a plug-in file (.gguf)"));
@@ -63,7 +68,9 @@ public final class FlexiDepthPlugin implements AutoCloseable {
         return model.read(() -> {
             try (Arena arena = Arena.ofConfined()) {
                 MemorySegment status = arena.allocate(ValueLayout.JAVA_INT);
-                MemorySegment h = llama_h.llama_adapter_flexidepth_init(model.handle(), arena.allocateFrom(path.toString()), status);
+                MemorySegment params = llama_h.llama_flexidepth_load_default_params(arena);
+                llama_flexidepth_load_params.adapters_in_base_type(params, storage == AdapterStorage.BASE_MODEL_TYPE);
+                MemorySegment h = llama_h.llama_adapter_flexidepth_load(model.handle(), arena.allocateFrom(path.toString()), params, status);
                 if (h.equals(MemorySegment.NULL)) {
                     throw new FlexiDepthException(FlexiDepthException.Reason.of(status.get(ValueLayout.JAVA_INT, 0)),
                             "cannot load FlexiDepth plug-in " + path + ": " + llama_h.llama_flexidepth_last_error().getString(0));
@@ -113,6 +120,14 @@ public final class FlexiDepthPlugin implements AutoCloseable {
     /** {@return what a token that skips a routed layer leaves out} */
     public SkipFamily skipFamily() {
         return skipFamily;
+    }
+
+    /**
+     * {@return the type the adapters' input projections are kept in once loaded (see
+     * {@link AdapterStorage}); empty for {@link SkipFamily#ATTENTION}, which has no adapter}
+     */
+    public Optional<GgmlType> adapterType() {
+        return adapterType;
     }
 
     /** {@return whether the plug-in has been closed, directly or by closing its model} */

@@ -341,7 +341,24 @@ public final class LlamaModel implements AutoCloseable {
      * @throws FlexiDepthException if the file is missing, corrupt or made for another model
      */
     public FlexiDepthPlugin loadFlexiDepth(Path plugin) {
-        return FlexiDepthPlugin.load(this, plugin);
+        return loadFlexiDepth(plugin, AdapterStorage.BASE_MODEL_TYPE);
+    }
+
+    /**
+     * Loads a FlexiDepth plug-in made for this model, its adapters stored as {@code storage} says.
+     *
+     * @param plugin  the plug-in file (GGUF with {@code adapter.type = flexidepth})
+     * @param storage the type the adapters are kept in ({@link AdapterStorage#BASE_MODEL_TYPE} by default)
+     * @return the loaded plug-in; closing this model closes it too
+     * @throws InvalidArgumentException if {@code storage} is null
+     * @throws ResourceClosedException if this model is closed
+     * @throws FlexiDepthException if the file is missing, corrupt or made for another model
+     */
+    public FlexiDepthPlugin loadFlexiDepth(Path plugin, AdapterStorage storage) {
+        if (storage == null) {
+            throw new InvalidArgumentException("the adapter storage must not be null");
+        }
+        return FlexiDepthPlugin.load(this, plugin, storage);
     }
 
     /**

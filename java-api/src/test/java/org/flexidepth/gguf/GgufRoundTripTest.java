@@ -232,6 +232,30 @@ class GgufRoundTripTest {
     }
 
     @Test
+    void q4_0MatchesGgmlReferenceRounding() throws IOException {
+        float[] block = new float[32];
+        block[0] = -8;    // the value of largest magnitude, sign kept: d = -8 / -8 = 1
+        block[1] = 3.4f;  // trunc(3.4 + 8.5) = 11
+        block[2] = 7.9f;  // trunc(16.4) = 16, clamped to 15
+        block[16] = -2.6f; // trunc(5.9) = 5, the high nibble of byte 0
+        Path file = dir.resolve("q4.gguf");
+        new GgufWriter().addTensor("q", GgmlType.Q4_0, new long[] {32}, TensorData.of(block)).write(file);
+        try (GgufReader r = GgufReader.open(file)) {
+            ByteBuffer b = r.readBytes(r.file().tensors().getFirst());
+            assertEquals(Float.floatToFloat16(1.0f), b.getShort(0), "d = max / -8");
+            assertEquals(0 | (5 << 4), b.get(2) & 0xFF);
+            assertEquals(11 | (8 << 4), b.get(3) & 0xFF);
+            assertEquals(15 | (8 << 4), b.get(4) & 0xFF);
+            float[] back = r.readFloats("q");
+            assertEquals(-8f, back[0]);
+            assertEquals(3f, back[1]);
+            assertEquals(7f, back[2]);
+            assertEquals(-3f, back[16]);
+            assertEquals(0f, back[5]);
+        }
+    }
+
+    @Test
     void q8_0MatchesGgmlReferenceRounding() throws IOException {
         float[] block = new float[32];
         block[0] = 127;

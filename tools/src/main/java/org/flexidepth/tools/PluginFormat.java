@@ -11,7 +11,8 @@ import java.util.List;
 /**
  * The FlexiDepth plug-in file format (native/README.md): metadata keys and tensor names, and a
  * writer for it. Routers are always written F32 (routing decisions flip under quantization);
- * the adapter may be F32, F16 or Q8_0.
+ * the adapter may be F32, F16, Q8_0 or Q4_0 (the runtime stores float adapters in the base
+ * model's quantized type when it loads them, so files rarely need the last two).
  */
 public final class PluginFormat {
     public static final String ROUTER_DOWN = "fd_router_down", ROUTER_NORM = "fd_router_norm", ROUTER_UP = "fd_router_up",
@@ -67,8 +68,8 @@ public final class PluginFormat {
         if (layers.size() != h.routedLayers().size()) {
             throw new IllegalArgumentException(layers.size() + " layers for " + h.routedLayers().size() + " routed layers");
         }
-        if (adapterType != GgmlType.F32 && adapterType != GgmlType.F16 && adapterType != GgmlType.Q8_0) {
-            throw new IllegalArgumentException("adapter type must be F32, F16 or Q8_0, not " + adapterType);
+        if (adapterType != GgmlType.F32 && adapterType != GgmlType.F16 && adapterType != GgmlType.Q8_0 && adapterType != GgmlType.Q4_0) {
+            throw new IllegalArgumentException("adapter type must be F32, F16, Q8_0 or Q4_0, not " + adapterType);
         }
         long d = h.embeddingLength(), dr = h.routerSize(), da = h.adapterSize();
         GgufWriter w = new GgufWriter()

@@ -3266,6 +3266,72 @@ public class llama_h {
         }
     }
 
+    private static class llama_flexidepth_load_default_params {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                llama_flexidepth_load_params.layout()
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_flexidepth_load_default_params");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_flexidepth_load_default_params$descriptor() {
+        return llama_flexidepth_load_default_params.DESC;
+    }
+
+    public static MethodHandle llama_flexidepth_load_default_params$handle() {
+        return llama_flexidepth_load_default_params.HANDLE;
+    }
+
+    public static MemorySegment llama_flexidepth_load_default_params$address() {
+        return llama_flexidepth_load_default_params.ADDR;
+    }
+
+    public static MemorySegment llama_flexidepth_load_default_params(SegmentAllocator allocator) {
+        var mh$ = llama_flexidepth_load_default_params.HANDLE;
+        try {
+            return (MemorySegment) mh$.invokeExact(allocator);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class llama_adapter_flexidepth_load {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                llama_h.C_POINTER,
+                llama_h.C_POINTER,
+                llama_h.C_POINTER,
+                llama_h.C_POINTER,
+                llama_h.C_POINTER
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_adapter_flexidepth_load");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_adapter_flexidepth_load$descriptor() {
+        return llama_adapter_flexidepth_load.DESC;
+    }
+
+    public static MethodHandle llama_adapter_flexidepth_load$handle() {
+        return llama_adapter_flexidepth_load.HANDLE;
+    }
+
+    public static MemorySegment llama_adapter_flexidepth_load$address() {
+        return llama_adapter_flexidepth_load.ADDR;
+    }
+
+    public static MemorySegment llama_adapter_flexidepth_load(MemorySegment model, MemorySegment path, MemorySegment params, MemorySegment status) {
+        var mh$ = llama_adapter_flexidepth_load.HANDLE;
+        try {
+            return (MemorySegment) mh$.invokeExact(model, path, params, status);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static class llama_adapter_flexidepth_init {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
                 llama_h.C_POINTER,
@@ -3582,6 +3648,72 @@ public class llama_h {
         var mh$ = llama_adapter_flexidepth_skip.HANDLE;
         try {
             return (int) mh$.invokeExact(adapter);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class llama_adapter_flexidepth_adapter_type {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                llama_h.C_INT,
+                llama_h.C_POINTER,
+                llama_h.C_INT
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_adapter_flexidepth_adapter_type");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_adapter_flexidepth_adapter_type$descriptor() {
+        return llama_adapter_flexidepth_adapter_type.DESC;
+    }
+
+    public static MethodHandle llama_adapter_flexidepth_adapter_type$handle() {
+        return llama_adapter_flexidepth_adapter_type.HANDLE;
+    }
+
+    public static MemorySegment llama_adapter_flexidepth_adapter_type$address() {
+        return llama_adapter_flexidepth_adapter_type.ADDR;
+    }
+
+    public static int llama_adapter_flexidepth_adapter_type(MemorySegment adapter, int il) {
+        var mh$ = llama_adapter_flexidepth_adapter_type.HANDLE;
+        try {
+            return (int) mh$.invokeExact(adapter, il);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class llama_adapter_flexidepth_adapter_nbytes {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                llama_h.C_LONG,
+                llama_h.C_POINTER,
+                llama_h.C_INT
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_adapter_flexidepth_adapter_nbytes");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_adapter_flexidepth_adapter_nbytes$descriptor() {
+        return llama_adapter_flexidepth_adapter_nbytes.DESC;
+    }
+
+    public static MethodHandle llama_adapter_flexidepth_adapter_nbytes$handle() {
+        return llama_adapter_flexidepth_adapter_nbytes.HANDLE;
+    }
+
+    public static MemorySegment llama_adapter_flexidepth_adapter_nbytes$address() {
+        return llama_adapter_flexidepth_adapter_nbytes.ADDR;
+    }
+
+    public static long llama_adapter_flexidepth_adapter_nbytes(MemorySegment adapter, int il) {
+        var mh$ = llama_adapter_flexidepth_adapter_nbytes.HANDLE;
+        try {
+            return (long) mh$.invokeExact(adapter, il);
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }
