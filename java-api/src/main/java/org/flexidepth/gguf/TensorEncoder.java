@@ -89,25 +89,45 @@ abstract sealed class TensorEncoder implements TensorData.Sink {
         }
     }
 
-    /** ggml's {@code quantize_row_q8_0_ref}: per 32 values an fp16 scale {@code amax/127}, then 32 int8. */
-    private static final class Q8_0 extends TensorEncoder {
-        private final float[] block = new float[GgmlType.Q8_0.blockSize()];
+    /** Collects the values of one block at a time for a block quantizer. */
+    private abstract static sealed class BlockEncoder extends TensorEncoder {
+        private final GgmlType type;
+        private final float[] block;
         private int filled;
 
-        Q8_0(GgufOutput out) {
+        BlockEncoder(GgufOutput out, GgmlType type) {
             super(out);
+            this.type = type;
+            this.block = new float[type.blockSize()];
         }
 
         @Override
-        void put(float v) throws IOException {
+        final void put(float v) throws IOException {
             block[filled++] = v;
             if (filled == block.length) {
-                writeBlock();
+                writeBlock(block);
                 filled = 0;
             }
         }
 
-        private void writeBlock() throws IOException {
+        abstract void writeBlock(float[] block) throws IOException;
+
+        @Override
+        final void finish() {
+            if (filled != 0) {
+                throw new IllegalStateException(type + " data ended inside a block");
+            }
+        }
+    }
+
+    /** ggml's {@code quantize_row_q8_0_ref}: per 32 values an fp16 scale {@code amax/127}, then 32 int8. */
+    private static final class Q8_0 extends BlockEncoder {
+        Q8_0(GgufOutput out) {
+            super(out, GgmlType.Q8_0);
+        }
+
+        @Override
+        void writeBlock(float[] block) throws IOException {
             float amax = 0;
             for (float v : block) {
                 amax = Math.max(amax, Math.abs(v));
@@ -121,13 +141,6 @@ abstract sealed class TensorEncoder implements TensorData.Sink {
                 out.u8((int) Math.copySign(Math.round(Math.abs(x)), x));
             }
         }
-
-        @Override
-        void finish() {
-            if (filled != 0) {
-                throw new IllegalStateException("Q8_0 data ended inside a block");
-            }
-        }
     }
 
     /**
@@ -135,24 +148,13 @@ abstract sealed class TensorEncoder implements TensorData.Sink {
      * the value of largest magnitude (its sign kept), then 16 bytes: value j in the low nibble of byte
      * j, value j + 16 in its high nibble, each {@code min(15, trunc(x / d + 8.5))}.
      */
-    private static final class Q4_0 extends TensorEncoder {
-        private final float[] block = new float[GgmlType.Q4_0.blockSize()];
-        private int filled;
-
+    private static final class Q4_0 extends BlockEncoder {
         Q4_0(GgufOutput out) {
-            super(out);
+            super(out, GgmlType.Q4_0);
         }
 
         @Override
-        void put(float v) throws IOException {
-            block[filled++] = v;
-            if (filled == block.length) {
-                writeBlock();
-                filled = 0;
-            }
-        }
-
-        private void writeBlock() throws IOException {
+        void writeBlock(float[] block) throws IOException {
             float amax = 0, max = 0;
             for (float v : block) {
                 if (amax < Math.abs(v)) {
@@ -169,13 +171,6 @@ abstract sealed class TensorEncoder implements TensorData.Sink {
                 int lo = Math.min(15, (int) (block[j] * id + 8.5f));
                 int hi = Math.min(15, (int) (block[half + j] * id + 8.5f));
                 out.u8(lo | (hi << 4));
-            }
-        }
-
-        @Override
-        void finish() {
-            if (filled != 0) {
-                throw new IllegalStateException("Q4_0 data ended inside a block");
             }
         }
     }
