@@ -12,7 +12,8 @@ final class LayerMapPage {
     private LayerMapPage() {
     }
 
-    static String render(String title, List<String> prompts, List<TokenRecord> tokens, List<Integer> routedLayers,
+    /** optionalLayers: the routed layers (FlexiDepth) or the thinking layers (DMTD), as {@code kind} names them. */
+    static String render(String title, List<String> prompts, List<TokenRecord> tokens, String kind, List<Integer> routedLayers,
                          int totalLayers) {
         int minLayers = totalLayers - routedLayers.size();
         StringBuilder h = new StringBuilder();
@@ -25,7 +26,7 @@ final class LayerMapPage {
                 .append("section{margin-bottom:1.5em}\nh2{font-size:1em;color:#444}\n")
                 .append("</style></head><body>\n<h1>").append(esc(title)).append("</h1>\n");
         h.append("<p>Each token is shaded by the number of layers it went through (prompt tokens are underlined). ")
-                .append("Routed layers: ").append(routedLayers).append(" of ").append(totalLayers).append(".</p>\n");
+                .append(kind).append(": ").append(routedLayers).append(" of ").append(totalLayers).append(".</p>\n");
         h.append("<div class=\"legend\" id=\"legend\">layers used: ");
         for (int l = minLayers; l <= totalLayers; l++) {
             h.append("<span style=\"").append(style(l, minLayers, totalLayers)).append("\">").append(l).append("</span>");
@@ -38,14 +39,14 @@ final class LayerMapPage {
                     continue;
                 }
                 h.append("<span class=\"tok").append(t.generated() ? "" : " prompt").append("\" style=\"")
-                        .append(style(t.usage().layersUsed(), minLayers, totalLayers)).append("\" title=\"")
-                        .append(t.usage().layersUsed()).append(" layers; skipped ").append(t.usage().skippedLayers())
-                        .append("\" data-layers=\"").append(t.usage().layersUsed()).append("\">")
+                        .append(style(t.layersUsed(), minLayers, totalLayers)).append("\" title=\"")
+                        .append(t.layersUsed()).append(" layers; skipped ").append(t.skippedLayers())
+                        .append("\" data-layers=\"").append(t.layersUsed()).append("\">")
                         .append(esc(t.text())).append("</span>");
             }
             h.append("</div></section>\n");
         }
-        h.append("<h2>Run rate of each routed layer (generated tokens)</h2>\n").append(chart(tokens, routedLayers));
+        h.append("<h2>Run rate of each of the ").append(esc(kind.toLowerCase(Locale.ROOT))).append(" (generated tokens)</h2>\n").append(chart(tokens, routedLayers));
         // A self-check a browser fills in when it lays the page out: what is visibly rendered, in
         // data attributes of the body that tests read from the DOM and readers never see.
         h.append("<script>\n")
@@ -68,7 +69,7 @@ final class LayerMapPage {
         List<TokenRecord> generated = tokens.stream().filter(TokenRecord::generated).toList();
         for (int i = 0; i < routedLayers.size(); i++) {
             final int k = i;
-            double rate = generated.isEmpty() ? 0 : generated.stream().filter(t -> t.usage().ran(k)).count() / (double) generated.size();
+            double rate = generated.isEmpty() ? 0 : generated.stream().filter(t -> t.ran(k)).count() / (double) generated.size();
             int barH = (int) Math.round(rate * height);
             int x = gap + i * (w + gap);
             s.append("<rect class=\"bar\" x=\"").append(x).append("\" y=\"").append(top + height - barH).append("\" width=\"").append(w)

@@ -73,6 +73,43 @@ class LayerMapTest {
     }
 
     @Test
+    @SuppressWarnings("unchecked")
+    void dmtdRowsSayWhichStepRanEachToken() throws IOException {
+        RandomFixtures.Shape shape = new RandomFixtures.Shape(4, 64, 4, 2, 128, 320, 512);
+        Path model = dir.resolve("dmtd-model.gguf"), mapDir = dir.resolve("dmtd-map");
+        RandomFixtures.writeModel(model, shape, 11, GgmlType.F32);
+        LayerMap.writeDmtd(model, org.flexidepth.llama.Dmtd.cycle(3).withThinkingLayers(3), PROMPTS, 10, mapDir);
+        List<Map<String, Object>> dmtd = new ArrayList<>();
+        for (String line : Files.readAllLines(mapDir.resolve("layer-map.jsonl"))) {
+            dmtd.add((Map<String, Object>) JsonFiles.parse(line));
+        }
+        for (int p = 0; p < PROMPTS.size(); p++) {
+            final int id = p;
+            List<Map<String, Object>> generated = dmtd.stream()
+                    .filter(r -> ((Number) r.get("prompt_id")).intValue() == id && r.get("role").equals("generated")).toList();
+            assertEquals(10, generated.size());
+            // the first generated token comes from the prompt's full-depth pass; it is read at the
+            // first generated position, a cycle head (phased from the end of the prompt), and each
+            // cycle of 3 is a head and two decoding-only steps
+            for (int i = 0; i < generated.size(); i++) {
+                assertEquals(i == 0 || (i - 1) % 3 == 0 ? "full_depth" : "decoding_layers", generated.get(i).get("step"), "step of generated token " + i);
+            }
+        }
+        for (Map<String, Object> r : dmtd) {
+            boolean full = "full_depth".equals(r.get("step"));
+            assertEquals(full ? 4L : 1L, ((Number) r.get("layers_used")).longValue());
+            assertEquals(List.of(0L, 1L, 2L), ((List<?>) r.get("thinking_layers")).stream().map(x -> ((Number) x).longValue()).toList());
+            assertEquals(List.of(full, full, full), r.get("ran"));
+            assertFalse(r.containsKey("gates"));
+            if (r.get("role").equals("prompt")) {
+                assertTrue(full, "a prompt runs full depth");
+            }
+        }
+        String page = Files.readString(mapDir.resolve("layer-map.html"));
+        assertTrue(page.contains("Thinking layers: [0, 1, 2] of 4"), "the page names the thinking layers");
+    }
+
+    @Test
     void chromiumRendersTheTokensTheLegendAndTheChart() throws Exception {
         org.flexidepth.tests.Prerequisites.require(Files.isExecutable(CHROMIUM), "Debian's chromium is not installed (.ci/run installs it)");
         Path page = out.resolve("layer-map.html");
