@@ -173,7 +173,7 @@ ggml_type adapter_storage_type(const ggml_tensor * stored, const ggml_tensor * b
     return stored->ne[0] % ggml_blck_size(want) == 0 ? want : stored->type;
 }
 
-// Converts `n` rows of a tensor stored as `from` (a float type) into `to`.
+// Converts n_rows rows of a tensor stored as `from` (a float type) into `to`.
 std::vector<uint8_t> convert_rows(const std::vector<uint8_t> & data, ggml_type from, ggml_type to, int64_t n_per_row, int64_t n_rows) {
     std::vector<float> f32((size_t) (n_per_row * n_rows));
     if (from == GGML_TYPE_F32) {
