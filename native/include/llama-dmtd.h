@@ -48,13 +48,21 @@ extern "C" {
     LLAMA_API int32_t llama_set_dmtd(struct llama_context * ctx, const struct llama_dmtd_params * params);
 
     // Decodes a batch under DMTD's schedule. A sequence with several tokens in the batch is a
-    // prompt: full depth, and its next token starts a cycle (PROMPT_END). A sequence with one token
-    // takes a cycle-head step (full depth, with the refill block of the tokens decoded since its last
-    // head) or a decoding-only step. llama_decode on a DMTD context decodes full depth, like a prompt.
-    // After success, read token i's logits at llama_dmtd_output_index(ctx, i) (the refill rows come
-    // first in what was decoded); index -1 is the last token's, as after llama_decode. On failure
-    // (a llama_dmtd_status, or llama_decode's value) the cache and the cycles are as they were.
+    // prompt, decoded as by llama_dmtd_prefill. A sequence with one token takes a cycle-head step
+    // (full depth, with the refill block of the tokens decoded since its last head) or a
+    // decoding-only step. After success, read token i's logits at llama_dmtd_output_index(ctx, i)
+    // (the refill rows come first in what was decoded); index -1 is the last token's, as after
+    // llama_decode. On failure (a llama_dmtd_status, or llama_decode's value) the cache and the
+    // cycles are as they were.
     LLAMA_API int32_t llama_dmtd_decode(struct llama_context * ctx, struct llama_batch batch);
+
+    // Decodes a batch as a prompt for each of its sequences, however many tokens each has: full
+    // depth, the next token a cycle head (PROMPT_END). A sequence that decoded tokens since its last
+    // full step (a prompt that follows a reply) first refills them, as a head would, so that every
+    // position's thinking-layer K/V is written exactly once. llama_decode on a DMTD context decodes
+    // full depth too but does not refill: the prompt's thinking layers would read those positions'
+    // unwritten K/V. Logits and failures as for llama_dmtd_decode.
+    LLAMA_API int32_t llama_dmtd_prefill(struct llama_context * ctx, struct llama_batch batch);
 
     // Decodes a batch as training saw it (SPEC section 3, cyclical masking): every layer for every
     // token, a token at position p a cycle head when p % cycle == 0 (decoding-layer input h + e)

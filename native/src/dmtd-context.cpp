@@ -16,6 +16,7 @@
 #include "flexidepth-graph.h"
 #include "llama-model.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -162,107 +163,82 @@ int32_t llama_context::decode_unabortable(const llama_batch & batch) {
     return rc;
 }
 
-int32_t llama_dmtd_decode(struct llama_context * ctx, struct llama_batch batch) {
-    dmtd_last_error_msg.clear();
-    if (ctx == nullptr) {
-        return dmtd_fail(LLAMA_DMTD_ERR_INVALID_ARG, "context must not be NULL");
-    }
-    llama_dmtd_binding * b = ctx->dmtd.get();
-    if (b == nullptr) {
-        return dmtd_fail(LLAMA_DMTD_ERR_NOT_SET, "the context decodes without DMTD (llama_set_dmtd)");
-    }
-    if (batch.n_tokens <= 0 || batch.token == nullptr || batch.pos == nullptr || batch.seq_id == nullptr || batch.n_seq_id == nullptr) {
-        return dmtd_fail(LLAMA_DMTD_ERR_INVALID_ARG, "a DMTD batch needs tokens with explicit positions and sequences");
-    }
+namespace {
+
+bool dmtd_batch_usable(const llama_batch & batch) {
+    return batch.n_tokens > 0 && batch.token != nullptr && batch.pos != nullptr && batch.seq_id != nullptr && batch.n_seq_id != nullptr;
+}
+
+// A full-depth step over the batch (head: per row, whether it is a cycle head; empty: the batch is
+// a prompt), preceded by the refill rows of the sequences that need them (the head rows' sequences,
+// or every sequence of a prompt): the positions each decoded since its last full step, removed and
+// decoded again in one causal block with their decoding layers fed the embedding, as at their own
+// steps. On failure the removed positions are put back as they were.
+int32_t dmtd_full_step(llama_context * ctx, llama_dmtd_binding & b, const llama_batch & batch, const std::vector<uint8_t> & head) {
     const int32_t n = batch.n_tokens;
+    const bool prompt = head.empty();
     llama_memory_t mem = llama_get_memory(ctx);
-    std::unordered_map<llama_seq_id, int32_t> count;
-    bool prompt = false;
+    std::vector<llama_seq_id> refilled;
+    int32_t n_refill = 0, n_seq_max = 1;
     for (int32_t i = 0; i < n; ++i) {
-        if (batch.n_seq_id[i] != 1) {
-            prompt = true; // a token shared by several sequences can only be a prompt's
-            continue;
+        n_seq_max = std::max(n_seq_max, batch.n_seq_id[i]);
+        for (int32_t j = 0; j < batch.n_seq_id[i] && (prompt || head[i]); ++j) {
+            const llama_seq_id s = batch.seq_id[i][j];
+            if (std::find(refilled.begin(), refilled.end(), s) == refilled.end()) {
+                refilled.push_back(s);
+                n_refill += (int32_t) b.seqs[s].pending.size();
+            }
         }
-        const llama_seq_id s = batch.seq_id[i][0];
-        prompt |= ++count[s] > 1 || llama_memory_seq_pos_max(mem, s) < 0;
     }
-    b->out_index.resize(n);
-    b->full.resize(n);
-    if (prompt) {
-        // full depth for every token (llama_context::decode marks the sequences' cycles to start)
+    if (prompt && n_refill == 0) {
+        // nothing to refill: upstream's graph (llama_context::decode marks the cycles to start)
         const int32_t rc = llama_decode(ctx, batch);
         if (rc != 0) {
             return dmtd_fail(rc, "llama_decode returned " + std::to_string(rc));
         }
         for (int32_t i = 0; i < n; ++i) {
-            b->out_index[i] = i;
-            b->full[i] = 1;
+            b.out_index[i] = i;
+            b.full[i] = 1;
         }
         return LLAMA_DMTD_OK;
     }
 
-    const llama_dmtd_params & p = b->params;
-    std::vector<uint8_t> head(n);
-    bool any_head = false;
-    int32_t n_refill = 0;
-    for (int32_t i = 0; i < n; ++i) {
-        auto & st = b->seqs[batch.seq_id[i][0]];
-        dmtd_reconcile(st, batch.pos[i]);
-        head[i] = p.cycle <= 1 || (p.phase == LLAMA_DMTD_PHASE_ABSOLUTE ? batch.pos[i] % p.cycle == 0
-                                   : st.next_is_head || (int32_t) st.pending.size() >= p.cycle - 1);
-        any_head |= head[i] != 0;
-        n_refill += head[i] ? (int32_t) st.pending.size() : 0;
-    }
-
-    if (!any_head) {
-        const int32_t rc = dmtd_decode_as(ctx, *b, llama_dmtd_binding::step::decoding_only, batch);
-        if (rc != 0) {
-            return dmtd_fail(rc, "llama_decode returned " + std::to_string(rc));
-        }
-        for (int32_t i = 0; i < n; ++i) {
-            b->seqs[batch.seq_id[i][0]].pending.emplace_back(batch.pos[i], batch.token[i]);
-            b->out_index[i] = i;
-            b->full[i] = 0;
-        }
-        return LLAMA_DMTD_OK;
-    }
-
-    // a full step: the refill rows of every head's sequence, then the batch's own tokens
-    llama_batch block = llama_batch_init(n_refill + n, 0, 1);
+    llama_batch block = llama_batch_init(n_refill + n, 0, n_seq_max);
     struct batch_freer { llama_batch & b; ~batch_freer() { llama_batch_free(b); } } freer{block};
     int32_t k = 0;
-    auto add = [&](llama_token t, llama_pos pos, llama_seq_id s, bool logits, dmtd_row role) {
+    auto add = [&](llama_token t, llama_pos pos, const llama_seq_id * seqs, int32_t n_seq, bool logits, dmtd_row role) {
         block.token[k] = t;
         block.pos[k] = pos;
-        block.n_seq_id[k] = 1;
-        block.seq_id[k][0] = s;
+        block.n_seq_id[k] = n_seq;
+        for (int32_t j = 0; j < n_seq; ++j) {
+            block.seq_id[k][j] = seqs[j];
+            b.roles[llama_dmtd_binding::key(seqs[j], pos)] = role;
+        }
         block.logits[k] = logits;
-        b->roles[llama_dmtd_binding::key(s, pos)] = role;
         ++k;
     };
     std::vector<std::pair<llama_seq_id, std::vector<std::pair<llama_pos, llama_token>>>> removed;
-    dmtd_step_guard guard{*b}; // the roles are cleared however this ends
-    for (int32_t i = 0; i < n; ++i) {
-        const llama_seq_id s = batch.seq_id[i][0];
-        auto & st = b->seqs[s];
-        if (!head[i] || st.pending.empty()) {
+    dmtd_step_guard guard{b}; // the roles are cleared however this ends
+    for (const llama_seq_id s : refilled) {
+        auto & st = b.seqs[s];
+        if (st.pending.empty()) {
             continue;
         }
         for (const auto & [pos, tok] : st.pending) {
-            add(tok, pos, s, false, dmtd_row::embd);
+            add(tok, pos, &s, 1, false, dmtd_row::embd);
         }
         llama_memory_seq_rm(mem, s, st.pending.front().first, -1);
         removed.emplace_back(s, st.pending);
     }
     for (int32_t i = 0; i < n; ++i) {
         // without flags llama_decode outputs the last token only
-        add(batch.token[i], batch.pos[i], batch.seq_id[i][0], batch.logits ? batch.logits[i] != 0 : i == n - 1,
-            head[i] ? dmtd_row::head : dmtd_row::embd);
+        add(batch.token[i], batch.pos[i], batch.seq_id[i], batch.n_seq_id[i], batch.logits ? batch.logits[i] != 0 : i == n - 1,
+            prompt ? dmtd_row::prompt : head[i] ? dmtd_row::head : dmtd_row::embd);
     }
     block.n_tokens = k;
-    b->current = llama_dmtd_binding::step::full;
+    b.current = llama_dmtd_binding::step::full;
     const int32_t rc = llama_decode(ctx, block);
-    b->current = llama_dmtd_binding::step::none;
+    b.current = llama_dmtd_binding::step::none;
     if (rc != 0) {
         // put the removed positions back as they were: decoding layers only, embedding input,
         // the same history (their thinking layers stay to be refilled)
@@ -278,13 +254,13 @@ int32_t llama_dmtd_decode(struct llama_context * ctx, struct llama_batch batch) 
             }
             again.n_tokens = (int32_t) tokens.size();
             // not abortable: a cancelled head step must still leave the cache as it was
-            b->current = llama_dmtd_binding::step::decoding_only;
+            b.current = llama_dmtd_binding::step::decoding_only;
             const int32_t again_rc = ctx->decode_unabortable(again);
-            b->current = llama_dmtd_binding::step::none;
+            b.current = llama_dmtd_binding::step::none;
             if (again_rc != 0) {
                 // the sequence keeps its cache up to the removed positions and starts a new cycle
-                b->seqs[s].pending.clear();
-                b->seqs[s].next_is_head = true;
+                b.seqs[s].pending.clear();
+                b.seqs[s].next_is_head = true;
                 message += "; sequence " + std::to_string(s) + " lost its last " + std::to_string(tokens.size()) + " positions";
             }
             llama_batch_free(again);
@@ -292,27 +268,119 @@ int32_t llama_dmtd_decode(struct llama_context * ctx, struct llama_batch batch) 
         return dmtd_fail(rc, message);
     }
     for (int32_t i = 0; i < n; ++i) {
-        auto & st = b->seqs[batch.seq_id[i][0]];
-        if (head[i]) {
-            st.pending.clear();
-            st.next_is_head = false;
-        } else {
-            st.pending.emplace_back(batch.pos[i], batch.token[i]);
+        for (int32_t j = 0; j < batch.n_seq_id[i]; ++j) {
+            auto & st = b.seqs[batch.seq_id[i][j]];
+            if (prompt || head[i]) {
+                st.pending.clear();
+                st.next_is_head = prompt;
+            } else {
+                st.pending.emplace_back(batch.pos[i], batch.token[i]);
+            }
         }
-        b->out_index[i] = n_refill + i;
-        b->full[i] = head[i];
+        b.out_index[i] = n_refill + i;
+        b.full[i] = prompt || head[i];
+    }
+    return LLAMA_DMTD_OK;
+}
+
+// The sequences' pending tokens after what the cache now holds before the batch's positions.
+void dmtd_reconcile_batch(llama_dmtd_binding & b, const llama_batch & batch) {
+    std::unordered_map<llama_seq_id, llama_pos> first;
+    for (int32_t i = 0; i < batch.n_tokens; ++i) {
+        for (int32_t j = 0; j < batch.n_seq_id[i]; ++j) {
+            auto [it, added] = first.emplace(batch.seq_id[i][j], batch.pos[i]);
+            it->second = std::min(it->second, batch.pos[i]);
+        }
+    }
+    for (const auto & [s, p] : first) {
+        dmtd_reconcile(b.seqs[s], p);
+    }
+}
+
+// The context's DMTD state, made ready for the batch's results; NULL with the error recorded in status.
+llama_dmtd_binding * dmtd_binding_for(llama_context * ctx, const llama_batch & batch, int32_t & status) {
+    dmtd_last_error_msg.clear();
+    if (ctx == nullptr) {
+        status = dmtd_fail(LLAMA_DMTD_ERR_INVALID_ARG, "context must not be NULL");
+        return nullptr;
+    }
+    if (!ctx->dmtd) {
+        status = dmtd_fail(LLAMA_DMTD_ERR_NOT_SET, "the context decodes without DMTD (llama_set_dmtd)");
+        return nullptr;
+    }
+    if (!dmtd_batch_usable(batch)) {
+        status = dmtd_fail(LLAMA_DMTD_ERR_INVALID_ARG, "a DMTD batch needs tokens with explicit positions and sequences");
+        return nullptr;
+    }
+    ctx->dmtd->out_index.resize(batch.n_tokens);
+    ctx->dmtd->full.resize(batch.n_tokens);
+    return ctx->dmtd.get();
+}
+
+} // namespace
+
+int32_t llama_dmtd_prefill(struct llama_context * ctx, struct llama_batch batch) {
+    int32_t status = LLAMA_DMTD_OK;
+    llama_dmtd_binding * b = dmtd_binding_for(ctx, batch, status);
+    if (b == nullptr) {
+        return status;
+    }
+    dmtd_reconcile_batch(*b, batch);
+    return dmtd_full_step(ctx, *b, batch, {});
+}
+
+int32_t llama_dmtd_decode(struct llama_context * ctx, struct llama_batch batch) {
+    int32_t status = LLAMA_DMTD_OK;
+    llama_dmtd_binding * b = dmtd_binding_for(ctx, batch, status);
+    if (b == nullptr) {
+        return status;
+    }
+    const int32_t n = batch.n_tokens;
+    llama_memory_t mem = llama_get_memory(ctx);
+    std::unordered_map<llama_seq_id, int32_t> count;
+    bool prompt = false;
+    for (int32_t i = 0; i < n; ++i) {
+        if (batch.n_seq_id[i] != 1) {
+            prompt = true; // a token shared by several sequences can only be a prompt's
+            continue;
+        }
+        const llama_seq_id s = batch.seq_id[i][0];
+        prompt |= ++count[s] > 1 || llama_memory_seq_pos_max(mem, s) < 0;
+    }
+    dmtd_reconcile_batch(*b, batch);
+    if (prompt) {
+        return dmtd_full_step(ctx, *b, batch, {});
+    }
+
+    const llama_dmtd_params & p = b->params;
+    std::vector<uint8_t> head(n);
+    bool any_head = false;
+    for (int32_t i = 0; i < n; ++i) {
+        const auto & st = b->seqs[batch.seq_id[i][0]];
+        head[i] = p.cycle <= 1 || (p.phase == LLAMA_DMTD_PHASE_ABSOLUTE ? batch.pos[i] % p.cycle == 0
+                                   : st.next_is_head || (int32_t) st.pending.size() >= p.cycle - 1);
+        any_head |= head[i] != 0;
+    }
+    if (any_head) {
+        return dmtd_full_step(ctx, *b, batch, head);
+    }
+    const int32_t rc = dmtd_decode_as(ctx, *b, llama_dmtd_binding::step::decoding_only, batch);
+    if (rc != 0) {
+        return dmtd_fail(rc, "llama_decode returned " + std::to_string(rc));
+    }
+    for (int32_t i = 0; i < n; ++i) {
+        b->seqs[batch.seq_id[i][0]].pending.emplace_back(batch.pos[i], batch.token[i]);
+        b->out_index[i] = i;
+        b->full[i] = 0;
     }
     return LLAMA_DMTD_OK;
 }
 
 int32_t llama_dmtd_score(struct llama_context * ctx, struct llama_batch batch) {
-    dmtd_last_error_msg.clear();
-    llama_dmtd_binding * b = ctx ? ctx->dmtd.get() : nullptr;
+    int32_t status = LLAMA_DMTD_OK;
+    llama_dmtd_binding * b = dmtd_binding_for(ctx, batch, status);
     if (b == nullptr) {
-        return dmtd_fail(LLAMA_DMTD_ERR_NOT_SET, "the context decodes without DMTD (llama_set_dmtd)");
-    }
-    if (batch.n_tokens <= 0 || batch.token == nullptr || batch.pos == nullptr || batch.seq_id == nullptr || batch.n_seq_id == nullptr) {
-        return dmtd_fail(LLAMA_DMTD_ERR_INVALID_ARG, "a DMTD batch needs tokens with explicit positions and sequences");
+        return status;
     }
     for (int32_t i = 0; i < batch.n_tokens; ++i) {
         b->roles[llama_dmtd_binding::key(batch.seq_id[i][0], batch.pos[i])] =

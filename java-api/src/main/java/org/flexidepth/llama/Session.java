@@ -1304,8 +1304,11 @@ public final class Session implements AutoCloseable {
         cacheChanges++;
         boolean dmtd = options.dmtd().isPresent();
         boolean dmtdStep = dmtd && kind == Evaluation.GENERATED && cachedLength > 0;
-        int rc = dmtdStep ? llama_h.llama_dmtd_decode(ctx, batch)
-                : dmtd && kind == Evaluation.SCORED ? llama_h.llama_dmtd_score(ctx, batch) : llama_h.llama_decode(ctx, batch);
+        // a prompt after a reply refills the reply's decoding-only tokens before reading them
+        boolean dmtdPrefill = dmtd && !dmtdStep && kind != Evaluation.SCORED;
+        int rc = !dmtd ? llama_h.llama_decode(ctx, batch)
+                : dmtdStep ? llama_h.llama_dmtd_decode(ctx, batch)
+                : dmtdPrefill ? llama_h.llama_dmtd_prefill(ctx, batch) : llama_h.llama_dmtd_score(ctx, batch);
         if (rc == 2) {
             // upstream drops the aborted ubatch; earlier ubatches of this batch go too
             llama_h.llama_memory_seq_rm(llama_h.llama_get_memory(ctx), 0, cachedLength, -1);
@@ -1316,13 +1319,13 @@ public final class Session implements AutoCloseable {
         }
         if (rc != 0) {
             throw new DecodeException(rc, "evaluating " + n + " tokens failed"
-                    + (dmtdStep ? ": " + llama_h.llama_dmtd_last_error().getString(0) : "") + NativeLog.nativeErrorSuffix());
+                    + (dmtd ? ": " + llama_h.llama_dmtd_last_error().getString(0) : "") + NativeLog.nativeErrorSuffix());
         }
         if (options.dmtd().isPresent()) {
             lastStep = Optional.of(!dmtdStep || llama_h.llama_dmtd_full_step(ctx, 0) == 1 ? Token.Step.FULL_DEPTH : Token.Step.DECODING_LAYERS);
         }
         for (int i = firstOutput; i < n; i++) {
-            if (!llama_h.llama_fork_logits_finite(ctx, dmtdStep ? llama_h.llama_dmtd_output_index(ctx, i) : i)) {
+            if (!llama_h.llama_fork_logits_finite(ctx, dmtdStep || dmtdPrefill ? llama_h.llama_dmtd_output_index(ctx, i) : i)) {
                 throw new DecodeException("the logits of token " + (cachedLength + i) + " are not finite (NaN or infinite):"
                         + " the model or plug-in computes garbage for this input; the cache is restored");
             }

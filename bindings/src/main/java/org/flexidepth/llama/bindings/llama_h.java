@@ -3955,6 +3955,39 @@ public class llama_h {
         }
     }
 
+    private static class llama_dmtd_prefill {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                llama_h.C_INT,
+                llama_h.C_POINTER,
+                llama_batch.layout()
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_dmtd_prefill");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_dmtd_prefill$descriptor() {
+        return llama_dmtd_prefill.DESC;
+    }
+
+    public static MethodHandle llama_dmtd_prefill$handle() {
+        return llama_dmtd_prefill.HANDLE;
+    }
+
+    public static MemorySegment llama_dmtd_prefill$address() {
+        return llama_dmtd_prefill.ADDR;
+    }
+
+    public static int llama_dmtd_prefill(MemorySegment ctx, MemorySegment batch) {
+        var mh$ = llama_dmtd_prefill.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, batch);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static class llama_dmtd_score {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
                 llama_h.C_INT,

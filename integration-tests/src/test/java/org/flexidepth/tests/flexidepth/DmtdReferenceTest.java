@@ -107,6 +107,7 @@ class DmtdReferenceTest {
             List<Integer> p = pending.computeIfAbsent(seq, id -> new ArrayList<>());
             ReferenceModel.Step step;
             if (kind == 0) {
+                s.dmtdRefill(p, plan.thinking);
                 p.clear();
                 step = s.step(token);
             } else if (kind == 1) {
@@ -171,6 +172,31 @@ class DmtdReferenceTest {
             System.out.printf("tau %d, prompt %d: max |logit diff| %.2e%n", tau, promptLength, diff);
             assertTrue(diff < FlexiDepthReferenceTest.LOGIT_TOLERANCE, "logits differ by " + diff);
         }
+    }
+
+    /**
+     * A prompt that follows a reply ended mid-cycle (a chat's next turn): the reply's last tokens
+     * were seen by the decoding layers only, and the prompt's first full-depth rows refill them
+     * before its thinking layers read their positions. Twice, so that the second prompt also
+     * follows a head step.
+     */
+    @ParameterizedTest
+    @ValueSource(ints = {3, 4})
+    void aPromptAfterAReplyRefillsItsTail(int tau) throws Exception {
+        Path model = model();
+        SplittableRandom r = new SplittableRandom(20 + tau);
+        Plan plan = new Plan(tau, THINKING, false).prompt(0, tokens(r, 5, SHAPE.vocab()));
+        for (int turn = 0; turn < 2; turn++) {
+            for (int t : tokens(r, tau + 1 + turn, SHAPE.vocab())) {
+                plan.step(0, t);
+            }
+            plan.prompt(0, tokens(r, 3, SHAPE.vocab()));
+        }
+        plan.step(0, 300);
+        EvalDriver.Run fork = EvalDriver.runLogged(model, null, 0.5f, plan.lines, dir, EvalDriver.Mode.DENSE, dmtdOptions(plan));
+        double diff = compare(new ReferenceModel(model, null), plan, fork);
+        System.out.printf("tau %d, prompts after replies: max |logit diff| %.2e%n", tau, diff);
+        assertTrue(diff < FlexiDepthReferenceTest.LOGIT_TOLERANCE, "logits differ by " + diff);
     }
 
     /**

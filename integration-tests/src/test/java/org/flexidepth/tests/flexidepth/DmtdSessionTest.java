@@ -63,13 +63,63 @@ class DmtdSessionTest {
         for (int t : prompt) {
             last = seq.step(t);
         }
+        assertFollowsTheReference(tokens, seq, last, new ArrayList<>(), tau, "");
+        assertEquals(n, tokens.size());
+    }
+
+    /**
+     * A second turn: the next prompt extends the first prompt and its reply, which ended in the
+     * middle of a cycle. The session reuses the cached prefix, and the new prompt's full-depth pass
+     * refills the reply's last tokens, as the reference does, before reading them.
+     */
+    @Test
+    void aSecondTurnRefillsTheEndOfTheFirstReply() throws Exception {
+        org.flexidepth.tests.Prerequisites.require(ProjectPaths.shared().isPresent(), "../shared");
+        Path modelPath = DefaultModel.dmtdDemo12L();
+        int tau = 4, n = 8; // of the reply's 7 decoded tokens, 5 and 6 are decoding-only
+        List<Token> first = new ArrayList<>(), second = new ArrayList<>();
+        int[] prompt, next;
+        try (LlamaModel model = LlamaModel.load(modelPath);
+             Session s = model.newSession(SessionOptions.builder().contextSize(256).dmtd(Dmtd.cycle(tau)).build())) {
+            prompt = model.tokenize("The King said to his people that");
+            s.generate(prompt, greedy(n)).forEachRemaining(first::add);
+            int[] more = model.tokenize(" and then the LORD said", false, false);
+            next = java.util.stream.IntStream.concat(java.util.stream.IntStream.concat(java.util.Arrays.stream(prompt),
+                    first.stream().mapToInt(Token::id)), java.util.Arrays.stream(more)).toArray();
+            GenerationResult r = s.generate(next, greedy(n)).result();
+            assertEquals(prompt.length + n - 1, r.stats().reusedTokens(), "the prompt and the reply but its last token are reused");
+            second.addAll(r.tokens());
+        }
+        ReferenceModel ref = new ReferenceModel(modelPath, null);
+        ReferenceModel.Sequence seq = ref.sequence(0, 0.5f, false, null);
+        ReferenceModel.Step last = null;
+        for (int t : prompt) {
+            last = seq.step(t);
+        }
+        // the first reply: its last token is sampled, not decoded
         List<Integer> pending = new ArrayList<>();
+        assertFollowsTheReference(first.subList(0, n - 1), seq, last, pending, tau, "first reply ");
+        assertEquals(2, pending.size(), "decoding-only tokens at the end of the first reply");
+        seq.dmtdRefill(pending, 8);
+        for (int i = prompt.length + n - 1; i < next.length; i++) {
+            last = seq.step(next[i]);
+        }
+        assertFollowsTheReference(second, seq, last, new ArrayList<>(), tau, "second reply ");
+    }
+
+    /**
+     * Checks greedy tokens against the reference continuing from {@code last}, the logits of a
+     * full-depth step: heads every tau tokens, the others decoding-only. Afterwards {@code pending}
+     * holds the decoding-only tokens since the last head.
+     */
+    static void assertFollowsTheReference(List<Token> tokens, ReferenceModel.Sequence seq, ReferenceModel.Step last,
+                                          List<Integer> pending, int tau, String what) {
         for (int i = 0; i < tokens.size(); i++) {
             int best = argmax(last.logits());
-            assertEquals(best, tokens.get(i).id(), "greedy token " + i + " at tau " + tau);
+            assertEquals(best, tokens.get(i).id(), what + "greedy token " + i + " at tau " + tau);
             // token 0 comes from the prompt's logits; token i > 0 from the step that read token i - 1
             Token.Step expected = i == 0 || (i - 1) % tau == 0 ? Token.Step.FULL_DEPTH : Token.Step.DECODING_LAYERS;
-            assertEquals(Optional.of(expected), tokens.get(i).step(), "step of token " + i);
+            assertEquals(Optional.of(expected), tokens.get(i).step(), what + "step of token " + i);
             if ((i % tau) == 0) {
                 last = seq.dmtdHead(pending, best, 8);
                 pending.clear();
@@ -78,7 +128,6 @@ class DmtdSessionTest {
                 pending.add(best);
             }
         }
-        assertEquals(n, tokens.size());
     }
 
     /** Session.score in a DMTD session is the cyclical-masking objective, as the reference computes it. */

@@ -224,15 +224,7 @@ final class ReferenceModel {
          * for the head, whose decoding layers get its thinking output plus its embedding.
          */
         Step dmtdHead(List<Integer> pending, int token, int thinking) {
-            int head = pos;
-            for (int j = 0; j < pending.size(); j++) {
-                pos = head - pending.size() + j;
-                double[] x = embedding(pending.get(j));
-                for (int l = 0; l < thinking; l++) {
-                    x = layer(l, x, new ArrayList<>(), new ArrayList<>());
-                }
-            }
-            pos = head;
+            dmtdRefill(pending, thinking);
             double[] e = embedding(token), x = e;
             for (int l = 0; l < thinking; l++) {
                 x = layer(l, x, new ArrayList<>(), new ArrayList<>());
@@ -245,6 +237,23 @@ final class ReferenceModel {
             }
             pos++;
             return new Step(logits(x), List.of(), List.of());
+        }
+
+        /**
+         * The thinking layers [0, thinking) for {@code pending}, the tokens of the positions just
+         * before the next one that only the decoding layers have seen: their thinking K/V are
+         * written now, once. A cycle head does this first, and so does a prompt that follows them.
+         */
+        void dmtdRefill(List<Integer> pending, int thinking) {
+            int next = pos;
+            for (int j = 0; j < pending.size(); j++) {
+                pos = next - pending.size() + j;
+                double[] x = embedding(pending.get(j));
+                for (int l = 0; l < thinking; l++) {
+                    x = layer(l, x, new ArrayList<>(), new ArrayList<>());
+                }
+            }
+            pos = next;
         }
 
         /**
