@@ -412,13 +412,16 @@ int32_t llama_dmtd_seq_pending(const struct llama_context * ctx, llama_seq_id se
         return dmtd_fail(LLAMA_DMTD_ERR_NOT_SET, "the context decodes without DMTD (llama_set_dmtd)");
     }
     const auto it = b->seqs.find(seq_id);
+    llama_dmtd_binding::seq_state st;
+    if (it != b->seqs.end()) {
+        st = it->second;
+        // as the cache now holds the sequence (it may have been trimmed since the last decode)
+        dmtd_reconcile(st, llama_memory_seq_pos_max(llama_get_memory(ctx), seq_id) + 1);
+    }
     if (starts_cycle) {
-        *starts_cycle = it == b->seqs.end() || it->second.next_is_head;
+        *starts_cycle = st.next_is_head;
     }
-    if (it == b->seqs.end()) {
-        return 0;
-    }
-    const auto & pending = it->second.pending;
+    const auto & pending = st.pending;
     for (int32_t j = 0; j < (int32_t) pending.size() && j < capacity && tokens != nullptr; ++j) {
         tokens[j] = pending[j].second;
     }

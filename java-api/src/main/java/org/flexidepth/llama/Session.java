@@ -61,6 +61,8 @@ public final class Session implements AutoCloseable {
     private Map<LoraAdapter, Float> loras = Map.of();
     // with DMTD, the kind of step whose logits the next token is sampled from
     private Optional<Token.Step> lastStep = Optional.empty();
+    // with DMTD, the thinking layers of its split (0: no DMTD), recorded in saved states
+    private int dmtdThinking;
 
     Session(LlamaModel model, SessionOptions options) {
         this.model = model;
@@ -138,7 +140,8 @@ public final class Session implements AutoCloseable {
             freeUnopened();
             throw new InvalidArgumentException("cannot decode " + model.path().getFileName() + " with " + d + ": " + why);
         }
-        LOG.info("session decodes with DMTD: cycle {}, {} thinking layers of {}, phase {}", d.cycle(), llama_dmtd_params.n_thinking(p),
+        dmtdThinking = llama_dmtd_params.n_thinking(p);
+        LOG.info("session decodes with DMTD: cycle {}, {} thinking layers of {}, phase {}", d.cycle(), dmtdThinking,
                 model.info().layers(), d.phase());
     }
 
@@ -978,7 +981,8 @@ public final class Session implements AutoCloseable {
         String adapters = loras.isEmpty() ? "" : " with LoRA " + loras.entrySet().stream()
                 .map(e -> e.getKey().path().getFileName() + " [" + e.getKey().fingerprint() + "] x " + e.getValue())
                 .collect(java.util.stream.Collectors.joining(", "));
-        return weights() + adapters;
+        // a DMTD cache has positions whose thinking-layer K/V only its next full step writes
+        return weights() + adapters + (dmtdThinking > 0 ? " under DMTD with " + dmtdThinking + " thinking layers" : "");
     }
 
     private String weights() {
@@ -1097,8 +1101,10 @@ public final class Session implements AutoCloseable {
 
     /**
      * A snapshot of the cache, restorable with {@link #restoreState(SessionState)}. It records the
-     * model and the routing (plug-in, threshold, forced routing) its K/V were computed with.
-     * Ends a generation in progress.
+     * model and the routing (plug-in, threshold, forced routing, DMTD split) its K/V were computed
+     * with, and with DMTD the place in the cycle: the tokens since the last full-depth step are
+     * refilled by the next one after a restore, as they would have been without it. Ends a
+     * generation in progress.
      *
      * @return the snapshot, held in Java memory: about as large as the cached K/V
      * @throws UnsupportedOperationException if a {@link SkipFamily#LAYER_NO_KV} plug-in is attached
@@ -1110,7 +1116,7 @@ public final class Session implements AutoCloseable {
             endActive();
             try (Arena tmp = Arena.ofConfined()) {
                 return new SessionState(Arrays.copyOf(cached, cachedLength), stateData(tmp).toArray(ValueLayout.JAVA_BYTE),
-                        model.fingerprint(), routing());
+                        model.fingerprint(), routing(), cyclePlace());
             }
         });
     }
@@ -1129,7 +1135,7 @@ public final class Session implements AutoCloseable {
             endActive();
             checkCompatible(state.model(), state.routing(), state.tokensView().length);
             try (Arena tmp = Arena.ofConfined()) {
-                restoreNative(tmp.allocateFrom(ValueLayout.JAVA_BYTE, state.data()), state.tokensView());
+                restoreNative(tmp.allocateFrom(ValueLayout.JAVA_BYTE, state.data()), state.tokensView(), state.cycle());
             }
             return null;
         });
@@ -1149,7 +1155,7 @@ public final class Session implements AutoCloseable {
             endActive();
             try (Arena tmp = Arena.ofConfined()) {
                 SessionStateFile.write(file, new SessionStateFile.Header(model.fingerprint(), routing(),
-                        Arrays.copyOf(cached, cachedLength)), stateData(tmp));
+                        Arrays.copyOf(cached, cachedLength), cyclePlace()), stateData(tmp));
             }
             return null;
         });
@@ -1173,7 +1179,7 @@ public final class Session implements AutoCloseable {
                 SessionStateFile.Header h = in.header();
                 checkCompatible(h.model(), h.routing(), h.tokens().length);
                 try (Arena tmp = Arena.ofConfined()) {
-                    restoreNative(in.readData(tmp), h.tokens());
+                    restoreNative(in.readData(tmp), h.tokens(), h.cycle());
                 }
             }
             return null;
@@ -1181,10 +1187,6 @@ public final class Session implements AutoCloseable {
     }
 
     private void requireSnapshotRouting() {
-        if (options.dmtd().isPresent()) {
-            throw new UnsupportedOperationException("a DMTD session's place in its cycle is not part of its state yet: "
-                    + "a snapshot cannot be restored faithfully (native/README.md)");
-        }
         if (plugin != null && !plugin.skipFamily().keepsSkippedKv()) {
             throw new UnsupportedOperationException("the attached plug-in " + plugin.path().getFileName()
                     + " hides skipped tokens' K/V (skip family LAYER_NO_KV), which llama.cpp's state does not record: "
@@ -1213,7 +1215,7 @@ public final class Session implements AutoCloseable {
         }
     }
 
-    private void restoreNative(MemorySegment data, int[] tokens) {
+    private void restoreNative(MemorySegment data, int[] tokens, SessionState.Cycle cycle) {
         NativeLog.clearNativeError();
         long read = llama_h.llama_state_set_data(ctx, data, data.byteSize());
         cacheChanges++;
@@ -1221,7 +1223,33 @@ public final class Session implements AutoCloseable {
             clearCache();
             throw new InvalidArgumentException("the state does not fit this session" + NativeLog.nativeErrorSuffix());
         }
+        if (dmtdThinking > 0) {
+            try (Arena tmp = Arena.ofConfined()) {
+                int n = cycle.pending();
+                MemorySegment pending = tmp.allocateFrom(ValueLayout.JAVA_INT, Arrays.copyOfRange(tokens, tokens.length - n, tokens.length));
+                if (llama_h.llama_dmtd_seq_set_pending(ctx, 0, pending, n, cycle.startsCycle()) != llama_h.LLAMA_DMTD_OK()) {
+                    String why = llama_h.llama_dmtd_last_error().getString(0);
+                    clearCache();
+                    throw new InvalidArgumentException("the state's place in its DMTD cycle does not fit it: " + why);
+                }
+            }
+        }
         setCached(tokens, tokens.length);
+    }
+
+    /** Where the session's sequence is in its DMTD cycle, for a saved state. */
+    private SessionState.Cycle cyclePlace() {
+        if (dmtdThinking == 0) {
+            return SessionState.Cycle.NONE;
+        }
+        try (Arena tmp = Arena.ofConfined()) {
+            MemorySegment starts = tmp.allocate(ValueLayout.JAVA_BOOLEAN);
+            int n = llama_h.llama_dmtd_seq_pending(ctx, 0, MemorySegment.NULL, 0, starts);
+            if (n < 0) {
+                throw new LlamaException("cannot read the session's place in its DMTD cycle: " + llama_h.llama_dmtd_last_error().getString(0));
+            }
+            return new SessionState.Cycle(n, starts.get(ValueLayout.JAVA_BOOLEAN, 0));
+        }
     }
 
     // ---- used by Generation, always inside enter() ----

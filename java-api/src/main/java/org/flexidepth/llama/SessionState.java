@@ -4,20 +4,32 @@ import java.util.Arrays;
 
 /**
  * A snapshot of a session: its KV cache and the tokens in it, as returned by
- * {@link Session#saveState()}, with what the cache was computed with (the model file and the
- * FlexiDepth routing), so that it restores only where it means the same. Immutable.
+ * {@link Session#saveState()}, with what the cache was computed with (the model file, the
+ * FlexiDepth routing or the DMTD split), so that it restores only where it means the same, and,
+ * with DMTD, the session's place in its cycle. Immutable.
  */
 public final class SessionState {
     private final int[] tokens;
     private final byte[] data;
     private final String model;
     private final String routing;
+    private final Cycle cycle;
 
-    SessionState(int[] tokens, byte[] data, String model, String routing) {
+    /**
+     * Where a DMTD session was in its cycle: how many of the last tokens only the decoding layers
+     * have seen (the next full-depth step refills them), and whether the next token is a cycle head
+     * because a prompt just ended. Without DMTD: none pending, a cycle starts.
+     */
+    record Cycle(int pending, boolean startsCycle) {
+        static final Cycle NONE = new Cycle(0, true);
+    }
+
+    SessionState(int[] tokens, byte[] data, String model, String routing, Cycle cycle) {
         this.tokens = tokens.clone();
         this.data = data.clone();
         this.model = model;
         this.routing = routing;
+        this.cycle = cycle;
     }
 
     /** {@return the tokens in the cache when the snapshot was taken} */
@@ -30,7 +42,7 @@ public final class SessionState {
         return data.length;
     }
 
-    /** {@return what the cached K/V were computed with: "the base model", or the plug-in and its threshold} */
+    /** {@return what the cached K/V were computed with: "the base model", or the plug-in and its threshold, and the DMTD split} */
     public String routing() {
         return routing;
     }
@@ -47,6 +59,10 @@ public final class SessionState {
         return model;
     }
 
+    Cycle cycle() {
+        return cycle;
+    }
+
     @Override
     public String toString() {
         return "SessionState[" + tokens.length + " tokens, " + data.length + " bytes, " + routing + "]";
@@ -55,7 +71,7 @@ public final class SessionState {
     @Override
     public boolean equals(Object o) {
         return o instanceof SessionState s && Arrays.equals(tokens, s.tokens) && Arrays.equals(data, s.data)
-                && model.equals(s.model) && routing.equals(s.routing);
+                && model.equals(s.model) && routing.equals(s.routing) && cycle.equals(s.cycle);
     }
 
     @Override

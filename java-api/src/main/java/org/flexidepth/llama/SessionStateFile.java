@@ -18,17 +18,19 @@ import java.nio.file.StandardOpenOption;
  * for the model identity and routing). Little-endian:
  * <pre>
  * "FLXSTATE" u32 version  u32 len, model fingerprint (UTF-8)  u32 len, routing (UTF-8)
- * u32 n_tokens, i32 tokens[n_tokens]  u64 n_bytes, state data[n_bytes]
+ * u32 n_tokens, i32 tokens[n_tokens]  u32 dmtd_pending, u8 dmtd_starts_cycle
+ * u64 n_bytes, state data[n_bytes]
  * </pre>
+ * Version 1 files, which have no DMTD fields, are read as none pending.
  * The data is streamed between native memory and the file, so states beyond 2 GiB work.
  */
 final class SessionStateFile {
     private static final byte[] MAGIC = "FLXSTATE".getBytes(StandardCharsets.US_ASCII);
-    private static final int VERSION = 1;
+    private static final int VERSION = 2;
     private static final int MAX_STRING = 1 << 16;
     private static final int CHUNK = 1 << 26;
 
-    record Header(String model, String routing, int[] tokens) {
+    record Header(String model, String routing, int[] tokens, SessionState.Cycle cycle) {
     }
 
     private SessionStateFile() {
@@ -39,12 +41,13 @@ final class SessionStateFile {
         byte[] model = header.model().getBytes(StandardCharsets.UTF_8);
         byte[] routing = header.routing().getBytes(StandardCharsets.UTF_8);
         ByteBuffer head = ByteBuffer.allocate(MAGIC.length + 4 + 4 + model.length + 4 + routing.length + 4
-                + 4 * header.tokens().length + 8).order(ByteOrder.LITTLE_ENDIAN);
+                + 4 * header.tokens().length + 4 + 1 + 8).order(ByteOrder.LITTLE_ENDIAN);
         head.put(MAGIC).putInt(VERSION).putInt(model.length).put(model).putInt(routing.length).put(routing)
                 .putInt(header.tokens().length);
         for (int t : header.tokens()) {
             head.putInt(t);
         }
+        head.putInt(header.cycle().pending()).put((byte) (header.cycle().startsCycle() ? 1 : 0));
         head.putLong(data.byteSize()).flip();
         Path dir = file.toAbsolutePath().getParent();
         Path tmp = null;
@@ -100,7 +103,7 @@ final class SessionStateFile {
                     throw corrupt("it is not a session state file (bad magic)");
                 }
                 int version = readInt();
-                if (version != VERSION) {
+                if (version != 1 && version != VERSION) {
                     throw corrupt("unsupported version " + version);
                 }
                 String model = readString();
@@ -114,11 +117,21 @@ final class SessionStateFile {
                 toks.flip();
                 int[] tokens = new int[n];
                 toks.asIntBuffer().get(tokens);
+                SessionState.Cycle cycle = SessionState.Cycle.NONE;
+                if (version >= 2) {
+                    int pending = readInt();
+                    ByteBuffer starts = ByteBuffer.allocate(1);
+                    read(starts);
+                    if (pending < 0 || pending > n || starts.get(0) > 1) {
+                        throw corrupt("DMTD place " + pending + "/" + starts.get(0) + " does not fit its " + n + " tokens");
+                    }
+                    cycle = new SessionState.Cycle(pending, starts.get(0) == 1);
+                }
                 dataBytes = readLong();
                 if (dataBytes != remaining()) {
                     throw corrupt("it is truncated or has trailing bytes (" + remaining() + " bytes of state data, header says " + dataBytes + ")");
                 }
-                header = new Header(model, routing, tokens);
+                header = new Header(model, routing, tokens, cycle);
             } catch (RuntimeException e) {
                 close();
                 throw e;

@@ -108,6 +108,61 @@ class DmtdSessionTest {
     }
 
     /**
+     * A snapshot taken in the middle of a cycle, in memory and in a file, restored into new sessions:
+     * the next turn generates what it generates in the session the snapshot came from, which
+     * needs the snapshot to carry the reply's decoding-only tokens for the next full step to refill.
+     * A session without DMTD, or with another split, refuses the snapshot.
+     */
+    @Test
+    void aSnapshotMidCycleCarriesThePlaceInTheCycle() throws Exception {
+        org.flexidepth.tests.Prerequisites.require(ProjectPaths.shared().isPresent(), "../shared");
+        Path modelPath = DefaultModel.dmtdDemo12L();
+        SessionOptions dmtd = SessionOptions.builder().contextSize(256).dmtd(Dmtd.cycle(4)).build();
+        try (LlamaModel model = LlamaModel.load(modelPath)) {
+            int[] prompt = model.tokenize("The King said to his people that");
+            List<Token> reply = new ArrayList<>();
+            org.flexidepth.llama.SessionState state;
+            Path file = dir.resolve("mid-cycle.state");
+            List<Token> afterwards;
+            int[] next;
+            try (Session s = model.newSession(dmtd)) {
+                s.generate(prompt, greedy(8)).forEachRemaining(reply::add);
+                state = s.saveState();
+                s.saveState(file);
+                next = java.util.stream.IntStream.concat(java.util.Arrays.stream(prompt), reply.stream().mapToInt(Token::id)).toArray();
+                afterwards = s.generate(next, greedy(6)).result().tokens();
+            }
+            assertTrue(state.routing().contains("DMTD with 8 thinking layers"), state.routing());
+            for (boolean fromFile : new boolean[] {false, true}) {
+                try (Session s = model.newSession(dmtd)) {
+                    if (fromFile) {
+                        s.restoreState(file);
+                    } else {
+                        s.restoreState(state);
+                    }
+                    GenerationResult r = s.generate(next, greedy(6)).result();
+                    assertEquals(next.length - 1, r.stats().reusedTokens());
+                    assertEquals(ids(afterwards), ids(r.tokens()), (fromFile ? "file" : "in memory") + ": tokens after the restore");
+                    assertEquals(afterwards.stream().map(Token::step).toList(), r.tokens().stream().map(Token::step).toList());
+                    for (int i = 0; i < afterwards.size(); i++) {
+                        // the same computation, so the same numbers: unrefilled positions move them
+                        assertEquals(afterwards.get(i).logProbability(), r.tokens().get(i).logProbability(), 1e-6, "log-probability of token " + i);
+                    }
+                }
+            }
+            try (Session plain = model.newSession(SessionOptions.builder().contextSize(256).build());
+                 Session other = model.newSession(SessionOptions.builder().contextSize(256).dmtd(Dmtd.cycle(4).withThinkingLayers(6)).build())) {
+                assertThrows(InvalidArgumentException.class, () -> plain.restoreState(state));
+                assertThrows(InvalidArgumentException.class, () -> other.restoreState(file));
+            }
+        }
+    }
+
+    static List<Integer> ids(List<Token> tokens) {
+        return tokens.stream().map(Token::id).toList();
+    }
+
+    /**
      * Checks greedy tokens against the reference continuing from {@code last}, the logits of a
      * full-depth step: heads every tau tokens, the others decoding-only. Afterwards {@code pending}
      * holds the decoding-only tokens since the last head.
@@ -192,13 +247,12 @@ class DmtdSessionTest {
             assertThrows(InvalidArgumentException.class, () -> Dmtd.cycle(0));
             assertThrows(InvalidArgumentException.class, () -> SessionOptions.builder().dmtd(Dmtd.cycle(2))
                     .embeddings(org.flexidepth.llama.Pooling.MEAN, 1).build());
-            // an explicit split runs any model; snapshots are refused rather than restored wrongly
+            // an explicit split runs any model
             try (Session s = model.newSession(SessionOptions.builder().dmtd(Dmtd.cycle(3).withThinkingLayers(2)).build())) {
                 GenerationResult r = s.generate("hello", greedy(7), t -> { });
                 assertEquals(List.of(Token.Step.FULL_DEPTH, Token.Step.FULL_DEPTH, Token.Step.DECODING_LAYERS, Token.Step.DECODING_LAYERS,
                         Token.Step.FULL_DEPTH, Token.Step.DECODING_LAYERS, Token.Step.DECODING_LAYERS),
                         r.tokens().stream().map(t -> t.step().orElseThrow()).toList());
-                assertThrows(UnsupportedOperationException.class, s::saveState);
                 // FlexiDepth and DMTD do not combine yet: refused, and the session goes on without the plug-in
                 Path plugin = dir.resolve("plugin.gguf");
                 RandomFixtures.writePlugin(plugin, new RandomFixtures.Shape(4, 64, 4, 2, 128, 320, 256), 4, List.of(2, 3), 8, 16, 0.5f, null,
