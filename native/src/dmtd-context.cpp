@@ -169,6 +169,36 @@ bool dmtd_batch_usable(const llama_batch & batch) {
     return batch.n_tokens > 0 && batch.token != nullptr && batch.pos != nullptr && batch.seq_id != nullptr && batch.n_seq_id != nullptr;
 }
 
+// Where the last piece of a block of n rows starts: it holds the block's last n_batch rows.
+int32_t dmtd_last_piece_start(const llama_context * ctx, int32_t n) {
+    return std::max(0, n - (int32_t) llama_n_batch(ctx));
+}
+
+// llama_decode of a causal block larger than the context's batch (a head's refill rows with the
+// batch's own, or a prompt's), in pieces that each attend to the ones before through the cache;
+// the first piece takes the remainder, so that the last holds the block's last rows, whose logits
+// are wanted. Returns the first failure's value (the pieces before it stay in the cache).
+int32_t dmtd_decode_in_pieces(llama_context * ctx, const llama_batch & block, bool unabortable) {
+    const int32_t n = block.n_tokens;
+    const int32_t first = dmtd_last_piece_start(ctx, n) % (int32_t) llama_n_batch(ctx);
+    for (int32_t at = 0; at < n;) {
+        const int32_t m = at == 0 && first > 0 ? first : std::min(n - at, (int32_t) llama_n_batch(ctx));
+        llama_batch piece = block;
+        piece.n_tokens = m;
+        piece.token += at;
+        piece.pos += at;
+        piece.n_seq_id += at;
+        piece.seq_id += at;
+        piece.logits += at;
+        const int32_t rc = unabortable ? ctx->decode_unabortable(piece) : llama_decode(ctx, piece);
+        if (rc != 0) {
+            return rc;
+        }
+        at += m;
+    }
+    return 0;
+}
+
 // A full-depth step over the batch (head: per row, whether it is a cycle head; empty: the batch is
 // a prompt), preceded by the refill rows of the sequences that need them (the head rows' sequences,
 // or every sequence of a prompt): the positions each decoded since its last full step, removed and
@@ -190,8 +220,9 @@ int32_t dmtd_full_step(llama_context * ctx, llama_dmtd_binding & b, const llama_
             }
         }
     }
-    if (prompt && n_refill == 0) {
-        // nothing to refill: upstream's graph (llama_context::decode marks the cycles to start)
+    // upstream's graph for a prompt with nothing (left) to refill; llama_context::decode marks the
+    // cycles to start
+    auto plain_prompt = [&]() {
         const int32_t rc = llama_decode(ctx, batch);
         if (rc != 0) {
             return dmtd_fail(rc, "llama_decode returned " + std::to_string(rc));
@@ -200,7 +231,10 @@ int32_t dmtd_full_step(llama_context * ctx, llama_dmtd_binding & b, const llama_
             b.out_index[i] = i;
             b.full[i] = 1;
         }
-        return LLAMA_DMTD_OK;
+        return (int32_t) LLAMA_DMTD_OK;
+    };
+    if (prompt && n_refill == 0) {
+        return plain_prompt();
     }
 
     llama_batch block = llama_batch_init(n_refill + n, 0, n_seq_max);
@@ -237,9 +271,15 @@ int32_t dmtd_full_step(llama_context * ctx, llama_dmtd_binding & b, const llama_
     }
     block.n_tokens = k;
     b.current = llama_dmtd_binding::step::full;
-    const int32_t rc = llama_decode(ctx, block);
+    const int32_t rc = dmtd_decode_in_pieces(ctx, block, false);
     b.current = llama_dmtd_binding::step::none;
     if (rc != 0) {
+        // the pieces decoded before the failure go as well, as upstream removes a failed ubatch
+        for (int32_t i = 0; i < k; ++i) {
+            for (int32_t j = 0; j < block.n_seq_id[i]; ++j) {
+                llama_memory_seq_rm(mem, block.seq_id[i][j], block.pos[i], block.pos[i] + 1);
+            }
+        }
         // put the removed positions back as they were: decoding layers only, embedding input,
         // the same history (their thinking layers stay to be refilled)
         std::string message = "llama_decode returned " + std::to_string(rc);
@@ -255,7 +295,7 @@ int32_t dmtd_full_step(llama_context * ctx, llama_dmtd_binding & b, const llama_
             again.n_tokens = (int32_t) tokens.size();
             // not abortable: a cancelled head step must still leave the cache as it was
             b.current = llama_dmtd_binding::step::decoding_only;
-            const int32_t again_rc = ctx->decode_unabortable(again);
+            const int32_t again_rc = dmtd_decode_in_pieces(ctx, again, true);
             b.current = llama_dmtd_binding::step::none;
             if (again_rc != 0) {
                 // the sequence keeps its cache up to the removed positions and starts a new cycle
@@ -277,7 +317,8 @@ int32_t dmtd_full_step(llama_context * ctx, llama_dmtd_binding & b, const llama_
                 st.pending.emplace_back(batch.pos[i], batch.token[i]);
             }
         }
-        b.out_index[i] = n_refill + i;
+        // the last piece holds the batch's own rows (dmtd_decode_in_pieces), and their logits
+        b.out_index[i] = n_refill + i - dmtd_last_piece_start(ctx, k);
         b.full[i] = prompt || head[i];
     }
     return LLAMA_DMTD_OK;
@@ -310,6 +351,11 @@ llama_dmtd_binding * dmtd_binding_for(llama_context * ctx, const llama_batch & b
     }
     if (!dmtd_batch_usable(batch)) {
         status = dmtd_fail(LLAMA_DMTD_ERR_INVALID_ARG, "a DMTD batch needs tokens with explicit positions and sequences");
+        return nullptr;
+    }
+    if (batch.n_tokens > (int32_t) llama_n_batch(ctx)) {
+        status = dmtd_fail(LLAMA_DMTD_ERR_INVALID_ARG, "the batch has " + std::to_string(batch.n_tokens) + " tokens, more than the context's n_batch "
+                           + std::to_string(llama_n_batch(ctx)));
         return nullptr;
     }
     ctx->dmtd->out_index.resize(batch.n_tokens);

@@ -79,11 +79,13 @@ class DmtdSessionTest {
         int tau = 4, n = 8; // of the reply's 7 decoded tokens, 5 and 6 are decoding-only
         List<Token> first = new ArrayList<>(), second = new ArrayList<>();
         int[] prompt, next;
+        // batches of 8: the new prompt and the 2 tokens it refills do not fit one
         try (LlamaModel model = LlamaModel.load(modelPath);
-             Session s = model.newSession(SessionOptions.builder().contextSize(256).dmtd(Dmtd.cycle(tau)).build())) {
+             Session s = model.newSession(SessionOptions.builder().contextSize(256).batchSize(8).dmtd(Dmtd.cycle(tau)).build())) {
             prompt = model.tokenize("The King said to his people that");
             s.generate(prompt, greedy(n)).forEachRemaining(first::add);
-            int[] more = model.tokenize(" and then the LORD said", false, false);
+            int[] more = model.tokenize(" and then the LORD said unto them", false, false);
+            assertTrue(more.length + 1 + 2 > 8, "the first batch of the new prompt and its refill exceed a batch");
             next = java.util.stream.IntStream.concat(java.util.stream.IntStream.concat(java.util.Arrays.stream(prompt),
                     first.stream().mapToInt(Token::id)), java.util.Arrays.stream(more)).toArray();
             GenerationResult r = s.generate(next, greedy(n)).result();
@@ -156,6 +158,26 @@ class DmtdSessionTest {
                 assertThrows(InvalidArgumentException.class, () -> other.restoreState(file));
             }
         }
+    }
+
+    /** A batch smaller than a cycle head's block (tau rows): the head still decodes, as the reference does. */
+    @Test
+    void aBatchSmallerThanTheCycle() throws Exception {
+        org.flexidepth.tests.Prerequisites.require(ProjectPaths.shared().isPresent(), "../shared");
+        Path modelPath = DefaultModel.dmtdDemo12L();
+        List<Token> tokens = new ArrayList<>();
+        int[] prompt;
+        try (LlamaModel model = LlamaModel.load(modelPath);
+             Session s = model.newSession(SessionOptions.builder().contextSize(256).batchSize(2).dmtd(Dmtd.cycle(4)).build())) {
+            prompt = model.tokenize("The King said to his people that");
+            s.generate(prompt, greedy(10)).forEachRemaining(tokens::add);
+        }
+        ReferenceModel.Sequence seq = new ReferenceModel(modelPath, null).sequence(0, 0.5f, false, null);
+        ReferenceModel.Step last = null;
+        for (int t : prompt) {
+            last = seq.step(t);
+        }
+        assertFollowsTheReference(tokens, seq, last, new ArrayList<>(), 4, "batch 2: ");
     }
 
     static List<Integer> ids(List<Token> tokens) {
