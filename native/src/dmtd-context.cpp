@@ -329,7 +329,7 @@ void dmtd_reconcile_batch(llama_dmtd_binding & b, const llama_batch & batch) {
     std::unordered_map<llama_seq_id, llama_pos> first;
     for (int32_t i = 0; i < batch.n_tokens; ++i) {
         for (int32_t j = 0; j < batch.n_seq_id[i]; ++j) {
-            auto [it, added] = first.emplace(batch.seq_id[i][j], batch.pos[i]);
+            auto it = first.emplace(batch.seq_id[i][j], batch.pos[i]).first;
             it->second = std::min(it->second, batch.pos[i]);
         }
     }

@@ -122,7 +122,7 @@ final class SessionStateFile {
                     int pending = readInt();
                     ByteBuffer starts = ByteBuffer.allocate(1);
                     read(starts);
-                    if (pending < 0 || pending > n || starts.get(0) > 1) {
+                    if (pending < 0 || pending > n || (starts.get(0) != 0 && starts.get(0) != 1)) {
                         throw corrupt("DMTD place " + pending + "/" + starts.get(0) + " does not fit its " + n + " tokens");
                     }
                     cycle = new SessionState.Cycle(pending, starts.get(0) == 1);

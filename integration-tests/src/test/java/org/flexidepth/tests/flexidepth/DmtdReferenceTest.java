@@ -138,6 +138,15 @@ class DmtdReferenceTest {
         return maxDiff;
     }
 
+    /** Runs the plan on the fork and holds it to the reference (logits within the tolerance); returns the fork's run. */
+    EvalDriver.Run forkFollowsTheReference(ReferenceModel ref, Path model, Plan plan, String what) throws Exception {
+        EvalDriver.Run fork = EvalDriver.runLogged(model, null, 0.5f, plan.lines, dir, EvalDriver.Mode.DENSE, dmtdOptions(plan));
+        double diff = compare(ref, plan, fork);
+        System.out.printf("%s: max |logit diff| %.2e%n", what, diff);
+        assertTrue(diff < FlexiDepthReferenceTest.LOGIT_TOLERANCE, what + ": logits differ by " + diff);
+        return fork;
+    }
+
     static int[] tokens(SplittableRandom r, int n, int vocab) {
         return r.ints(n, 3, vocab).toArray();
     }
@@ -167,10 +176,7 @@ class DmtdReferenceTest {
             for (int t : tokens(r, 3 * tau + 2, SHAPE.vocab())) {
                 plan.step(0, t);
             }
-            EvalDriver.Run fork = EvalDriver.runLogged(model, null, 0.5f, plan.lines, dir, EvalDriver.Mode.DENSE, dmtdOptions(plan));
-            double diff = compare(ref, plan, fork);
-            System.out.printf("tau %d, prompt %d: max |logit diff| %.2e%n", tau, promptLength, diff);
-            assertTrue(diff < FlexiDepthReferenceTest.LOGIT_TOLERANCE, "logits differ by " + diff);
+            forkFollowsTheReference(ref, model, plan, "tau " + tau + ", prompt " + promptLength);
         }
     }
 
@@ -193,10 +199,7 @@ class DmtdReferenceTest {
             plan.prompt(0, tokens(r, 3, SHAPE.vocab()));
         }
         plan.step(0, 300);
-        EvalDriver.Run fork = EvalDriver.runLogged(model, null, 0.5f, plan.lines, dir, EvalDriver.Mode.DENSE, dmtdOptions(plan));
-        double diff = compare(new ReferenceModel(model, null), plan, fork);
-        System.out.printf("tau %d, prompts after replies: max |logit diff| %.2e%n", tau, diff);
-        assertTrue(diff < FlexiDepthReferenceTest.LOGIT_TOLERANCE, "logits differ by " + diff);
+        forkFollowsTheReference(new ReferenceModel(model, null), model, plan, "tau " + tau + ", prompts after replies");
     }
 
     /**
@@ -217,10 +220,8 @@ class DmtdReferenceTest {
             }
             plan.step(0, 3 + r.nextInt(SHAPE.vocab() - 3), 1, 3 + r.nextInt(SHAPE.vocab() - 3));
         }
-        EvalDriver.Run fork = EvalDriver.runLogged(model, null, 0.5f, plan.lines, dir, EvalDriver.Mode.DENSE, dmtdOptions(plan));
-        double diff = compare(new ReferenceModel(model, null), plan, fork);
-        System.out.printf("tau %d, two sequences, restore mid-cycle: max |logit diff| %.2e%n", tau, diff);
-        assertTrue(diff < FlexiDepthReferenceTest.LOGIT_TOLERANCE, "logits differ by " + diff);
+        EvalDriver.Run fork = forkFollowsTheReference(new ReferenceModel(model, null), model, plan,
+                "tau " + tau + ", two sequences, restore mid-cycle");
         assertTrue(fork.log().contains("dmtd full: "));
     }
 
@@ -234,9 +235,7 @@ class DmtdReferenceTest {
         for (int t : tokens(r, 10, SHAPE.vocab())) {
             plan.step(0, t);
         }
-        EvalDriver.Run fork = EvalDriver.runLogged(model, null, 0.5f, plan.lines, dir, EvalDriver.Mode.DENSE, dmtdOptions(plan));
-        double diff = compare(new ReferenceModel(model, null), plan, fork);
-        assertTrue(diff < FlexiDepthReferenceTest.LOGIT_TOLERANCE, "logits differ by " + diff);
+        forkFollowsTheReference(new ReferenceModel(model, null), model, plan, "qwen3, tau 3");
     }
 
     @Test
@@ -247,9 +246,7 @@ class DmtdReferenceTest {
         for (int t : tokens(r, 11, SHAPE.vocab())) {
             plan.step(0, t);
         }
-        EvalDriver.Run fork = EvalDriver.runLogged(model, null, 0.5f, plan.lines, dir, EvalDriver.Mode.DENSE, dmtdOptions(plan));
-        double diff = compare(new ReferenceModel(model, null), plan, fork);
-        assertTrue(diff < FlexiDepthReferenceTest.LOGIT_TOLERANCE, "logits differ by " + diff);
+        forkFollowsTheReference(new ReferenceModel(model, null), model, plan, "tau 4 phased by absolute position");
     }
 
     /**
@@ -293,9 +290,6 @@ class DmtdReferenceTest {
         for (int i = 6; i < text.length; i++) {
             plan.step(0, text[i]);
         }
-        EvalDriver.Run fork = EvalDriver.runLogged(model, null, 0.5f, plan.lines, dir, EvalDriver.Mode.DENSE, dmtdOptions(plan));
-        double diff = compare(new ReferenceModel(model, null), plan, fork);
-        System.out.printf("dmtd-demo-12L tau %d: max |logit diff| %.2e over %d tokens%n", tau, diff, text.length);
-        assertTrue(diff < FlexiDepthReferenceTest.LOGIT_TOLERANCE, "logits differ by " + diff);
+        forkFollowsTheReference(new ReferenceModel(model, null), model, plan, "dmtd-demo-12L tau " + tau + " over " + text.length + " tokens");
     }
 }
