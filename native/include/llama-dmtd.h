@@ -35,7 +35,9 @@ extern "C" {
         int32_t cycle;                 // tau >= 1: one full-depth step, then tau-1 decoding-only steps (1: always full)
         enum llama_dmtd_phase phase;
         bool refill;                   // a cycle head first runs the thinking layers for the positions
-                                       // decoded since the last one (false: "no refill", SPEC section 4)
+                                       // decoded since the last one (false: "no refill", SPEC section 4:
+                                       // heads decode alone, and the thinking layers of every later
+                                       // step attend to the prompts' and the heads' positions only)
     };
 
     // The parameters a DMTD model was made with. Returns false, with out set to n_thinking =
@@ -61,7 +63,8 @@ extern "C" {
     // full step (a prompt that follows a reply) first refills them, as a head would, so that every
     // position's thinking-layer K/V is written exactly once. llama_decode on a DMTD context decodes
     // full depth too but does not refill: the prompt's thinking layers would read those positions'
-    // unwritten K/V. Logits and failures as for llama_dmtd_decode.
+    // unwritten K/V. Without refill neither refills, and the prompt's thinking layers do not attend
+    // to those positions. Logits and failures as for llama_dmtd_decode.
     LLAMA_API int32_t llama_dmtd_prefill(struct llama_context * ctx, struct llama_batch batch);
 
     // Decodes a batch as training saw it (SPEC section 3, cyclical masking): every layer for every
@@ -90,6 +93,18 @@ extern "C" {
     // tokens are its last n positions. n = 0 with start_cycle makes its next token a cycle head.
     LLAMA_API int32_t llama_dmtd_seq_set_pending(struct llama_context * ctx, llama_seq_id seq_id,
                                                  const llama_token * tokens, int32_t n, bool start_cycle);
+
+    // Without refill: the positions of sequence seq_id whose tokens were decoded by the decoding
+    // layers only, which the thinking layers never see. Saved beside llama_state_seq_* (which
+    // does not hold them) to restore a sequence. Returns their number, ascending (copying at most
+    // capacity; positions may be NULL), or a negative status; 0 with refill.
+    LLAMA_API int32_t llama_dmtd_seq_hidden(const struct llama_context * ctx, llama_seq_id seq_id,
+                                            llama_pos * positions, int32_t capacity);
+
+    // Restores what llama_dmtd_seq_hidden returned, after the sequence's cache was restored: those
+    // of its positions are hidden from the thinking layers, the others visible.
+    LLAMA_API int32_t llama_dmtd_seq_set_hidden(struct llama_context * ctx, llama_seq_id seq_id,
+                                                const llama_pos * positions, int32_t n);
 
     // The message of the last failure on the calling thread ("" if none).
     LLAMA_API const char * llama_dmtd_last_error(void);

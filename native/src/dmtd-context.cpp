@@ -14,6 +14,7 @@
 
 #include "llama-context.h"
 #include "flexidepth-graph.h"
+#include "llama-kv-cache.h"
 #include "llama-model.h"
 
 #include <algorithm>
@@ -53,9 +54,6 @@ int32_t dmtd_check(const llama_model * model, const llama_dmtd_params & p) {
     if (p.phase != LLAMA_DMTD_PHASE_PROMPT_END && p.phase != LLAMA_DMTD_PHASE_ABSOLUTE) {
         return dmtd_fail(LLAMA_DMTD_ERR_INVALID_ARG, "unknown phase " + std::to_string((int) p.phase));
     }
-    if (!p.refill) {
-        return dmtd_fail(LLAMA_DMTD_ERR_INVALID_ARG, "the no-refill variant is not implemented (native/README.md)");
-    }
     return LLAMA_DMTD_OK;
 }
 
@@ -76,6 +74,7 @@ struct dmtd_step_guard {
     ~dmtd_step_guard() {
         b.current = llama_dmtd_binding::step::none;
         b.roles.clear();
+        b.scoring = false;
     }
 };
 
@@ -216,7 +215,7 @@ int32_t dmtd_full_step(llama_context * ctx, llama_dmtd_binding & b, const llama_
             const llama_seq_id s = batch.seq_id[i][j];
             if (std::find(refilled.begin(), refilled.end(), s) == refilled.end()) {
                 refilled.push_back(s);
-                n_refill += (int32_t) b.seqs[s].pending.size();
+                n_refill += b.params.refill ? (int32_t) b.seqs[s].pending.size() : 0;
             }
         }
     }
@@ -255,8 +254,8 @@ int32_t dmtd_full_step(llama_context * ctx, llama_dmtd_binding & b, const llama_
     dmtd_step_guard guard{b}; // the roles are cleared however this ends
     for (const llama_seq_id s : refilled) {
         auto & st = b.seqs[s];
-        if (st.pending.empty()) {
-            continue;
+        if (st.pending.empty() || !b.params.refill) {
+            continue; // without refill the pending tokens only count the steps since the head
         }
         for (const auto & [pos, tok] : st.pending) {
             add(tok, pos, &s, 1, false, dmtd_row::embd);
@@ -432,6 +431,7 @@ int32_t llama_dmtd_score(struct llama_context * ctx, struct llama_batch batch) {
         b->roles[llama_dmtd_binding::key(batch.seq_id[i][0], batch.pos[i])] =
             batch.pos[i] % b->params.cycle == 0 ? dmtd_row::head : dmtd_row::embd;
     }
+    b->scoring = true; // training's thinking layers attend to every position, refill or not
     const int32_t rc = dmtd_decode_as(ctx, *b, llama_dmtd_binding::step::full, batch);
     for (int32_t i = 0; i < batch.n_tokens; ++i) {
         auto & st = b->seqs[batch.seq_id[i][0]];
@@ -490,6 +490,105 @@ int32_t llama_dmtd_seq_set_pending(struct llama_context * ctx, llama_seq_id seq_
         st.pending.emplace_back(last - n + 1 + j, tokens[j]);
     }
     st.next_is_head = start_cycle;
+    return LLAMA_DMTD_OK;
+}
+
+namespace {
+
+// The cells of seq_id's stream and their thinking-layer visibility (without refill), read back
+// from the device; NULL with the error recorded in status.
+struct dmtd_hidden_cells {
+    const llama_kv_cells * cells = nullptr;
+    ggml_tensor * bias = nullptr;
+    size_t offset = 0; // of the stream's first cell in bias
+    std::vector<float> host;
+};
+
+bool dmtd_hidden_cells_of(const llama_context * ctx, llama_seq_id seq_id, dmtd_hidden_cells & out, int32_t & status) {
+    llama_dmtd_binding * b = ctx ? ctx->dmtd.get() : nullptr;
+    if (b == nullptr) {
+        status = dmtd_fail(LLAMA_DMTD_ERR_NOT_SET, "the context decodes without DMTD (llama_set_dmtd)");
+        return false;
+    }
+    auto * kv = dynamic_cast<llama_kv_cache *>(ctx->get_memory());
+    if (kv == nullptr) {
+        status = dmtd_fail(LLAMA_DMTD_ERR_INVALID_ARG, "the context's memory is not a plain KV cache");
+        return false;
+    }
+    if (seq_id < 0 || seq_id >= (llama_seq_id) llama_n_seq_max(ctx)) {
+        status = dmtd_fail(LLAMA_DMTD_ERR_INVALID_ARG, "no sequence " + std::to_string(seq_id));
+        return false;
+    }
+    if (!b->visibility) {
+        b->visibility = std::make_unique<llama_kv_visibility>();
+    }
+    try {
+        out.bias = b->visibility->cells(0, kv->get_k_storage(0));
+    } catch (const std::exception & e) {
+        status = dmtd_fail(LLAMA_DMTD_ERR_INVALID_ARG, e.what());
+        return false;
+    }
+    out.cells = &kv->get_cells(seq_id);
+    // a unified cache has one stream; otherwise each sequence has its own (llama_kv_cache's seq_to_stream)
+    out.offset = kv->get_n_stream() == 1 ? 0 : (size_t) seq_id * kv->get_size();
+    out.host.resize(out.cells->size());
+    ggml_backend_tensor_get(out.bias, out.host.data(), out.offset * sizeof(float), out.host.size() * sizeof(float));
+    return true;
+}
+
+} // namespace
+
+int32_t llama_dmtd_seq_hidden(const struct llama_context * ctx, llama_seq_id seq_id, llama_pos * positions, int32_t capacity) {
+    if (ctx != nullptr && ctx->dmtd && ctx->dmtd->params.refill) {
+        return 0; // heads refill every position
+    }
+    dmtd_hidden_cells h;
+    int32_t status = LLAMA_DMTD_OK;
+    if (!dmtd_hidden_cells_of(ctx, seq_id, h, status)) {
+        return status;
+    }
+    std::vector<llama_pos> hidden;
+    for (uint32_t i = 0; i < h.cells->size(); ++i) {
+        if (!h.cells->is_empty(i) && h.cells->seq_has(i, seq_id) && h.host[i] != 0.0f) {
+            hidden.push_back(h.cells->pos_get(i));
+        }
+    }
+    std::sort(hidden.begin(), hidden.end());
+    for (int32_t j = 0; j < (int32_t) hidden.size() && j < capacity && positions != nullptr; ++j) {
+        positions[j] = hidden[j];
+    }
+    return (int32_t) hidden.size();
+}
+
+int32_t llama_dmtd_seq_set_hidden(struct llama_context * ctx, llama_seq_id seq_id, const llama_pos * positions, int32_t n) {
+    dmtd_hidden_cells h;
+    int32_t status = LLAMA_DMTD_OK;
+    if (!dmtd_hidden_cells_of(ctx, seq_id, h, status)) {
+        return status;
+    }
+    if (n < 0 || (n > 0 && positions == nullptr)) {
+        return dmtd_fail(LLAMA_DMTD_ERR_INVALID_ARG, "invalid positions");
+    }
+    if (ctx->dmtd->params.refill && n > 0) {
+        return dmtd_fail(LLAMA_DMTD_ERR_INVALID_ARG, "the context's DMTD refills: no position stays hidden");
+    }
+    std::vector<llama_pos> hidden(positions, positions + n);
+    std::sort(hidden.begin(), hidden.end());
+    std::vector<float> next = h.host;
+    int32_t found = 0;
+    for (uint32_t i = 0; i < h.cells->size(); ++i) {
+        if (h.cells->is_empty(i) || !h.cells->seq_has(i, seq_id)) {
+            continue;
+        }
+        const bool hide = std::binary_search(hidden.begin(), hidden.end(), h.cells->pos_get(i));
+        next[i] = hide ? llama_kv_visibility::HIDDEN : 0.0f;
+        found += hide;
+    }
+    if (found != (int32_t) (std::unique(hidden.begin(), hidden.end()) - hidden.begin())) {
+        return dmtd_fail(LLAMA_DMTD_ERR_INVALID_ARG, "sequence " + std::to_string(seq_id) + " holds only " + std::to_string(found)
+                    + " of the " + std::to_string(n) + " positions to hide");
+    }
+    ggml_backend_tensor_set(h.bias, next.data(), h.offset * sizeof(float), next.size() * sizeof(float));
     return LLAMA_DMTD_OK;
 }
 

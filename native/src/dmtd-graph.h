@@ -3,17 +3,21 @@
 // DMTD inside llama.cpp's graphs (../shared/dmtd/SPEC.md section 4): the per-context state of
 // the cycles (llama_context::dmtd) and the two hooks a model's layer loop calls: whether a layer
 // is skipped (the thinking layers, at a decoding-only step), and the decoding layers' input
-// d = h * hs + e * es per row (prompt rows: h; cycle heads: h + e; the other rows: e).
-// Used by the patched src/models/{llama,qwen3}.cpp and src/llama-context.cpp.
+// d = h * hs + e * es per row (prompt rows: h; cycle heads: h + e; the other rows: e); and,
+// without refill, the thinking layers' attention mask (dmtd_attention_mask).
+// Used by the patched src/models/{llama,qwen3}.cpp, src/llama-graph.cpp and src/llama-context.cpp.
 
+#include "kv-visibility.h"
 #include "llama-dmtd.h"
 #include "llama-graph.h"
 
 #include <cstdint>
+#include <memory>
 #include <unordered_map>
 #include <vector>
 
 struct llama_context;
+class llama_kv_cache_context;
 
 // How the decoding layers' input of a row is formed.
 enum class dmtd_row : uint8_t {
@@ -30,6 +34,7 @@ struct llama_dmtd_binding {
     // depth), a full step with per-row roles, or a decoding-only step
     enum class step { none, full, decoding_only } current = step::none;
     std::unordered_map<uint64_t, dmtd_row> roles; // (seq, pos) -> role, during a full step
+    bool scoring = false; // the full step is llama_dmtd_score's: every row's thinking K/V stay visible
 
     struct seq_state {
         bool next_is_head = true;                          // PROMPT_END: a prompt just ended
@@ -40,6 +45,10 @@ struct llama_dmtd_binding {
     // of the last llama_dmtd_decode batch, by batch index
     std::vector<int32_t> out_index;
     std::vector<uint8_t> full;
+
+    // without refill: the cells whose thinking-layer K/V were never written (decoding-only
+    // tokens), hidden from the thinking layers' attention; allocated by the first graph
+    std::unique_ptr<llama_kv_visibility> visibility;
 
     // graph nodes beyond the base model's: DMTD's few, and a training run's backward pass
     uint32_t train_nodes = 0;
@@ -72,10 +81,18 @@ public:
     }
 
     llama_dmtd_binding * binding;
-    ggml_tensor * h_scale = nullptr; // F32 [1, n_tokens]
-    ggml_tensor * e_scale = nullptr; // F32 [1, n_tokens]
+    ggml_tensor * h_scale = nullptr; // F32 [1, n_tokens], at a full step
+    ggml_tensor * e_scale = nullptr; // F32 [1, n_tokens], at a full step
+    ggml_tensor * run = nullptr;     // F32 [1, n_tokens] without refill: 1 where the thinking layers run
+    ggml_tensor * thinking_mask = nullptr; // the thinking layers' KQ mask, built at the first
+    bool visibility_written = false;       // whether the graph writes the ubatch's cells' visibility
     std::vector<float> host;
 };
+
+// The KQ mask layer il attends with (build_attn): without refill, a thinking layer's hides the
+// cells of decoding-only tokens, and every graph records which of its cells those are.
+ggml_tensor * dmtd_attention_mask(const llm_graph_context & g, int il, ggml_tensor * kq_mask, ggml_tensor * k_idxs,
+                                  const llama_kv_cache_context * mctx);
 
 // The hooks. Without DMTD on the context, or at a plain llama_decode, they change nothing and add
 // no node: the graph is then exactly upstream's.

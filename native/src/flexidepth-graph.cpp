@@ -120,7 +120,7 @@ ggml_tensor * flexidepth_attention_mask(const llm_graph_context & g, int il, ggm
         const auto run = inp->runs.find(il);
         if (run != inp->runs.end() && b->fd->skip == LLAMA_FLEXIDEPTH_SKIP_LAYER_NO_KV && k_idxs != nullptr && k_view != nullptr) {
             if (!b->visibility) {
-                b->visibility = std::make_shared<flexidepth_kv_visibility>();
+                b->visibility = std::make_shared<llama_kv_visibility>();
             }
             kq_mask = b->visibility->mask(g.ctx0, il, run->second, k_idxs, k_view, kq_mask);
             g.cb(kq_mask, "fd_kq_mask_visible", il);

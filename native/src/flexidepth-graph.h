@@ -6,7 +6,7 @@
 // Used by the patched src/models/{llama,qwen2,qwen3}.cpp, src/llama-graph.cpp and src/llama-context.cpp.
 
 #include "flexidepth-plugin.h"
-#include "flexidepth-visibility.h"
+#include "kv-visibility.h"
 
 #include "llama-graph.h"
 
@@ -38,7 +38,7 @@ struct llama_flexidepth_binding {
 
     // a LAYER_NO_KV plug-in's cell visibility, shared with the next binding of the same plug-in
     // on this context (a new threshold or mode must not make skipped tokens visible again)
-    std::shared_ptr<flexidepth_kv_visibility> visibility;
+    std::shared_ptr<llama_kv_visibility> visibility;
 
     // per-sequence thresholds (llama_set_flexidepth_threshold_seq): a server's requests share
     // one context, and each may ask for its own tau; the others use tau
@@ -131,7 +131,7 @@ ggml_tensor * flexidepth_masked_lora_mm(const llm_graph_context & g, ggml_tensor
 
 // For llm_graph_context::build_attn: the KQ mask of layer il
 //  - with a LAYER_NO_KV plug-in, with the cells of tokens that skipped the layer masked for every
-//    query (flexidepth-visibility.h), after recording this ubatch's decisions at k_idxs;
+//    query (kv-visibility.h), after recording this ubatch's decisions at k_idxs;
 //  - with flash attention, with the rows of skipped tokens fully masked, so that the kernel reads
 //    no K or V for them (their output is zero and discarded), where the layer is masked;
 // and otherwise unchanged. k_view: the layer's K as the attention reads it.

@@ -9,8 +9,9 @@
 //                       [--cpu]                    no layer offloaded to a GPU (the default offloads all)
 //                       [--adapters-as-stored]     the plug-in's adapters in the file's types (default:
 //                                                  the base model's, llama_flexidepth_load_params)
-//                       [--dmtd T CYCLE [absolute]] batches decoded with llama_dmtd_decode: T thinking
-//                                                  layers, cycle tau, phase prompt_end (or absolute)
+//                       [--dmtd T CYCLE [absolute] [norefill]] batches decoded with llama_dmtd_decode: T
+//                                                  thinking layers, cycle tau, phase prompt_end (or
+//                                                  absolute), heads refilling (or not)
 // Prints "mul_mat_id nodes: N" at the end: the token-skipping products in the graphs it ran, so that
 // tests see that MASKED mode really masks (DENSE computes the same values without them); and
 // "mul_mat nodes: N", and with --dmtd "dmtd full: F,F,..." (1 where a token was decoded at full
@@ -18,7 +19,8 @@
 // SCRIPT lines:
 //   batch S:T,T,T [S:T,...]   one llama_decode; tokens of sequence S continue that sequence;
 //                             every token outputs logits
-//   save                      keep the context state in memory (with DMTD, each sequence's pending tokens)
+//   save                      keep the context state in memory (with DMTD, each sequence's pending tokens
+//                             and, without refill, its hidden positions)
 //   restore                   restore it into a brand-new context (plug-in attached again)
 //   rm S P0 P1                llama_memory_seq_rm of positions [P0, P1) of sequence S (P1 -1: to the end)
 //   shift S P0 D              llama_memory_seq_add: positions >= P0 of sequence S move by D
@@ -158,6 +160,10 @@ int main(int argc, char ** argv) {
                 dmtd_params.phase = LLAMA_DMTD_PHASE_ABSOLUTE;
                 ++i;
             }
+            if (i + 1 < argc && std::string(argv[i + 1]) == "norefill") {
+                dmtd_params.refill = false;
+                ++i;
+            }
         } else if (a == "--lora" && i + 2 < argc) {
             lora_path = argv[++i];
             lora_scale = (float) atof(argv[++i]);
@@ -207,6 +213,7 @@ int main(int argc, char ** argv) {
     std::vector<uint8_t> saved;
     std::map<int, int> saved_pos;
     std::map<int, std::pair<std::vector<llama_token>, bool>> saved_pending;
+    std::map<int, std::vector<llama_pos>> saved_hidden;
     std::string dmtd_full;
 
     std::ifstream script(argv[4]);
@@ -225,6 +232,10 @@ int main(int argc, char ** argv) {
                     std::vector<llama_token> t(llama_dmtd_seq_pending(ctx, s, nullptr, 0, nullptr));
                     llama_dmtd_seq_pending(ctx, s, t.data(), (int32_t) t.size(), &starts);
                     saved_pending[s] = {t, starts};
+                    std::vector<llama_pos> hidden(llama_dmtd_seq_hidden(ctx, s, nullptr, 0));
+                    llama_dmtd_seq_hidden(ctx, s, hidden.data(), (int32_t) hidden.size());
+                    fprintf(stderr, "dmtd hidden in sequence %d: %zu\n", s, hidden.size());
+                    saved_hidden[s] = hidden;
                 }
             }
         } else if (cmd == "restore") {
@@ -238,6 +249,12 @@ int main(int argc, char ** argv) {
             for (const auto & [s, t] : saved_pending) {
                 if (llama_dmtd_seq_set_pending(ctx, s, t.first.data(), (int32_t) t.first.size(), t.second) != 0) {
                     fprintf(stderr, "restoring the cycle failed: %s\n", llama_dmtd_last_error());
+                    return 1;
+                }
+            }
+            for (const auto & [s, h] : saved_hidden) {
+                if (llama_dmtd_seq_set_hidden(ctx, s, h.data(), (int32_t) h.size()) != 0) {
+                    fprintf(stderr, "restoring the hidden positions failed: %s\n", llama_dmtd_last_error());
                     return 1;
                 }
             }

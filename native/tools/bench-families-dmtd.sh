@@ -3,8 +3,9 @@
 # side with the same model without them in one llama-flexidepth-bench run, next to its ideal from the
 # bytes of weights read: the Llama-3.2-1B-shaped random model of bench-flexidepth.sh (cached under
 # build/bench; Q4_0, and Q8_0 for DMTD), one random plug-in per skip family at forced skip 0.5 of
-# the routed layers, DMTD at tau 2, 3 and 4 with 12 thinking and 4 decoding layers; DMTD on the
-# Llama-3.2-3B shape (24 + 4, Q4_0 and Q8_0) when --shapes names it; and dmtd-demo-12L (8 + 4).
+# the routed layers, DMTD at tau 2, 3 and 4 (with and without refill) with 12 thinking and 4
+# decoding layers; DMTD on the Llama-3.2-3B shape (24 + 4, Q4_0 and Q8_0) when --shapes names it;
+# and dmtd-demo-12L (8 + 4).
 # Keeps the output in docs/benchmarks/skip-families-and-dmtd.txt.
 # usage: native/tools/bench-families-dmtd.sh [--shapes 1b,3b] [--reps 3] [-p 64] [-n 64]
 set -euo pipefail
@@ -42,7 +43,7 @@ if [[ ",$SHAPES," == *,1b,* ]]; then
                 -p "$P" -n "$N" -r "$REPS" -t "$THREADS" 2>/dev/null | tee -a "$REPORT"
         done
         echo "== 1B shape $type, DMTD (12 thinking + 4 decoding layers)" | tee -a "$REPORT"
-        "$BIN/llama-flexidepth-bench" -m "$base-$type.gguf" --dmtd 12 --cycles 2,3,4 -p "$P" -n "$N" -r "$REPS" -t "$THREADS" 2>/dev/null | tee -a "$REPORT"
+        "$BIN/llama-flexidepth-bench" -m "$base-$type.gguf" --dmtd 12 --cycles 2,3,4 --dmtd-no-refill -p "$P" -n "$N" -r "$REPS" -t "$THREADS" 2>/dev/null | tee -a "$REPORT"
     done
 fi
 if [[ ",$SHAPES," == *,3b,* ]]; then
@@ -52,11 +53,11 @@ if [[ ",$SHAPES," == *,3b,* ]]; then
     for type in q4_0 q8_0; do
         [ -f "$base3-$type.gguf" ] || "$BIN/llama-quantize" "$base3-f16.gguf" "$base3-$type.gguf" "$type" "$THREADS" > "$OUT/quantize.log" 2>&1
         echo "== 3B shape $type, DMTD (24 thinking + 4 decoding layers)" | tee -a "$REPORT"
-        "$BIN/llama-flexidepth-bench" -m "$base3-$type.gguf" --dmtd 24 --cycles 2,3,4 -p "$P" -n "$N" -r "$REPS" -t "$THREADS" 2>/dev/null | tee -a "$REPORT"
+        "$BIN/llama-flexidepth-bench" -m "$base3-$type.gguf" --dmtd 24 --cycles 2,3,4 --dmtd-no-refill -p "$P" -n "$N" -r "$REPS" -t "$THREADS" 2>/dev/null | tee -a "$REPORT"
     done
 fi
 demo=build/models/dmtd-demo-12L.gguf
 if [ -f "$demo" ]; then
     echo "== dmtd-demo-12L (F32, 8 thinking + 4 decoding layers, trained at tau 4)" | tee -a "$REPORT"
-    "$BIN/llama-flexidepth-bench" -m "$demo" --dmtd 8 --cycles 2,3,4 -p "$P" -n 128 -r "$REPS" -t "$THREADS" 2>/dev/null | tee -a "$REPORT"
+    "$BIN/llama-flexidepth-bench" -m "$demo" --dmtd 8 --cycles 2,3,4 --dmtd-no-refill -p "$P" -n 128 -r "$REPS" -t "$THREADS" 2>/dev/null | tee -a "$REPORT"
 fi

@@ -6,7 +6,7 @@
 //
 // usage: llama-flexidepth-bench -m MODEL [--flexidepth PLUGIN] [--tau 0.5] [--mode auto|masked|dense]
 //          [--skip-ratios 0,0.25,0.5,1] [--skip-layers L,L,...] [-p 128] [-n 64] [-r 3] [-t THREADS]
-//          [--dmtd THINKING_LAYERS --cycles 2,3,4] [--no-repack] [--json]
+//          [--dmtd THINKING_LAYERS --cycles 2,3,4 [--dmtd-no-refill]] [--no-repack] [--json]
 #include "llama.h"
 #include "llama-flexidepth.h"
 #include "llama-dmtd.h"
@@ -31,6 +31,7 @@ struct config {
     std::vector<int8_t> forced; // per routed layer; empty = routers decide
     double skip_ratio = -1;
     int dmtd_cycle = 0;         // > 0: decoded with llama_dmtd_decode at this cycle
+    bool dmtd_refill = true;    // whether its heads refill (SPEC section 4)
     bool stored_adapters = false; // the plug-in loaded with its adapters as the file stores them
 };
 
@@ -115,6 +116,7 @@ int main(int argc, char ** argv) {
     int n_prompt = 128, n_gen = 64, reps = 3, threads = (int) std::thread::hardware_concurrency();
     bool json = false, repack = true;
     int dmtd_thinking = 0;
+    bool dmtd_no_refill = false; // each cycle also without refill
     std::vector<int> cycles = {2, 3, 4};
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
@@ -135,6 +137,7 @@ int main(int argc, char ** argv) {
         else if (a == "--json") json = true;
         else if (a == "--no-repack") repack = false;
         else if (a == "--dmtd") dmtd_thinking = atoi(next().c_str());
+        else if (a == "--dmtd-no-refill") dmtd_no_refill = true;
         else if (a == "--cycles") { cycles.clear(); for (auto & s : split(next())) cycles.push_back(atoi(s.c_str())); }
         else { fprintf(stderr, "unknown option %s\n", a.c_str()); return 2; }
     }
@@ -200,6 +203,9 @@ int main(int argc, char ** argv) {
     if (dmtd_thinking > 0) {
         for (int c : cycles) {
             configs.push_back({"dmtd tau " + std::to_string(c), false, {}, -1, c});
+            if (dmtd_no_refill) {
+                configs.push_back({"dmtd tau " + std::to_string(c) + " norefill", false, {}, -1, c, false});
+            }
         }
     }
 
@@ -237,7 +243,7 @@ int main(int argc, char ** argv) {
             } else {
                 llama_set_adapter_flexidepth(ctx, nullptr, nullptr);
             }
-            llama_dmtd_params dp = {dmtd_thinking, cfg.dmtd_cycle, LLAMA_DMTD_PHASE_PROMPT_END, true};
+            llama_dmtd_params dp = {dmtd_thinking, cfg.dmtd_cycle, LLAMA_DMTD_PHASE_PROMPT_END, cfg.dmtd_refill};
             if (llama_set_dmtd(ctx, cfg.dmtd_cycle > 0 ? &dp : nullptr) != 0) {
                 fprintf(stderr, "%s\n", llama_dmtd_last_error());
                 return 1;

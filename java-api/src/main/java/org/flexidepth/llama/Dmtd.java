@@ -10,8 +10,11 @@ package org.flexidepth.llama;
  * @param cycle          tokens per cycle, {@code >= 1} (1: every token at full depth)
  * @param thinkingLayers the first layers that think, the others decode; 0: as the model's file says
  * @param phase          where cycles start
+ * @param refill         whether a cycle head first runs the thinking layers for the tokens decoded
+ *                       since the last one (the paper's method); without, heads decode alone and the
+ *                       thinking layers see the prompts and the heads only: cheaper, lower quality
  */
-public record Dmtd(int cycle, int thinkingLayers, Phase phase) {
+public record Dmtd(int cycle, int thinkingLayers, Phase phase, boolean refill) {
     /** Where cycles start. */
     public enum Phase {
         /** The first token generated after a prompt is a cycle head (the authors' vLLM port). */
@@ -43,7 +46,7 @@ public record Dmtd(int cycle, int thinkingLayers, Phase phase) {
      * @param tau tokens per cycle, {@code >= 1}
      */
     public static Dmtd cycle(int tau) {
-        return new Dmtd(tau, 0, Phase.PROMPT_END);
+        return new Dmtd(tau, 0, Phase.PROMPT_END, true);
     }
 
     /**
@@ -52,7 +55,7 @@ public record Dmtd(int cycle, int thinkingLayers, Phase phase) {
      * @param layers the first layers that think, 1 to the model's layers - 1; 0: the model's
      */
     public Dmtd withThinkingLayers(int layers) {
-        return new Dmtd(cycle, layers, phase);
+        return new Dmtd(cycle, layers, phase, refill);
     }
 
     /**
@@ -61,6 +64,15 @@ public record Dmtd(int cycle, int thinkingLayers, Phase phase) {
      * @param phase where cycles start
      */
     public Dmtd withPhase(Phase phase) {
-        return new Dmtd(cycle, thinkingLayers, phase);
+        return new Dmtd(cycle, thinkingLayers, phase, refill);
+    }
+
+    /**
+     * {@return these options with heads that refill or not (SPEC section 4, "no refill")}
+     *
+     * @param refill whether a cycle head first runs the thinking layers for the tokens decoded since the last one
+     */
+    public Dmtd withRefill(boolean refill) {
+        return new Dmtd(cycle, thinkingLayers, phase, refill);
     }
 }

@@ -9,6 +9,7 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
@@ -135,14 +136,15 @@ public final class Session implements AutoCloseable {
         }
         llama_dmtd_params.cycle(p, d.cycle());
         llama_dmtd_params.phase(p, d.phase() == Dmtd.Phase.ABSOLUTE ? llama_h.LLAMA_DMTD_PHASE_ABSOLUTE() : llama_h.LLAMA_DMTD_PHASE_PROMPT_END());
+        llama_dmtd_params.refill(p, d.refill());
         if (llama_h.llama_set_dmtd(ctx, p) != llama_h.LLAMA_DMTD_OK()) {
             String why = llama_h.llama_dmtd_last_error().getString(0);
             freeUnopened();
             throw new InvalidArgumentException("cannot decode " + model.path().getFileName() + " with " + d + ": " + why);
         }
         dmtdThinking = llama_dmtd_params.n_thinking(p);
-        LOG.info("session decodes with DMTD: cycle {}, {} thinking layers of {}, phase {}", d.cycle(), dmtdThinking,
-                model.info().layers(), d.phase());
+        LOG.info("session decodes with DMTD: cycle {}, {} thinking layers of {}, phase {}{}", d.cycle(), dmtdThinking,
+                model.info().layers(), d.phase(), d.refill() ? "" : ", no refill");
     }
 
     /** Frees what the constructor allocated when it cannot finish. */
@@ -982,7 +984,9 @@ public final class Session implements AutoCloseable {
                 .map(e -> e.getKey().path().getFileName() + " [" + e.getKey().fingerprint() + "] x " + e.getValue())
                 .collect(java.util.stream.Collectors.joining(", "));
         // a DMTD cache has positions whose thinking-layer K/V only its next full step writes
-        return weights() + adapters + (dmtdThinking > 0 ? " under DMTD with " + dmtdThinking + " thinking layers" : "");
+        // (all of them, without refill)
+        return weights() + adapters + (dmtdThinking > 0 ? " under DMTD with " + dmtdThinking + " thinking layers"
+                + (options.dmtd().orElseThrow().refill() ? "" : " and no refill") : "");
     }
 
     private String weights() {
@@ -1227,7 +1231,10 @@ public final class Session implements AutoCloseable {
             try (Arena tmp = Arena.ofConfined()) {
                 int n = cycle.pending();
                 MemorySegment pending = tmp.allocateFrom(ValueLayout.JAVA_INT, Arrays.copyOfRange(tokens, tokens.length - n, tokens.length));
-                if (llama_h.llama_dmtd_seq_set_pending(ctx, 0, pending, n, cycle.startsCycle()) != llama_h.LLAMA_DMTD_OK()) {
+                MemorySegment hidden = tmp.allocateFrom(ValueLayout.JAVA_INT, cycle.hidden().stream().mapToInt(Integer::intValue).toArray());
+                // a new context sees every restored cell, and a used one what its cells held before
+                if (llama_h.llama_dmtd_seq_set_pending(ctx, 0, pending, n, cycle.startsCycle()) != llama_h.LLAMA_DMTD_OK()
+                        || llama_h.llama_dmtd_seq_set_hidden(ctx, 0, hidden, cycle.hidden().size()) != llama_h.LLAMA_DMTD_OK()) {
                     String why = llama_h.llama_dmtd_last_error().getString(0);
                     clearCache();
                     throw new InvalidArgumentException("the state's place in its DMTD cycle does not fit it: " + why);
@@ -1248,7 +1255,16 @@ public final class Session implements AutoCloseable {
             if (n < 0) {
                 throw new LlamaException("cannot read the session's place in its DMTD cycle: " + llama_h.llama_dmtd_last_error().getString(0));
             }
-            return new SessionState.Cycle(n, starts.get(ValueLayout.JAVA_BOOLEAN, 0));
+            int h = llama_h.llama_dmtd_seq_hidden(ctx, 0, MemorySegment.NULL, 0);
+            MemorySegment hidden = tmp.allocate(ValueLayout.JAVA_INT, Math.max(1, h));
+            if (h < 0 || llama_h.llama_dmtd_seq_hidden(ctx, 0, hidden, h) != h) {
+                throw new LlamaException("cannot read the session's hidden DMTD positions: " + llama_h.llama_dmtd_last_error().getString(0));
+            }
+            List<Integer> positions = new ArrayList<>(h);
+            for (int j = 0; j < h; j++) {
+                positions.add(hidden.getAtIndex(ValueLayout.JAVA_INT, j));
+            }
+            return new SessionState.Cycle(n, starts.get(ValueLayout.JAVA_BOOLEAN, 0), positions);
         }
     }
 

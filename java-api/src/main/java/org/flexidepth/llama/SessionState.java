@@ -18,10 +18,16 @@ public final class SessionState {
     /**
      * Where a DMTD session was in its cycle: how many of the last tokens only the decoding layers
      * have seen (the next full-depth step refills them), and whether the next token is a cycle head
-     * because a prompt just ended. Without DMTD: none pending, a cycle starts.
+     * because a prompt just ended, and, without refill, the positions whose tokens only the
+     * decoding layers have seen (the thinking layers never attend to them; ascending). Without
+     * DMTD: none pending, a cycle starts, none hidden.
      */
-    record Cycle(int pending, boolean startsCycle) {
-        static final Cycle NONE = new Cycle(0, true);
+    record Cycle(int pending, boolean startsCycle, java.util.List<Integer> hidden) {
+        static final Cycle NONE = new Cycle(0, true, java.util.List.of());
+
+        Cycle {
+            hidden = java.util.List.copyOf(hidden);
+        }
     }
 
     SessionState(int[] tokens, byte[] data, String model, String routing, Cycle cycle) {

@@ -19,14 +19,16 @@ import java.nio.file.StandardOpenOption;
  * <pre>
  * "FLXSTATE" u32 version  u32 len, model fingerprint (UTF-8)  u32 len, routing (UTF-8)
  * u32 n_tokens, i32 tokens[n_tokens]  u32 dmtd_pending, u8 dmtd_starts_cycle
+ * u32 n_hidden, i32 dmtd_hidden[n_hidden]
  * u64 n_bytes, state data[n_bytes]
  * </pre>
- * Version 1 files, which have no DMTD fields, are read as none pending.
+ * Version 1 files, which have no DMTD fields, are read as none pending, and version 2 files, which
+ * have no hidden positions (DMTD without refill), as none hidden.
  * The data is streamed between native memory and the file, so states beyond 2 GiB work.
  */
 final class SessionStateFile {
     private static final byte[] MAGIC = "FLXSTATE".getBytes(StandardCharsets.US_ASCII);
-    private static final int VERSION = 2;
+    private static final int VERSION = 3;
     private static final int MAX_STRING = 1 << 16;
     private static final int CHUNK = 1 << 26;
 
@@ -41,13 +43,17 @@ final class SessionStateFile {
         byte[] model = header.model().getBytes(StandardCharsets.UTF_8);
         byte[] routing = header.routing().getBytes(StandardCharsets.UTF_8);
         ByteBuffer head = ByteBuffer.allocate(MAGIC.length + 4 + 4 + model.length + 4 + routing.length + 4
-                + 4 * header.tokens().length + 4 + 1 + 8).order(ByteOrder.LITTLE_ENDIAN);
+                + 4 * header.tokens().length + 4 + 1 + 4 + 4 * header.cycle().hidden().size() + 8).order(ByteOrder.LITTLE_ENDIAN);
         head.put(MAGIC).putInt(VERSION).putInt(model.length).put(model).putInt(routing.length).put(routing)
                 .putInt(header.tokens().length);
         for (int t : header.tokens()) {
             head.putInt(t);
         }
         head.putInt(header.cycle().pending()).put((byte) (header.cycle().startsCycle() ? 1 : 0));
+        head.putInt(header.cycle().hidden().size());
+        for (int p : header.cycle().hidden()) {
+            head.putInt(p);
+        }
         head.putLong(data.byteSize()).flip();
         Path dir = file.toAbsolutePath().getParent();
         Path tmp = null;
@@ -103,7 +109,7 @@ final class SessionStateFile {
                     throw corrupt("it is not a session state file (bad magic)");
                 }
                 int version = readInt();
-                if (version != 1 && version != VERSION) {
+                if (version < 1 || version > VERSION) {
                     throw corrupt("unsupported version " + version);
                 }
                 String model = readString();
@@ -125,7 +131,21 @@ final class SessionStateFile {
                     if (pending < 0 || pending > n || (starts.get(0) != 0 && starts.get(0) != 1)) {
                         throw corrupt("DMTD place " + pending + "/" + starts.get(0) + " does not fit its " + n + " tokens");
                     }
-                    cycle = new SessionState.Cycle(pending, starts.get(0) == 1);
+                    java.util.List<Integer> hidden = new java.util.ArrayList<>();
+                    if (version >= 3) {
+                        int h = readInt();
+                        if (h < 0 || h > n || 4L * h > remaining()) {
+                            throw corrupt("DMTD hidden position count " + h + " does not fit its " + n + " tokens");
+                        }
+                        for (int j = 0; j < h; j++) {
+                            int p = readInt();
+                            if (p < 0 || p >= n || (j > 0 && p <= hidden.get(j - 1))) {
+                                throw corrupt("DMTD hidden position " + p + " is not a new position of its " + n + " tokens");
+                            }
+                            hidden.add(p);
+                        }
+                    }
+                    cycle = new SessionState.Cycle(pending, starts.get(0) == 1, hidden);
                 }
                 dataBytes = readLong();
                 if (dataBytes != remaining()) {

@@ -4159,6 +4159,76 @@ public class llama_h {
         }
     }
 
+    private static class llama_dmtd_seq_hidden {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                llama_h.C_INT,
+                llama_h.C_POINTER,
+                llama_h.C_INT,
+                llama_h.C_POINTER,
+                llama_h.C_INT
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_dmtd_seq_hidden");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_dmtd_seq_hidden$descriptor() {
+        return llama_dmtd_seq_hidden.DESC;
+    }
+
+    public static MethodHandle llama_dmtd_seq_hidden$handle() {
+        return llama_dmtd_seq_hidden.HANDLE;
+    }
+
+    public static MemorySegment llama_dmtd_seq_hidden$address() {
+        return llama_dmtd_seq_hidden.ADDR;
+    }
+
+    public static int llama_dmtd_seq_hidden(MemorySegment ctx, int seq_id, MemorySegment positions, int capacity) {
+        var mh$ = llama_dmtd_seq_hidden.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, seq_id, positions, capacity);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class llama_dmtd_seq_set_hidden {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+                llama_h.C_INT,
+                llama_h.C_POINTER,
+                llama_h.C_INT,
+                llama_h.C_POINTER,
+                llama_h.C_INT
+            );
+
+        public static final MemorySegment ADDR = llama_h.findOrThrow("llama_dmtd_seq_set_hidden");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    public static FunctionDescriptor llama_dmtd_seq_set_hidden$descriptor() {
+        return llama_dmtd_seq_set_hidden.DESC;
+    }
+
+    public static MethodHandle llama_dmtd_seq_set_hidden$handle() {
+        return llama_dmtd_seq_set_hidden.HANDLE;
+    }
+
+    public static MemorySegment llama_dmtd_seq_set_hidden$address() {
+        return llama_dmtd_seq_set_hidden.ADDR;
+    }
+
+    public static int llama_dmtd_seq_set_hidden(MemorySegment ctx, int seq_id, MemorySegment positions, int n) {
+        var mh$ = llama_dmtd_seq_set_hidden.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, seq_id, positions, n);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static class llama_dmtd_last_error {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
                 llama_h.C_POINTER

@@ -69,7 +69,7 @@ public final class Chat {
                 System.err.println("FlexiDepth: " + plugin.path().getFileName() + ", routed layers " + plugin.routedLayers() + ", tau " + tau);
                 display.legend(model.info().layers() - plugin.routedLayers().size(), model.info().layers());
             }
-            o.session().dmtd().ifPresent(d -> System.err.println("DMTD: cycles of " + d.cycle() + " tokens"));
+            o.session().dmtd().ifPresent(d -> System.err.println("DMTD: cycles of " + d.cycle() + " tokens" + (d.refill() ? "" : ", no refill")));
             List<ChatMessage> history = new ArrayList<>();
             o.system().ifPresent(s -> history.add(ChatMessage.system(s)));
             ConversationOptions.Builder co = ConversationOptions.builder().history(history).dropOldestTurns(true);

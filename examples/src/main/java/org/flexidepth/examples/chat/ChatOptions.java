@@ -29,12 +29,13 @@ record ChatOptions(Optional<Path> model, Optional<String> prompt, Optional<Strin
               --tau T             FlexiDepth threshold (default: the plug-in's, usually 0.5)
               --dmtd TAU          direct multi-token decoding in cycles of TAU tokens (a DMTD model, e.g. dmtd-demo-12L);
                                   tokens the last layers decoded alone are underlined (or marked d below the reply)
+              --dmtd-refill B     true (default): cycle heads refill the thinking layers; false: they do not (cheaper)
             """;
 
     /** Every option; each takes a value. */
     private static final java.util.Set<String> OPTIONS = java.util.Set.of("--model", "-m", "--prompt", "-p", "--system",
             "--template", "--max-tokens", "-n", "--temp", "--top-k", "--top-p", "--min-p", "--repeat-penalty", "--seed",
-            "--grammar-file", "--ctx", "-c", "--threads", "-t", "--flexidepth", "--tau", "--dmtd");
+            "--grammar-file", "--ctx", "-c", "--threads", "-t", "--flexidepth", "--tau", "--dmtd", "--dmtd-refill");
 
     private static String readGrammar(Path file) {
         if (!Files.isRegularFile(file)) {
@@ -50,6 +51,8 @@ record ChatOptions(Optional<Path> model, Optional<String> prompt, Optional<Strin
     static ChatOptions parse(String[] args) throws IOException {
         Path model = null, flexidepth = null;
         Float tau = null;
+        Integer dmtdCycle = null;
+        Boolean dmtdRefill = null;
         String prompt = null, template = null, system = null;
         SessionOptions.Builder session = SessionOptions.builder();
         GenerationOptions.Builder gen = GenerationOptions.builder();
@@ -84,7 +87,12 @@ record ChatOptions(Optional<Path> model, Optional<String> prompt, Optional<Strin
                     case "--threads", "-t" -> session.threads(Integer.parseInt(v));
                     case "--flexidepth" -> flexidepth = Path.of(v);
                     case "--tau" -> tau = Float.parseFloat(v);
-                    case "--dmtd" -> session.dmtd(org.flexidepth.llama.Dmtd.cycle(Integer.parseInt(v)));
+                    case "--dmtd" -> dmtdCycle = Integer.parseInt(v);
+                    case "--dmtd-refill" -> dmtdRefill = switch (v) {
+                        case "true" -> true;
+                        case "false" -> false;
+                        default -> throw new IllegalArgumentException("--dmtd-refill is true or false, not " + v);
+                    };
                     default -> throw new IllegalArgumentException("unknown option " + a);
                 }
             } catch (NumberFormatException e) {
@@ -93,6 +101,12 @@ record ChatOptions(Optional<Path> model, Optional<String> prompt, Optional<Strin
         }
         if (tau != null && flexidepth == null) {
             throw new IllegalArgumentException("--tau needs --flexidepth");
+        }
+        if (dmtdRefill != null && dmtdCycle == null) {
+            throw new IllegalArgumentException("--dmtd-refill needs --dmtd");
+        }
+        if (dmtdCycle != null) {
+            session.dmtd(org.flexidepth.llama.Dmtd.cycle(dmtdCycle).withRefill(dmtdRefill == null || dmtdRefill));
         }
         return new ChatOptions(Optional.ofNullable(model), Optional.ofNullable(prompt), Optional.ofNullable(template),
                 Optional.ofNullable(system), Optional.ofNullable(flexidepth), Optional.ofNullable(tau), session.build(),

@@ -110,6 +110,15 @@ class ChatProgramTest {
         // the first token from the prompt, the second from the first head, then three by the decoding layers per cycle
         assertTrue(steps.endsWith(": F F d d d F d d d F"), steps);
         assertTrue(r.err().contains("DMTD: cycles of 4 tokens"), r.err());
+        // without refill: the same schedule, said on stderr; the option needs --dmtd
+        Run noRefill = chat("", sharedProps(), "--model", model.toString(), "--dmtd", "4", "--dmtd-refill", "false",
+                "--prompt", "The King said to his people that", "--temp", "0", "-n", "10");
+        assertEquals(0, noRefill.exit(), noRefill.err());
+        assertTrue(noRefill.err().contains("DMTD: cycles of 4 tokens, no refill"), noRefill.err());
+        assertTrue(noRefill.out().lines().anyMatch(l -> l.startsWith("DMTD steps") && l.endsWith(": F F d d d F d d d F")), noRefill.out());
+        Run bad = chat("", List.of(), "--model", model.toString(), "--dmtd-refill", "false", "--prompt", "x");
+        assertEquals(2, bad.exit());
+        assertTrue(bad.err().contains("--dmtd-refill needs --dmtd"), bad.err());
     }
 
     @Test

@@ -41,6 +41,7 @@ class DmtdReferenceTest {
     static final class Plan {
         final int tau, thinking;
         final boolean absolute;
+        boolean refill = true;
         final List<String> lines = new ArrayList<>();
         final List<int[]> outputs = new ArrayList<>(); // {seq, token, kind}: kind 0 prompt, 1 head, 2 decoding only
         final Map<Integer, Integer> sincePrompt = new HashMap<>(), nextPos = new HashMap<>();
@@ -80,6 +81,12 @@ class DmtdReferenceTest {
             return this;
         }
 
+        /** Heads that do not refill (SPEC section 4, "no refill"). */
+        Plan withoutRefill() {
+            refill = false;
+            return this;
+        }
+
         Plan saveAndRestore() {
             lines.add("save");
             lines.add("restore");
@@ -106,12 +113,14 @@ class DmtdReferenceTest {
             ReferenceModel.Sequence s = seqs.computeIfAbsent(seq, id -> ref.sequence(id, 0.5f, false, null));
             List<Integer> p = pending.computeIfAbsent(seq, id -> new ArrayList<>());
             ReferenceModel.Step step;
+            // without refill the thinking layers never see the decoding-only tokens
+            List<Integer> refill = plan.refill ? p : List.of();
             if (kind == 0) {
-                s.dmtdRefill(p, plan.thinking);
+                s.dmtdRefill(refill, plan.thinking);
                 p.clear();
                 step = s.step(token);
             } else if (kind == 1) {
-                step = s.dmtdHead(p, token, plan.thinking);
+                step = s.dmtdHead(refill, token, plan.thinking);
                 p.clear();
             } else {
                 step = s.dmtdDecodingOnly(token, plan.thinking);
@@ -161,6 +170,9 @@ class DmtdReferenceTest {
         List<String> o = new ArrayList<>(List.of("--dmtd", String.valueOf(plan.thinking), String.valueOf(plan.tau)));
         if (plan.absolute) {
             o.add("absolute");
+        }
+        if (!plan.refill) {
+            o.add("norefill");
         }
         return o;
     }
@@ -225,6 +237,56 @@ class DmtdReferenceTest {
         assertTrue(fork.log().contains("dmtd full: "));
     }
 
+    /**
+     * Without refill a head decodes alone, and the thinking layers of every later step (heads and
+     * prompts) attend to the prompts' and the heads' positions only: the cells of decoding-only
+     * tokens, whose thinking K/V were never written, are hidden from them. Prompts of two phases,
+     * several cycles, a prompt after a reply ended mid-cycle, and more cycles after it.
+     */
+    @ParameterizedTest
+    @ValueSource(ints = {2, 3, 4})
+    void withoutRefillTheThinkingLayersSeeOnlyPromptsAndHeads(int tau) throws Exception {
+        Path model = model();
+        ReferenceModel ref = new ReferenceModel(model, null);
+        SplittableRandom r = new SplittableRandom(40 + tau);
+        for (int promptLength : new int[] {5, 6}) {
+            Plan plan = new Plan(tau, THINKING, false).withoutRefill().prompt(0, tokens(r, promptLength, SHAPE.vocab()));
+            for (int t : tokens(r, 2 * tau + 1, SHAPE.vocab())) {
+                plan.step(0, t);
+            }
+            plan.prompt(0, tokens(r, 3, SHAPE.vocab()));
+            for (int t : tokens(r, 2 * tau, SHAPE.vocab())) {
+                plan.step(0, t);
+            }
+            forkFollowsTheReference(ref, model, plan, "no refill, tau " + tau + ", prompt " + promptLength);
+        }
+    }
+
+    /**
+     * Without refill, two sequences out of phase in one batch (a head's full step computes the
+     * other sequence's decoding-only row through the thinking layers too, and must still hide it),
+     * and a restore into a new context mid-cycle, which must carry the hidden positions: a new
+     * context would otherwise see every restored cell.
+     */
+    @Test
+    void withoutRefillTwoSequencesAndARestoreKeepTheHiddenPositions() throws Exception {
+        Path model = model();
+        int tau = 3;
+        SplittableRandom r = new SplittableRandom(50);
+        Plan plan = new Plan(tau, THINKING, false).withoutRefill().prompt(0, tokens(r, 6, SHAPE.vocab()));
+        plan.step(0, 300).prompt(1, tokens(r, 9, SHAPE.vocab()));
+        for (int i = 0; i < 3 * tau; i++) {
+            if (i == tau + 1) {
+                plan.saveAndRestore();
+            }
+            plan.step(0, 3 + r.nextInt(SHAPE.vocab() - 3), 1, 3 + r.nextInt(SHAPE.vocab() - 3));
+        }
+        EvalDriver.Run fork = forkFollowsTheReference(new ReferenceModel(model, null), model, plan, "no refill, two sequences, restore mid-cycle");
+        // at the save, sequence 0 had decoded head, D, D, head, D after its prompt; sequence 1 head, D, D, head
+        assertTrue(fork.log().contains("dmtd hidden in sequence 0: 3") && fork.log().contains("dmtd hidden in sequence 1: 2"),
+                "the saved state holds the decoding-only positions: " + fork.log());
+    }
+
     /** The hooks of src/models/qwen3.cpp (per-head Q/K norms, NeoX RoPE) at tau 3. */
     @Test
     void qwen3MatchesTheReferenceToo() throws Exception {
@@ -286,10 +348,16 @@ class DmtdReferenceTest {
         try (LlamaModel m = LlamaModel.load(model)) {
             text = m.tokenize("The King said to his people that they were in the house of the LORD, and the people answered him", true, false);
         }
-        Plan plan = new Plan(tau, 8, false).prompt(0, java.util.Arrays.copyOf(text, 6));
-        for (int i = 6; i < text.length; i++) {
-            plan.step(0, text[i]);
+        ReferenceModel ref = new ReferenceModel(model, null);
+        for (boolean refill : new boolean[] {true, false}) {
+            Plan plan = new Plan(tau, 8, false).prompt(0, java.util.Arrays.copyOf(text, 6));
+            if (!refill) {
+                plan.withoutRefill();
+            }
+            for (int i = 6; i < text.length; i++) {
+                plan.step(0, text[i]);
+            }
+            forkFollowsTheReference(ref, model, plan, "dmtd-demo-12L tau " + tau + (refill ? "" : " without refill") + " over " + text.length + " tokens");
         }
-        forkFollowsTheReference(new ReferenceModel(model, null), model, plan, "dmtd-demo-12L tau " + tau + " over " + text.length + " tokens");
     }
 }

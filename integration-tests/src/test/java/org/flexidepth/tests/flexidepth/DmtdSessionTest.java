@@ -160,6 +160,68 @@ class DmtdSessionTest {
         }
     }
 
+    /**
+     * Without refill (SPEC section 4): a reply, a snapshot taken at its end in the middle of a
+     * cycle, and the next turn, whose prompt's thinking layers do not see the reply's decoding-only
+     * tokens, all as the reference computes them; the snapshot, in memory and in a file, restored
+     * into new sessions continues as the original did, which needs it to carry the hidden
+     * positions; a session that refills refuses it.
+     */
+    @Test
+    void withoutRefillAReplyASnapshotAndTheNextTurnFollowTheReference() throws Exception {
+        org.flexidepth.tests.Prerequisites.require(ProjectPaths.shared().isPresent(), "../shared");
+        Path modelPath = DefaultModel.dmtdDemo12L();
+        int tau = 4, n = 8;
+        SessionOptions noRefill = SessionOptions.builder().contextSize(256).dmtd(Dmtd.cycle(tau).withRefill(false)).build();
+        try (LlamaModel model = LlamaModel.load(modelPath)) {
+            int[] prompt = model.tokenize("The King said to his people that");
+            List<Token> first = new ArrayList<>(), second;
+            org.flexidepth.llama.SessionState state;
+            Path file = dir.resolve("no-refill.state");
+            int[] next;
+            try (Session s = model.newSession(noRefill)) {
+                s.generate(prompt, greedy(n)).forEachRemaining(first::add);
+                state = s.saveState();
+                s.saveState(file);
+                int[] more = model.tokenize(" and then the LORD said unto them", false, false);
+                next = java.util.stream.IntStream.concat(java.util.stream.IntStream.concat(java.util.Arrays.stream(prompt),
+                        first.stream().mapToInt(Token::id)), java.util.Arrays.stream(more)).toArray();
+                second = s.generate(next, greedy(6)).result().tokens();
+            }
+            assertTrue(state.routing().contains("and no refill"), state.routing());
+
+            ReferenceModel.Sequence seq = new ReferenceModel(modelPath, null).sequence(0, 0.5f, false, null);
+            ReferenceModel.Step last = null;
+            for (int t : prompt) {
+                last = seq.step(t);
+            }
+            List<Integer> pending = new ArrayList<>();
+            assertFollowsTheReference(first.subList(0, n - 1), seq, last, pending, tau, false, "no refill, first reply: ");
+            for (int i = prompt.length + n - 1; i < next.length; i++) {
+                last = seq.step(next[i]); // nothing refilled: the thinking layers never see the pending tokens
+            }
+            assertFollowsTheReference(second, seq, last, new ArrayList<>(), tau, false, "no refill, second reply: ");
+
+            for (boolean fromFile : new boolean[] {false, true}) {
+                try (Session s = model.newSession(noRefill)) {
+                    if (fromFile) {
+                        s.restoreState(file);
+                    } else {
+                        s.restoreState(state);
+                    }
+                    List<Token> r = s.generate(next, greedy(6)).result().tokens();
+                    assertEquals(ids(second), ids(r), (fromFile ? "file" : "in memory") + ": tokens after the restore");
+                    for (int i = 0; i < second.size(); i++) {
+                        assertEquals(second.get(i).logProbability(), r.get(i).logProbability(), 1e-6, "log-probability of token " + i);
+                    }
+                }
+            }
+            try (Session refill = model.newSession(SessionOptions.builder().contextSize(256).dmtd(Dmtd.cycle(tau)).build())) {
+                assertThrows(InvalidArgumentException.class, () -> refill.restoreState(state));
+            }
+        }
+    }
+
     /** A batch smaller than a cycle head's block (tau rows): the head still decodes, as the reference does. */
     @Test
     void aBatchSmallerThanTheCycle() throws Exception {
@@ -191,6 +253,12 @@ class DmtdSessionTest {
      */
     static void assertFollowsTheReference(List<Token> tokens, ReferenceModel.Sequence seq, ReferenceModel.Step last,
                                           List<Integer> pending, int tau, String what) {
+        assertFollowsTheReference(tokens, seq, last, pending, tau, true, what);
+    }
+
+    /** As above, with heads that refill or not. */
+    static void assertFollowsTheReference(List<Token> tokens, ReferenceModel.Sequence seq, ReferenceModel.Step last,
+                                          List<Integer> pending, int tau, boolean refill, String what) {
         for (int i = 0; i < tokens.size(); i++) {
             int best = argmax(last.logits());
             assertEquals(best, tokens.get(i).id(), what + "greedy token " + i + " at tau " + tau);
@@ -198,7 +266,7 @@ class DmtdSessionTest {
             Token.Step expected = i == 0 || (i - 1) % tau == 0 ? Token.Step.FULL_DEPTH : Token.Step.DECODING_LAYERS;
             assertEquals(Optional.of(expected), tokens.get(i).step(), what + "step of token " + i);
             if ((i % tau) == 0) {
-                last = seq.dmtdHead(pending, best, 8);
+                last = seq.dmtdHead(refill ? pending : List.of(), best, 8);
                 pending.clear();
             } else {
                 last = seq.dmtdDecodingOnly(best, 8);
