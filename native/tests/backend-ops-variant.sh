@@ -18,7 +18,8 @@ while [ $# -ge 2 ]; do
     op=$1 params=$2
     shift 2
     out=$(./test-backend-ops test -b CPU -o "$op" -p "$params" 2>&1) || status=$?
-    if grep -q "Failed to initialize CPU backend" <<<"$out"; then
+    # ggml's registry scores a variant 0 on a CPU without its instructions and loads no device
+    if grep -qE "Failed to initialize CPU backend|Testing 0 devices" <<<"$out"; then
         echo "this CPU cannot run the $VARIANT variant: skipped"
         exit 77
     fi
