@@ -26,6 +26,9 @@ static int cases = 0;
 // per "buffer type/ggml type": cases run and the largest |masked - dense| / sum |w x| of kept rows
 static std::map<std::string, int> cases_of;
 static std::map<std::string, double> worst_of;
+// the dense product in the plain CPU buffer, by variant, type and batch: the repacked layouts'
+// MUL_MAT (whose last 2 or 3 rows go through a padded GEMM, patch 0012) is held to it
+static std::map<std::string, std::vector<float>> plain_dense;
 
 static bool half_precision_f16 = false;
 // GPU kernels quantize activations (MMVQ, MMQ) or accumulate in half precision (cuBLAS, MMF) on one
@@ -129,6 +132,25 @@ static void run_case(ggml_backend_t backend, ggml_backend_buffer_type_t buft, co
     ggml_backend_tensor_get(dense, d.data(), 0, d.size() * sizeof(float));
     const std::string name = current_variant + " " + ggml_type_name(type) + " " + buft_name + " skip " + std::to_string(skip_ratio)
                              + " tokens " + std::to_string(n_tokens);
+    const std::string dense_key = current_variant + " " + ggml_type_name(type) + " " + std::to_string(n_tokens);
+    if (strcmp(buft_name, "CPU") == 0) {
+        plain_dense[dense_key] = d;
+    } else if (plain_dense.count(dense_key)) {
+        const std::vector<float> & p = plain_dense[dense_key];
+        for (int t = 0; t < n_tokens; ++t) {
+            for (int i = 0; i < N; ++i) {
+                double abs_sum = 0.0;
+                for (int k = 0; k < K; ++k) {
+                    abs_sum += std::fabs((double) w[i * K + k] * x[t * K + k]);
+                }
+                if (!(std::fabs((double) d[t * N + i] - p[t * N + i]) <= (gpu_tolerance ? 1e-2 : type == GGML_TYPE_F16 && half_precision_f16 ? 2.0 / 1024.0 : 1e-5) * abs_sum)) {
+                    check(false, name + ": MUL_MAT differs from the plain buffer's (" + std::to_string(d[t * N + i]) + " vs "
+                                 + std::to_string(p[t * N + i]) + ")");
+                    goto done;
+                }
+            }
+        }
+    }
     for (int t = 0; t < n_tokens; ++t) {
         for (int i = 0; i < N; ++i) {
             const float mv = m[t * N + i], dv = d[t * N + i];
@@ -215,17 +237,18 @@ static void run_library(ggml_backend_reg_t reg, const std::string & variant) {
     for (auto & [buft, name] : bufts) {
         for (ggml_type type : types) {
             for (double skip : {0.0, 0.5, 1.0}) {
-                for (int n_tokens : {1, 6, 7, 32}) { // 6 and 7 end in a padded group of 2 and 3 rows (patch 0012)
+                // 2, 3, 6 and 7 end in a padded group of 2 or 3 rows (patch 0012), in MUL_MAT_ID and MUL_MAT
+                for (int n_tokens : {1, 2, 3, 6, 7, 32}) {
                     run_case(backend, buft, name.c_str(), type, skip, n_tokens);
                 }
             }
         }
     }
     ggml_backend_free(backend);
-    // the plain CPU buffer runs every case of every type: 3 skip ratios x 4 batch sizes
+    // the plain CPU buffer runs every case of every type: 3 skip ratios x 6 batch sizes
     for (ggml_type type : types) {
         const std::string key = variant + " CPU/" + ggml_type_name(type);
-        check(cases_of[key] == 12, key + ": " + std::to_string(cases_of[key]) + " cases ran, expected 12");
+        check(cases_of[key] == 18, key + ": " + std::to_string(cases_of[key]) + " cases ran, expected 18");
     }
     printf("%s: buffer types", variant.c_str());
     for (auto & b : bufts) printf(" %s", b.second.c_str());
