@@ -5,10 +5,11 @@
 // cells already hold the decoding layers' K/V (written at their own steps), and llama.cpp writes a
 // position's K/V into every layer of one cell at once; so the head step removes those positions
 // and decodes them again, with the head, in one causal block: the thinking layers write their K/V
-// for the first time, and the decoding layers, fed the embedding only as at their own steps and
-// attending to the same history, write again the values they wrote then (equal up to rounding:
-// the reference test holds them to 1e-4). At batch 1 a block of tau rows reads the weights once,
-// as one row does, so the refill costs no extra weight traffic.
+// for the first time, and the decoding layers compute only the head's row, the refill rows' K/V
+// there copied from the cells they held (dmtd_copies_refill_kv; where that cannot be done, the
+// decoding layers compute them again from the embedding, which gives the values of their own
+// steps up to rounding: the reference test holds them to 1e-4). At batch 1 a block of tau rows
+// reads the weights once, as one row does, so the refill costs no extra weight traffic.
 
 #include "dmtd-graph.h"
 
@@ -22,6 +23,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <unordered_set>
 
 namespace {
 
@@ -74,6 +76,7 @@ struct dmtd_step_guard {
     ~dmtd_step_guard() {
         b.current = llama_dmtd_binding::step::none;
         b.roles.clear();
+        b.refill_cells.clear();
         b.scoring = false;
     }
 };
@@ -128,7 +131,9 @@ int32_t llama_set_dmtd(struct llama_context * ctx, const struct llama_dmtd_param
     ctx->synchronize();
     if (!ctx->dmtd) {
         try {
-            ctx->set_dmtd(std::make_unique<llama_dmtd_binding>());
+            auto binding = std::make_unique<llama_dmtd_binding>();
+            binding->n_layer = (uint32_t) llama_model_n_layer(&ctx->get_model());
+            ctx->set_dmtd(std::move(binding));
         } catch (const std::exception & e) {
             return dmtd_fail(LLAMA_DMTD_ERR_INVALID_ARG, std::string("cannot reserve compute buffers: ") + e.what());
         }
@@ -198,6 +203,43 @@ int32_t dmtd_decode_in_pieces(llama_context * ctx, const llama_batch & block, bo
     return 0;
 }
 
+// Whether the head step's decoding layers leave the refill rows out and copy their K/V from the
+// cells they held (recorded in b.refill_cells; the cells keep their data when seq_rm frees them).
+// Only where the block is one ubatch (a later ubatch could overwrite a cell an earlier one was yet
+// to read) and the cache is one plain stream: otherwise the refill rows' decoding layers are
+// computed again, from the embedding, which gives the same values up to rounding.
+bool dmtd_copies_refill_kv(llama_context * ctx, llama_dmtd_binding & b, const std::vector<llama_seq_id> & refilled, int32_t n_block) {
+    b.refill_cells.clear();
+    const auto * kv = dynamic_cast<const llama_kv_cache *>(ctx->get_memory());
+    if (!b.params.refill || kv == nullptr || kv->get_n_stream() != 1
+        || n_block > (int32_t) std::min(ctx->n_ubatch(), ctx->n_batch())) {
+        return false;
+    }
+    for (const llama_seq_id s : refilled) {
+        const auto & pending = b.seqs[s].pending;
+        if (pending.empty()) {
+            continue;
+        }
+        std::unordered_set<llama_pos> wanted;
+        for (const auto & p : pending) {
+            wanted.insert(p.first);
+        }
+        const llama_kv_cells & cells = kv->get_cells(s);
+        size_t found = 0;
+        for (uint32_t i = 0; i < cells.size(); ++i) {
+            if (!cells.is_empty(i) && cells.seq_has(i, s) && wanted.count(cells.pos_get(i))) {
+                b.refill_cells[llama_dmtd_binding::key(s, cells.pos_get(i))] = (int32_t) i;
+                ++found;
+            }
+        }
+        if (found != wanted.size()) {
+            b.refill_cells.clear();
+            return false;
+        }
+    }
+    return !b.refill_cells.empty();
+}
+
 // A full-depth step over the batch (head: per row, whether it is a cycle head; empty: the batch is
 // a prompt), preceded by the refill rows of the sequences that need them (the head rows' sequences,
 // or every sequence of a prompt): the positions each decoded since its last full step, removed and
@@ -251,14 +293,15 @@ int32_t dmtd_full_step(llama_context * ctx, llama_dmtd_binding & b, const llama_
         ++k;
     };
     std::vector<std::pair<llama_seq_id, std::vector<std::pair<llama_pos, llama_token>>>> removed;
-    dmtd_step_guard guard{b}; // the roles are cleared however this ends
+    dmtd_step_guard guard{b}; // the roles and refill cells are cleared however this ends
+    const bool copies = dmtd_copies_refill_kv(ctx, b, refilled, n_refill + n);
     for (const llama_seq_id s : refilled) {
         auto & st = b.seqs[s];
         if (st.pending.empty() || !b.params.refill) {
             continue; // without refill the pending tokens only count the steps since the head
         }
         for (const auto & [pos, tok] : st.pending) {
-            add(tok, pos, &s, 1, false, dmtd_row::embd);
+            add(tok, pos, &s, 1, false, copies ? dmtd_row::refill : dmtd_row::embd);
         }
         llama_memory_seq_rm(mem, s, st.pending.front().first, -1);
         removed.emplace_back(s, st.pending);

@@ -24,6 +24,7 @@ enum class dmtd_row : uint8_t {
     prompt, // the residual stream, as in the base model
     head,   // the residual stream plus the row's embedding
     embd,   // the embedding only: a decoding-only token, or one the head refills
+    refill, // one the head refills whose decoding layers' K/V are copied from its old cell
 };
 
 struct llama_dmtd_binding {
@@ -35,6 +36,10 @@ struct llama_dmtd_binding {
     enum class step { none, full, decoding_only } current = step::none;
     std::unordered_map<uint64_t, dmtd_row> roles; // (seq, pos) -> role, during a full step
     bool scoring = false; // the full step is llama_dmtd_score's: every row's thinking K/V stay visible
+    // the cells the refill rows (dmtd_row::refill) held before the head step removed them, by
+    // (seq, pos), with their stream's offset: their decoding layers' K/V, written at their own
+    // steps, are still there, so the decoding layers compute only the other rows (dmtd_refill_kv)
+    std::unordered_map<uint64_t, int32_t> refill_cells;
 
     struct seq_state {
         bool next_is_head = true;                          // PROMPT_END: a prompt just ended
@@ -50,7 +55,9 @@ struct llama_dmtd_binding {
     // tokens), hidden from the thinking layers' attention; allocated by the first graph
     std::unique_ptr<llama_kv_visibility> visibility;
 
-    // graph nodes beyond the base model's: DMTD's few, and a training run's backward pass
+    // graph nodes beyond the base model's: DMTD's few (and a dozen per decoding layer that copies
+    // refill rows' K/V), and a training run's backward pass
+    uint32_t n_layer = 0;
     uint32_t train_nodes = 0;
 
     // the graph topology: none, full and decoding-only steps build different graphs
@@ -63,7 +70,7 @@ struct llama_dmtd_binding {
 
 // Graph nodes DMTD adds, for the graph size budget (llama_context::graph_max_nodes).
 inline uint32_t dmtd_graph_nodes(const llama_dmtd_binding * binding) {
-    return binding == nullptr ? 0u : 16u + binding->train_nodes;
+    return binding == nullptr ? 0u : 16u + 16u * binding->n_layer + binding->train_nodes;
 }
 
 // Called by llama_context::decode before a batch's first ubatch: a batch decoded outside
@@ -77,8 +84,13 @@ public:
     void set_input(const llama_ubatch * ubatch) override;
 
     bool can_reuse(const llm_graph_params & params) override {
-        return params.dmtd == binding && params.dmtd_id == binding->graph_id();
+        return params.dmtd == binding && params.dmtd_id == binding->graph_id()
+               && copied_rows(binding, params.ubatch) == n_copied;
     }
+
+    // The ubatch's refill rows whose decoding layers the graph leaves out: 0 unless there are
+    // some and some other row (a ubatch of refill rows only computes them all, as before).
+    static int64_t copied_rows(const llama_dmtd_binding * binding, const llama_ubatch & ubatch);
 
     llama_dmtd_binding * binding;
     ggml_tensor * h_scale = nullptr; // F32 [1, n_tokens], at a full step
@@ -86,6 +98,17 @@ public:
     ggml_tensor * run = nullptr;     // F32 [1, n_tokens] without refill: 1 where the thinking layers run
     ggml_tensor * thinking_mask = nullptr; // the thinking layers' KQ mask, built at the first
     bool visibility_written = false;       // whether the graph writes the ubatch's cells' visibility
+    // with copied refill rows: the rows the decoding layers compute (I32 [n_tokens - n_copied]),
+    // each row's place among [computed rows, copied rows] (I32 [n_tokens]), and the copied rows'
+    // old cells (I32 [n_copied])
+    int64_t n_copied = 0;
+    ggml_tensor * keep = nullptr;
+    ggml_tensor * order = nullptr;
+    ggml_tensor * old_cells = nullptr;
+    ggml_tensor * keep_mask = nullptr; // the KQ mask's rows of the computed rows, built at the first
+    // without flash attention (V transposed): each copied row's V elements' places in the V storage
+    ggml_tensor * old_v_elems = nullptr;
+    int64_t n_embd_v = 0, kv_size = 0;
     std::vector<float> host;
 };
 
@@ -93,6 +116,11 @@ public:
 // cells of decoding-only tokens, and every graph records which of its cells those are.
 ggml_tensor * dmtd_attention_mask(const llm_graph_context & g, int il, ggml_tensor * kq_mask, ggml_tensor * k_idxs,
                                   const llama_kv_cache_context * mctx);
+
+// Before build_attn stores layer il's K/V: in a decoding layer that leaves the copied refill rows
+// out, K and V of all the ubatch's rows in its order, the copied rows' read from their old cells.
+void dmtd_refill_kv(const llm_graph_context & g, int il, ggml_tensor *& k_cur, ggml_tensor *& v_cur,
+                    const llama_kv_cache_context * mctx);
 
 // The hooks. Without DMTD on the context, or at a plain llama_decode, they change nothing and add
 // no node: the graph is then exactly upstream's.
@@ -105,8 +133,9 @@ public:
         return decoding_only && il < n_thinking;
     }
 
-    // the input of layer il: at the first decoding layer of a full step, h * hs + e * es
-    ggml_tensor * layer_input(int il, ggml_tensor * h, ggml_tensor * embd);
+    // the input of layer il: at the first decoding layer of a full step, h * hs + e * es, of the
+    // rows the decoding layers compute; positions and output ids then index those rows
+    ggml_tensor * layer_input(int il, ggml_tensor * h, ggml_tensor * embd, ggml_tensor *& positions, ggml_tensor *& out_ids);
 
 private:
     const llm_graph_context & g;

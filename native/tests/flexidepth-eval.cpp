@@ -12,10 +12,12 @@
 //                       [--dmtd T CYCLE [absolute] [norefill]] batches decoded with llama_dmtd_decode: T
 //                                                  thinking layers, cycle tau, phase prompt_end (or
 //                                                  absolute), heads refilling (or not)
+//                       [--flash-attn]             flash attention on the F32 cache ("masked-fa": F16)
 // Prints "mul_mat_id nodes: N" at the end: the token-skipping products in the graphs it ran, so that
 // tests see that MASKED mode really masks (DENSE computes the same values without them); and
 // "mul_mat nodes: N", and with --dmtd "dmtd full: F,F,..." (1 where a token was decoded at full
-// depth, 0 by the decoding layers only, in output order).
+// depth, 0 by the decoding layers only, in output order) and "dmtd refill copies: N" (the gathers of
+// refill rows' K/V from their old cells in head steps' decoding layers).
 // SCRIPT lines:
 //   batch S:T,T,T [S:T,...]   one llama_decode; tokens of sequence S continue that sequence;
 //                             every token outputs logits
@@ -36,6 +38,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -49,7 +52,8 @@ static void quiet(enum ggml_log_level level, const char * text, void *) {
 }
 
 static llama_flexidepth_mode mode = LLAMA_FLEXIDEPTH_MODE_MASKED;
-static bool flash_attn = false; // "masked-fa": llama.cpp's defaults (flash attention, F16 cache)
+static bool flash_attn = false;
+static bool kv_f32 = true; // "masked-fa": llama.cpp's defaults (flash attention, F16 cache)
 
 static int n_ubatch = 512;
 static bool kv_unified = true;
@@ -57,6 +61,7 @@ static bool kv_q8 = false;
 static llama_adapter_lora * lora = nullptr;
 static long mul_mat_id_nodes = 0;
 static long mul_mat_nodes = 0;
+static long dmtd_copies = 0;
 static bool dmtd = false;
 static llama_dmtd_params dmtd_params;
 
@@ -66,6 +71,10 @@ static bool count_nodes(struct ggml_tensor * t, bool ask, void *) {
     }
     if (ask && t->op == GGML_OP_MUL_MAT) {
         mul_mat_nodes++;
+    }
+    // dmtd-graph.cpp's gathers from the old cells (K, and V where stored by rows), per decoding layer
+    if (ask && t->op == GGML_OP_GET_ROWS && t->src[1] != nullptr && strcmp(t->src[1]->name, "dmtd_old_cells") == 0) {
+        dmtd_copies++;
     }
     return false; // observe nothing: the graph is computed as without the callback
 }
@@ -91,15 +100,13 @@ static llama_context * new_context(llama_model * model, llama_adapter_flexidepth
     cp.kv_unified = kv_unified;
     cp.n_threads = 2;
     cp.n_threads_batch = 2;
-    // an F32 cache and no flash attention (whose CPU kernel rounds Q to F16), so that the comparison
-    // with the f64 reference is limited by f32 arithmetic only; "masked-fa" keeps the defaults
-    if (!flash_attn) {
+    // an F32 cache (on which the CPU's flash attention keeps Q in F32 too), so that the comparison
+    // with the f64 reference is limited by f32 arithmetic only; "masked-fa" keeps the F16 default
+    if (kv_f32) {
         cp.type_k = GGML_TYPE_F32;
         cp.type_v = GGML_TYPE_F32;
-        cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
-    } else {
-        cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_ENABLED;
     }
+    cp.flash_attn_type = flash_attn ? LLAMA_FLASH_ATTN_TYPE_ENABLED : LLAMA_FLASH_ATTN_TYPE_DISABLED;
     if (kv_q8) {
         cp.type_k = GGML_TYPE_Q8_0;
         cp.type_v = GGML_TYPE_Q8_0;
@@ -138,7 +145,12 @@ int main(int argc, char ** argv) {
         const std::string a = argv[i];
         if (a == "dense" || a == "masked" || a == "masked-fa" || a == "auto") {
             mode = a == "dense" ? LLAMA_FLEXIDEPTH_MODE_DENSE : a == "auto" ? LLAMA_FLEXIDEPTH_MODE_AUTO : LLAMA_FLEXIDEPTH_MODE_MASKED;
-            flash_attn = a == "masked-fa";
+            if (a == "masked-fa") {
+                flash_attn = true;
+                kv_f32 = false;
+            }
+        } else if (a == "--flash-attn") {
+            flash_attn = true;
         } else if (a == "--ubatch" && i + 1 < argc) {
             n_ubatch = atoi(argv[++i]);
         } else if (a == "--adapters-as-stored") {
@@ -348,6 +360,7 @@ int main(int argc, char ** argv) {
     fprintf(stderr, "mul_mat nodes: %ld\n", mul_mat_nodes);
     if (dmtd) {
         fprintf(stderr, "dmtd full: %s\n", dmtd_full.c_str());
+        fprintf(stderr, "dmtd refill copies: %ld\n", dmtd_copies);
     }
     llama_free(ctx);
     llama_adapter_flexidepth_free(fd);

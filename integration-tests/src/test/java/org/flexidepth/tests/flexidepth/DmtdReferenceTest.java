@@ -149,10 +149,17 @@ class DmtdReferenceTest {
 
     /** Runs the plan on the fork and holds it to the reference (logits within the tolerance); returns the fork's run. */
     EvalDriver.Run forkFollowsTheReference(ReferenceModel ref, Path model, Plan plan, String what) throws Exception {
-        EvalDriver.Run fork = EvalDriver.runLogged(model, null, 0.5f, plan.lines, dir, EvalDriver.Mode.DENSE, dmtdOptions(plan));
+        return forkFollowsTheReference(ref, model, plan, what, List.of(), FlexiDepthReferenceTest.LOGIT_TOLERANCE);
+    }
+
+    EvalDriver.Run forkFollowsTheReference(ReferenceModel ref, Path model, Plan plan, String what, List<String> driverOptions,
+                                           double tolerance) throws Exception {
+        List<String> options = new ArrayList<>(dmtdOptions(plan));
+        options.addAll(driverOptions);
+        EvalDriver.Run fork = EvalDriver.runLogged(model, null, 0.5f, plan.lines, dir, EvalDriver.Mode.DENSE, options);
         double diff = compare(ref, plan, fork);
         System.out.printf("%s: max |logit diff| %.2e%n", what, diff);
-        assertTrue(diff < FlexiDepthReferenceTest.LOGIT_TOLERANCE, what + ": logits differ by " + diff);
+        assertTrue(diff < tolerance, what + ": logits differ by " + diff);
         return fork;
     }
 
@@ -235,6 +242,57 @@ class DmtdReferenceTest {
         EvalDriver.Run fork = forkFollowsTheReference(new ReferenceModel(model, null), model, plan,
                 "tau " + tau + ", two sequences, restore mid-cycle");
         assertTrue(fork.log().contains("dmtd full: "));
+    }
+
+    /**
+     * A head step's decoding layers compute the head's row only and copy the refill rows' K/V from
+     * the cells they held, where the block is one ubatch of a one-stream cache: with V transposed
+     * (no flash attention) and by rows (flash attention, here on the F32 cache). Otherwise (a stream
+     * per sequence; a block in several ubatches) they compute those rows again. Two sequences out
+     * of phase, a restore mid-cycle: each way follows the reference, and the driver's count of the
+     * gathers shows which way was taken. The CPU's flash attention rounds through F16 (2e-3 here,
+     * either way), so there the copies are also held to the recomputation (a stream per sequence)
+     * to 1e-4.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"", "--flash-attn", "--non-unified", "--ubatch 2"})
+    void refillRowsCopiedOrComputedAgainFollowTheReference(String layout) throws Exception {
+        Path model = model();
+        SplittableRandom r = new SplittableRandom(60);
+        int tau = 3;
+        Plan plan = new Plan(tau, THINKING, false).prompt(0, tokens(r, 6, SHAPE.vocab()));
+        plan.step(0, 300).prompt(1, tokens(r, 7, SHAPE.vocab()));
+        for (int i = 0; i < 3 * tau; i++) {
+            if (i == tau + 1) {
+                plan.saveAndRestore();
+            }
+            plan.step(0, 3 + r.nextInt(SHAPE.vocab() - 3), 1, 3 + r.nextInt(SHAPE.vocab() - 3));
+        }
+        for (int t : tokens(r, 2 * tau, SHAPE.vocab())) {
+            plan.step(0, t);
+        }
+        ReferenceModel ref = new ReferenceModel(model, null);
+        boolean flash = layout.equals("--flash-attn");
+        List<String> options = layout.isEmpty() ? List.of() : List.of(layout.split(" "));
+        EvalDriver.Run fork = forkFollowsTheReference(ref, model, plan, "refill, layout [" + layout + "]", options,
+                flash ? 1e-2 : FlexiDepthReferenceTest.LOGIT_TOLERANCE);
+        boolean copies = layout.isEmpty() || flash;
+        long gathers = fork.dmtdRefillCopies();
+        // K in each decoding layer of each head step, and V with it where V is stored by rows
+        assertTrue(copies ? gathers > 0 : gathers == 0, "refill copies with [" + layout + "]: " + gathers);
+        if (flash) {
+            EvalDriver.Run again = forkFollowsTheReference(ref, model, plan, "refill, flash attention, a stream per sequence",
+                    List.of("--flash-attn", "--non-unified"), 1e-2);
+            assertEquals(0, again.dmtdRefillCopies(), "a stream per sequence computes the refill rows again");
+            double diff = 0;
+            for (int i = 0; i < fork.outputs().size(); i++) {
+                float[] a = fork.outputs().get(i).logits(), b = again.outputs().get(i).logits();
+                for (int v = 0; v < a.length; v++) {
+                    diff = Math.max(diff, Math.abs(a[v] - b[v]));
+                }
+            }
+            assertTrue(diff < FlexiDepthReferenceTest.LOGIT_TOLERANCE, "copied and recomputed refill K/V differ by " + diff);
+        }
     }
 
     /**

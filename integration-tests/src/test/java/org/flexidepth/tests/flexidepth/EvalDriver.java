@@ -54,6 +54,11 @@ final class EvalDriver {
             return count("mul_mat nodes: ");
         }
 
+        /** With --dmtd: the gathers of refill rows' K/V from their old cells, as computed. */
+        long dmtdRefillCopies() {
+            return count("dmtd refill copies: ");
+        }
+
         private long count(String prefix) {
             return log.lines().filter(l -> l.startsWith(prefix)).mapToLong(l -> Long.parseLong(l.substring(prefix.length()).trim()))
                     .findFirst().orElseThrow(() -> new AssertionError("no " + prefix + "in " + log));
