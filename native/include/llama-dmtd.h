@@ -70,7 +70,8 @@ extern "C" {
     // Decodes a batch as training saw it (SPEC section 3, cyclical masking): every layer for every
     // token, a token at position p a cycle head when p % cycle == 0 (decoding-layer input h + e)
     // and otherwise fed its embedding alone to the decoding layers. For perplexity under DMTD's
-    // schedule with teacher forcing; the batch's sequences start a new cycle afterwards.
+    // schedule with teacher forcing; the batch's sequences start a new cycle afterwards. Without
+    // refill the thinking layers attend to the heads' positions only, as in decoding without it.
     // Returns 0, llama_decode's value when that fails, or a llama_dmtd_status.
     LLAMA_API int32_t llama_dmtd_score(struct llama_context * ctx, struct llama_batch batch);
 

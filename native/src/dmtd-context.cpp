@@ -77,7 +77,6 @@ struct dmtd_step_guard {
         b.current = llama_dmtd_binding::step::none;
         b.roles.clear();
         b.refill_cells.clear();
-        b.scoring = false;
     }
 };
 
@@ -131,7 +130,9 @@ int32_t llama_set_dmtd(struct llama_context * ctx, const struct llama_dmtd_param
     ctx->synchronize();
     if (!ctx->dmtd) {
         try {
+            // the parameters first: the compute buffers are reserved for the graphs they give
             auto binding = std::make_unique<llama_dmtd_binding>();
+            binding->params = *params;
             binding->n_layer = (uint32_t) llama_model_n_layer(&ctx->get_model());
             ctx->set_dmtd(std::move(binding));
         } catch (const std::exception & e) {
@@ -147,14 +148,23 @@ void llama_context::set_dmtd(std::unique_ptr<llama_dmtd_binding> binding) {
     synchronize();
     std::swap(dmtd, binding); // binding: the previous one, freed on return
     // the graph budget changes: graphs are sized (and compute buffers reserved) again now, as
-    // training builds its graphs without passing through decode's lazy reserve
+    // training builds its graphs without passing through decode's lazy reserve; for a full step,
+    // DMTD's largest graph (a plain prompt's has none of its nodes)
     sched_need_reserve = true;
+    const auto step = dmtd ? dmtd->current : llama_dmtd_binding::step::none;
+    if (dmtd) {
+        dmtd->current = llama_dmtd_binding::step::full;
+    }
     try {
         sched_reserve();
     } catch (...) {
+        dmtd->current = step;
         std::swap(dmtd, binding);
         sched_need_reserve = true;
         throw;
+    }
+    if (dmtd) {
+        dmtd->current = step;
     }
 }
 
@@ -474,7 +484,6 @@ int32_t llama_dmtd_score(struct llama_context * ctx, struct llama_batch batch) {
         b->roles[llama_dmtd_binding::key(batch.seq_id[i][0], batch.pos[i])] =
             batch.pos[i] % b->params.cycle == 0 ? dmtd_row::head : dmtd_row::embd;
     }
-    b->scoring = true; // training's thinking layers attend to every position, refill or not
     const int32_t rc = dmtd_decode_as(ctx, *b, llama_dmtd_binding::step::full, batch);
     for (int32_t i = 0; i < batch.n_tokens; ++i) {
         auto & st = b->seqs[batch.seq_id[i][0]];

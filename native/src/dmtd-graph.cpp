@@ -47,7 +47,8 @@ void llm_graph_input_dmtd::set_input(const llama_ubatch * ubatch) {
         host[n + i] = role == dmtd_row::prompt ? 0.0f : 1.0f; // e
         // without refill a decoding-only token's thinking K/V stay unwritten: at its own step,
         // and in a full step of other sequences' heads, whose thinking layers compute its row
-        const bool thinks = binding->current == step::none || (binding->current == step::full && (!embedded || binding->scoring));
+        // (llama_dmtd_score's non-head rows too: its teacher-forced schedule is inference's)
+        const bool thinks = binding->current == step::none || (binding->current == step::full && !embedded);
         host[2 * n + i] = thinks ? 1.0f : 0.0f;
     }
     if (h_scale != nullptr) {

@@ -35,7 +35,6 @@ struct llama_dmtd_binding {
     // depth), a full step with per-row roles, or a decoding-only step
     enum class step { none, full, decoding_only } current = step::none;
     std::unordered_map<uint64_t, dmtd_row> roles; // (seq, pos) -> role, during a full step
-    bool scoring = false; // the full step is llama_dmtd_score's: every row's thinking K/V stay visible
     // the cells the refill rows (dmtd_row::refill) held before the head step removed them, by
     // (seq, pos), with their stream's offset: their decoding layers' K/V, written at their own
     // steps, are still there, so the decoding layers compute only the other rows (dmtd_refill_kv)

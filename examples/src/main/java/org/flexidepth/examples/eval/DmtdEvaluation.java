@@ -33,25 +33,25 @@ import java.util.Optional;
  * The DMTD demonstration: fine-tunes a base model for direct multi-token decoding at several
  * cycles (cached), then measures, next to the base model, perplexity under DMTD's schedule with
  * teacher forcing (cyclical masking, {@code Session.score} in a DMTD session), the share of
- * greedy tokens that equal the base model's, and the layers a token uses; with a model fine-tuned
- * elsewhere beside them. Writes {@code dmtd-results.json}.
+ * greedy tokens that equal the base model's, and the layers a token uses, each with heads that refill
+ * and without refill; with a model fine-tuned elsewhere beside them. Writes {@code dmtd-results.json}.
  *
  * <pre>DmtdEvaluation [--out build/dmtd-demo] [--cycles 2,3,4] [--thinking 8] [--tokens 200000] [--lr 0.0003]
- *     [--windows 400] [--prompts 20] [--threads N] [--retrain]</pre>
+ *     [--windows 400] [--prompts 20] [--threads N] [--retrain | --elsewhere-only]</pre>
  */
 public final class DmtdEvaluation {
     /**
      * What to run: the base model and the cycles to train it for with its first {@code thinking}
-     * layers thinking; texts scored in windows; prompts for greedy agreement; a model fine-tuned
-     * elsewhere (with its own split), evaluated at every cycle too.
+     * layers thinking (none with {@code trainHere} false); texts scored in windows; prompts for greedy
+     * agreement; a model fine-tuned elsewhere (with its own split), evaluated at every cycle too.
      */
-    public record Setup(Path model, List<Integer> cycles, int thinking, TrainingOptions training, List<Path> trainingFiles,
+    public record Setup(Path model, List<Integer> cycles, boolean trainHere, int thinking, TrainingOptions training, List<Path> trainingFiles,
                         Map<String, String> evalTexts, int window, int maxWindows, List<String> prompts, int greedyTokens,
                         Optional<Path> trainedElsewhere, int threads, Path out) {
     }
 
-    /** One model under one cycle on one text. */
-    public record Row(String model, int cycle, String dataset, double layersPerToken, double perplexity, double basePerplexity,
+    /** One model under one cycle, with refill or without, on one text. */
+    public record Row(String model, int cycle, boolean refill, String dataset, double layersPerToken, double perplexity, double basePerplexity,
                       double greedyAgreement) {
         double perplexityRatio() {
             return basePerplexity / perplexity;
@@ -68,7 +68,7 @@ public final class DmtdEvaluation {
     /** Trains the models that are not cached in {@code setup.out()} yet. */
     static void train(Setup setup, PrintStream log) throws IOException {
         Files.createDirectories(setup.out());
-        for (int cycle : setup.cycles()) {
+        for (int cycle : setup.trainHere() ? setup.cycles() : List.<Integer>of()) {
             Path out = modelPath(setup.out(), cycle);
             if (Files.isRegularFile(out)) {
                 log.printf("cached: %s%n", out);
@@ -103,7 +103,7 @@ public final class DmtdEvaluation {
             for (var e : setup.evalTexts().entrySet()) {
                 double ppl = perplexity(base, Optional.empty(), e.getValue(), setup);
                 basePpl.put(e.getKey(), ppl);
-                rows.add(new Row("base", 1, e.getKey(), nLayer, ppl, ppl, 1.0));
+                rows.add(new Row("base", 1, true, e.getKey(), nLayer, ppl, ppl, 1.0));
                 log.printf(Locale.ROOT, "%-22s %-28s perplexity %8.2f  layers %.2f%n", "base", e.getKey(), ppl, (double) nLayer);
             }
             baseGreedy = greedy(base, Optional.empty(), setup);
@@ -111,7 +111,7 @@ public final class DmtdEvaluation {
         record Run(String label, Path model, List<Integer> cycles) {
         }
         List<Run> runs = new ArrayList<>();
-        for (int cycle : setup.cycles()) {
+        for (int cycle : setup.trainHere() ? setup.cycles() : List.<Integer>of()) {
             runs.add(new Run("trained here, tau " + cycle, modelPath(setup.out(), cycle), List.of(cycle)));
         }
         setup.trainedElsewhere().ifPresent(p -> runs.add(new Run(p.getFileName().toString(), p, setup.cycles())));
@@ -119,14 +119,16 @@ public final class DmtdEvaluation {
             try (LlamaModel m = LlamaModel.load(run.model())) {
                 int thinking = org.flexidepth.gguf.GgufReader.readHeader(run.model()).require("dmtd.thinking_layers").asInt();
                 for (int cycle : run.cycles()) {
-                    Dmtd d = Dmtd.cycle(cycle);
-                    double layers = (nLayer + (cycle - 1) * (double) (nLayer - thinking)) / cycle;
-                    double agreement = agreement(baseGreedy, greedy(m, Optional.of(d), setup));
-                    for (var e : setup.evalTexts().entrySet()) {
-                        double ppl = perplexity(m, Optional.of(d), e.getValue(), setup);
-                        rows.add(new Row(run.label(), cycle, e.getKey(), layers, ppl, basePpl.get(e.getKey()), agreement));
-                        log.printf(Locale.ROOT, "%-22s tau %d %-28s perplexity %8.2f  layers %.2f  greedy = base %.0f%%%n", run.label(), cycle,
-                                e.getKey(), ppl, layers, 100 * agreement);
+                    for (boolean refill : new boolean[] {true, false}) {
+                        Dmtd d = Dmtd.cycle(cycle).withRefill(refill);
+                        double layers = (nLayer + (cycle - 1) * (double) (nLayer - thinking)) / cycle;
+                        double agreement = agreement(baseGreedy, greedy(m, Optional.of(d), setup));
+                        for (var e : setup.evalTexts().entrySet()) {
+                            double ppl = perplexity(m, Optional.of(d), e.getValue(), setup);
+                            rows.add(new Row(run.label(), cycle, refill, e.getKey(), layers, ppl, basePpl.get(e.getKey()), agreement));
+                            log.printf(Locale.ROOT, "%-22s tau %d%s %-28s perplexity %8.2f  layers %.2f  greedy = base %.0f%%%n", run.label(),
+                                    cycle, refill ? "" : " no refill", e.getKey(), ppl, layers, 100 * agreement);
+                        }
                     }
                 }
             }
@@ -183,9 +185,9 @@ public final class DmtdEvaluation {
         for (int i = 0; i < rows.size(); i++) {
             Row r = rows.get(i);
             b.append(i == 0 ? "\n" : ",\n").append(String.format(Locale.ROOT,
-                    "    {\"model\": %s, \"cycle\": %d, \"dataset\": %s, \"layers_per_token\": %s, \"perplexity\": %s, "
+                    "    {\"model\": %s, \"cycle\": %d, \"refill\": %b, \"dataset\": %s, \"layers_per_token\": %s, \"perplexity\": %s, "
                             + "\"base_perplexity\": %s, \"perplexity_ratio\": %s, \"greedy_agreement\": %s}",
-                    JsonFiles.quote(r.model()), r.cycle(), JsonFiles.quote(r.dataset()), EvaluationReport.num(r.layersPerToken()),
+                    JsonFiles.quote(r.model()), r.cycle(), r.refill(), JsonFiles.quote(r.dataset()), EvaluationReport.num(r.layersPerToken()),
                     EvaluationReport.num(r.perplexity()), EvaluationReport.num(r.basePerplexity()), EvaluationReport.num(r.perplexityRatio()),
                     EvaluationReport.num(r.greedyAgreement())));
         }
@@ -214,7 +216,7 @@ public final class DmtdEvaluation {
                 Files.deleteIfExists(modelPath(out, c));
             }
         }
-        return new Setup(DefaultModel.flexiDemo12L(), cycles, Integer.parseInt(o.getOrDefault("--thinking", "8")), training, trainingFiles,
+        return new Setup(DefaultModel.flexiDemo12L(), cycles, !o.containsKey("--elsewhere-only"), Integer.parseInt(o.getOrDefault("--thinking", "8")), training, trainingFiles,
                 eval, 256, Integer.parseInt(o.getOrDefault("--windows", "400")), starts, 32, Optional.of(DefaultModel.dmtdDemo12L()),
                 threads, out);
     }
@@ -222,13 +224,13 @@ public final class DmtdEvaluation {
     public static void main(String[] args) {
         Map<String, String> o = new HashMap<>();
         for (int i = 0; i < args.length; i++) {
-            if (args[i].equals("--retrain")) {
-                o.put("--retrain", "");
+            if (args[i].equals("--retrain") || args[i].equals("--elsewhere-only")) {
+                o.put(args[i], "");
             } else if (i + 1 < args.length && args[i].startsWith("--")) {
                 o.put(args[i], args[++i]);
             } else {
                 System.err.println("usage: DmtdEvaluation [--out DIR] [--cycles 2,3,4] [--thinking 8] [--tokens N] [--lr X] [--windows N] "
-                        + "[--prompts N] [--threads N] [--retrain]");
+                        + "[--prompts N] [--threads N] [--retrain | --elsewhere-only]");
                 System.exit(2);
             }
         }

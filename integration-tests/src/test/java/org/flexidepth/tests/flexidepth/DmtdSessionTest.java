@@ -275,16 +275,21 @@ class DmtdSessionTest {
         }
     }
 
-    /** Session.score in a DMTD session is the cyclical-masking objective, as the reference computes it. */
-    @Test
-    void scoringReadsTheTextAsTrainingDid() throws Exception {
+    /**
+     * Session.score in a DMTD session is the cyclical-masking objective, as the reference computes
+     * it; without refill, decoding without refill with every token known (heads by position: the
+     * thinking layers then see the heads only).
+     */
+    @ParameterizedTest
+    @ValueSource(booleans = {true, false})
+    void scoringReadsTheTextAsTrainingDid(boolean refill) throws Exception {
         org.flexidepth.tests.Prerequisites.require(ProjectPaths.shared().isPresent(), "../shared");
         Path modelPath = DefaultModel.dmtdDemo12L();
         int[] text;
         float[] dmtd, full;
         try (LlamaModel model = LlamaModel.load(modelPath)) {
             text = model.tokenize("The King said to his people that they were in the house of the LORD, and the people answered him", true, false);
-            try (Session s = model.newSession(SessionOptions.builder().contextSize(256).batchSize(8).dmtd(Dmtd.cycle(4)).build())) {
+            try (Session s = model.newSession(SessionOptions.builder().contextSize(256).batchSize(8).dmtd(Dmtd.cycle(4).withRefill(refill)).build())) {
                 dmtd = s.score(text).logProbabilities();
             }
             try (Session s = model.newSession(SessionOptions.builder().contextSize(256).build())) {
@@ -295,7 +300,8 @@ class DmtdSessionTest {
         ReferenceModel.Sequence seq = ref.sequence(0, 0.5f, false, null);
         double maxDiff = 0, fullDiff = 0;
         for (int i = 0; i + 1 < text.length; i++) {
-            double[] logits = seq.dmtdMasked(text[i], 8, 4).logits();
+            double[] logits = refill ? seq.dmtdMasked(text[i], 8, 4).logits()
+                    : i % 4 == 0 ? seq.dmtdHead(List.of(), text[i], 8).logits() : seq.dmtdDecodingOnly(text[i], 8).logits();
             double max = java.util.Arrays.stream(logits).max().orElseThrow(), sum = 0;
             for (double v : logits) {
                 sum += Math.exp(v - max);
@@ -304,8 +310,8 @@ class DmtdSessionTest {
             maxDiff = Math.max(maxDiff, Math.abs(logProb - dmtd[i]));
             fullDiff = Math.max(fullDiff, Math.abs(logProb - full[i]));
         }
-        System.out.printf("DMTD scoring against the reference: max |log-prob diff| %.2e over %d tokens (batches of 8); full depth %.2e%n",
-                maxDiff, text.length, fullDiff);
+        System.out.printf("DMTD scoring%s against the reference: max |log-prob diff| %.2e over %d tokens (batches of 8); full depth %.2e%n",
+                refill ? "" : " without refill", maxDiff, text.length, fullDiff);
         // a session's default cache is F16, which moves log-probabilities by about 1e-3
         assertTrue(maxDiff < 5e-3, "log-probabilities differ by " + maxDiff);
         assertTrue(fullDiff > 0.1, "the cyclical masking must change the scores for this to prove anything: " + fullDiff);
