@@ -3,8 +3,10 @@
 // DMTD inside llama.cpp's graphs (../shared/dmtd/SPEC.md section 4): the per-context state of
 // the cycles (llama_context::dmtd) and the two hooks a model's layer loop calls: whether a layer
 // is skipped (the thinking layers, at a decoding-only step), and the decoding layers' input
-// d = h * hs + e * es per row (prompt rows: h; cycle heads: h + e; the other rows: e); and,
-// without refill, the thinking layers' attention mask (dmtd_attention_mask).
+// d = h * hs + e * es per row (prompt rows: h; cycle heads: h + e; the other rows: e), of the
+// rows the decoding layers compute (a head's refill rows keep their decoding K/V: dmtd_refill_kv
+// stores them from their old cells); and the attention mask build_attn takes (dmtd_attention_mask:
+// those rows' and, without refill, the thinking layers' that hides decoding-only tokens).
 // Used by the patched src/models/{llama,qwen3}.cpp, src/llama-graph.cpp and src/llama-context.cpp.
 
 #include "kv-visibility.h"
