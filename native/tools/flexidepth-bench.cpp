@@ -37,6 +37,8 @@ struct config {
 
 struct result {
     std::vector<double> pp_tps, tg_tps, layers;
+    double full_ms = 0, mid_ms = 0; // DMTD: time in full-depth and in decoding-only steps, measured reps
+    int n_full = 0, n_mid = 0;
 };
 
 static std::vector<std::string> split(const std::string & s) {
@@ -261,8 +263,16 @@ int main(int argc, char ** argv) {
                     one.token[0] = tok;
                     one.pos[0] = n_prompt + i;
                     one.n_tokens = 1;
+                    const auto s0 = clock::now();
                     if (llama_dmtd_decode(ctx, one) != 0) { fprintf(stderr, "decode failed: %s\n", llama_dmtd_last_error()); return 1; }
-                    layers += llama_dmtd_full_step(ctx, 0) ? n_layer : n_layer - dmtd_thinking;
+                    llama_synchronize(ctx);
+                    const double ms = std::chrono::duration<double, std::milli>(clock::now() - s0).count();
+                    const bool full_step = llama_dmtd_full_step(ctx, 0);
+                    layers += full_step ? n_layer : n_layer - dmtd_thinking;
+                    if (rep >= 0) {
+                        (full_step ? results[c].full_ms : results[c].mid_ms) += ms;
+                        ++(full_step ? results[c].n_full : results[c].n_mid);
+                    }
                     continue;
                 }
                 if (llama_decode(ctx, llama_batch_get_one(&tok, 1)) != 0) { fprintf(stderr, "decode failed\n"); return 1; }
@@ -325,13 +335,19 @@ int main(int argc, char ** argv) {
         const double speedup = mean(results[c].tg_tps) / base_tg;
         if (json) {
             printf("{\"config\":\"%s\",\"mode\":\"%s\",\"skip_ratio\":%.3f,\"prefill_tps\":%.3f,\"prefill_sd\":%.3f,"
-                   "\"decode_tps\":%.3f,\"decode_sd\":%.3f,\"layers_per_token\":%.3f,\"decode_speedup\":%.4f,\"ideal_speedup\":%.4f}\n",
+                   "\"decode_tps\":%.3f,\"decode_sd\":%.3f,\"layers_per_token\":%.3f,\"decode_speedup\":%.4f,\"ideal_speedup\":%.4f,\"full_step_ms\":%.3f,\"mid_step_ms\":%.3f}\n",
                    cfg.name.c_str(), mode.c_str(), cfg.skip_ratio, mean(results[c].pp_tps), stdev(results[c].pp_tps),
-                   mean(results[c].tg_tps), stdev(results[c].tg_tps), mean(results[c].layers), speedup, ideal);
+                   mean(results[c].tg_tps), stdev(results[c].tg_tps), mean(results[c].layers), speedup, ideal,
+                   results[c].n_full ? results[c].full_ms / results[c].n_full : 0.0, results[c].n_mid ? results[c].mid_ms / results[c].n_mid : 0.0);
         } else {
             printf("%-20s %8.1f ±%4.1f %8.2f ±%4.2f %8.2f %9.3fx %9.3fx %7.0f%%\n", cfg.name.c_str(),
                    mean(results[c].pp_tps), stdev(results[c].pp_tps), mean(results[c].tg_tps), stdev(results[c].tg_tps),
                    mean(results[c].layers), speedup, ideal, 100.0 * speedup / ideal);
+            if (results[c].n_full > 0 && results[c].n_mid > 0) {
+                // where a cycle's time goes: a refilling head runs tau rows through the thinking layers
+                printf("%-20s full step %.2f ms, decoding-only step %.2f ms (no DMTD: %.2f ms a token)\n", "",
+                       results[c].full_ms / results[c].n_full, results[c].mid_ms / results[c].n_mid, 1000.0 / base_tg);
+            }
         }
     }
     llama_batch_free(one);

@@ -1,0 +1,262 @@
+#include "gemm-q4_0-8x8.h"
+
+#include "repack.h"
+
+#include <cstring>
+#include <vector>
+
+#if defined(__AVX2__) && defined(__F16C__) && defined(__FMA__)
+#include <immintrin.h>
+
+namespace {
+
+// Where a row's block of activations lies. Upstream's 4-row groups (block_q8_0x4) interleave
+// the rows by 8 bytes; the rows after the last group are plain block_q8_0.
+struct rows_grouped {
+    const block_q8_0x4 * g;
+    static constexpr int chunk_stride = 32;
+    const int8_t * qs(int r, int b) const { return g[b].qs + 8 * r; }
+    ggml_half d(int r, int b) const { return g[b].d[r]; }
+};
+
+struct rows_plain {
+    const char * p;
+    size_t row_size;
+    static constexpr int chunk_stride = 8;
+    const block_q8_0 & blk(int r, int b) const { return ((const block_q8_0 *) (p + r * row_size))[b]; }
+    const int8_t * qs(int r, int b) const { return blk(r, b).qs; }
+    ggml_half d(int r, int b) const { return blk(r, b).d; }
+};
+
+inline int64_t load8(const int8_t * p) {
+    int64_t v;
+    memcpy(&v, p, sizeof(v));
+    return v;
+}
+
+// Each column's 32 products of a block are summed in a pair of 32-bit lanes (2c, 2c+1): the
+// repacked block holds, per column, 8-byte chunks whose low nibbles are elements 0-7 (or 8-15)
+// and high nibbles elements 16-23 (24-31), so lane 2c takes elements 0-3 of each chunk and lane
+// 2c+1 elements 4-7 against the same 8 activation bytes broadcast. The nibbles (stored ^ 8) are
+// taken as unsigned 0..15, so each lane's dot is one u8 x s8 instruction, and Q4_0's offset of 8
+// comes back as -8 * the block's activation sum, -4 * that in each lane of the pair.
+
+// a's scales as floats and -4 * the sum of each block's activations, per row and block
+template <typename L>
+void prepare_rows(int rows, int nb, const L & a, float * da, int32_t * bias) {
+    for (int r = 0; r < rows; ++r) {
+        for (int b = 0; b < nb; ++b) {
+            const int8_t * q   = a.qs(r, b);
+            __m256i        sum = _mm256_setzero_si256();
+            for (int k = 0; k < 4; ++k) { // the block's 32 activations, in its 4 chunks of 8
+                sum = _mm256_add_epi32(sum, _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *) (q + k * L::chunk_stride))));
+            }
+            __m128i h = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
+            h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4E));
+            h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0xB1));
+            bias[r * nb + b] = -4 * _mm_cvtsi128_si32(h);
+            da[r * nb + b]   = _cvtsh_ss(a.d(r, b));
+        }
+    }
+}
+
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+
+inline __m512i dot_u8s8(__m512i acc, __m512i u, __m512i s) {
+#if defined(__AVX512VNNI__)
+    return _mm512_dpbusd_epi32(acc, u, s);
+#else
+    // u <= 15: a pair of products never saturates the 16-bit sum
+    return _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_maddubs_epi16(u, s), _mm512_set1_epi16(1)));
+#endif
+}
+
+// R rows times G groups of 8 columns (G consecutive block_q4_0x8 columns, nb blocks each), a
+// group's 16 lanes in one register
+template <int R, int G, typename L>
+void rows_x_columns(int nb, const block_q4_0x8 * w, const L & a, const float * da, const int32_t * bias,
+                    float * s, size_t bs) {
+    const __m512i low  = _mm512_set1_epi8(0x0F);
+    const __m512i flip = _mm512_set1_epi8((char) 0x88);
+    const __m512i pair = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+    __m512 acc[G][R];
+    for (int g = 0; g < G; ++g) {
+        for (int r = 0; r < R; ++r) {
+            acc[g][r] = _mm512_setzero_ps();
+        }
+    }
+    for (int b = 0; b < nb; ++b) {
+        __m512i w0[G], w1[G], w2[G], w3[G]; // elements 0-7, 8-15, 16-23, 24-31 of each column
+        __m512  ws[G];
+        for (int g = 0; g < G; ++g) {
+            const block_q4_0x8 & blk = w[g * nb + b];
+            const __m512i x0 = _mm512_xor_si512(_mm512_loadu_si512(blk.qs), flip);
+            const __m512i x1 = _mm512_xor_si512(_mm512_loadu_si512(blk.qs + 64), flip);
+            w0[g] = _mm512_and_si512(x0, low);
+            w1[g] = _mm512_and_si512(x1, low);
+            w2[g] = _mm512_and_si512(_mm512_srli_epi16(x0, 4), low);
+            w3[g] = _mm512_and_si512(_mm512_srli_epi16(x1, 4), low);
+            ws[g] = _mm512_permutexvar_ps(pair, _mm512_castps256_ps512(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *) blk.d))));
+        }
+        for (int r = 0; r < R; ++r) {
+            const int8_t * q  = a.qs(r, b);
+            const __m512i  a0 = _mm512_set1_epi64(load8(q));
+            const __m512i  a1 = _mm512_set1_epi64(load8(q + L::chunk_stride));
+            const __m512i  a2 = _mm512_set1_epi64(load8(q + 2 * L::chunk_stride));
+            const __m512i  a3 = _mm512_set1_epi64(load8(q + 3 * L::chunk_stride));
+            const __m512   d  = _mm512_set1_ps(da[r * nb + b]);
+            const __m512i  i0 = _mm512_set1_epi32(bias[r * nb + b]);
+            for (int g = 0; g < G; ++g) {
+                __m512i i = dot_u8s8(i0, w0[g], a0);
+                i = dot_u8s8(i, w1[g], a1);
+                i = dot_u8s8(i, w2[g], a2);
+                i = dot_u8s8(i, w3[g], a3);
+                acc[g][r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i), _mm512_mul_ps(ws[g], d), acc[g][r]);
+            }
+        }
+    }
+    const __m512i even = _mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i odd  = _mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 15, 13, 11, 9, 7, 5, 3, 1);
+    for (int g = 0; g < G; ++g) {
+        for (int r = 0; r < R; ++r) {
+            const __m256 v = _mm256_add_ps(_mm512_castps512_ps256(_mm512_permutexvar_ps(even, acc[g][r])),
+                                           _mm512_castps512_ps256(_mm512_permutexvar_ps(odd, acc[g][r])));
+            _mm256_storeu_ps(s + r * bs + g * 8, v);
+        }
+    }
+}
+
+constexpr int group_pass = 2; // groups of 8 columns per pass
+
+#else
+
+inline __m256i dot_u8s8(__m256i acc, __m256i u, __m256i s) {
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+    return _mm256_dpbusd_epi32(acc, u, s);
+#elif defined(__AVXVNNI__)
+    return _mm256_dpbusd_avx_epi32(acc, u, s);
+#else
+    // u <= 15: a pair of products never saturates the 16-bit sum
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
+#endif
+}
+
+// R rows times one group of 8 columns, its 16 lanes in two registers: columns 0-3 (bytes 0-31
+// and 64-95 of the repacked block) and 4-7 (bytes 32-63 and 96-127)
+template <int R, int G, typename L>
+void rows_x_columns(int nb, const block_q4_0x8 * w, const L & a, const float * da, const int32_t * bias,
+                    float * s, size_t bs) {
+    static_assert(G == 1, "one group of 8 columns per pass");
+    const __m256i low   = _mm256_set1_epi8(0x0F);
+    const __m256i flip  = _mm256_set1_epi8((char) 0x88);
+    const __m256i pair0 = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
+    const __m256i pair1 = _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7);
+    __m256 acc[2][R];
+    for (int h = 0; h < 2; ++h) {
+        for (int r = 0; r < R; ++r) {
+            acc[h][r] = _mm256_setzero_ps();
+        }
+    }
+    for (int b = 0; b < nb; ++b) {
+        const block_q4_0x8 & blk = w[b];
+        const __m256 d8 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *) blk.d));
+        for (int h = 0; h < 2; ++h) {
+            const __m256i x0 = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *) (blk.qs + 32 * h)), flip);
+            const __m256i x1 = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *) (blk.qs + 64 + 32 * h)), flip);
+            const __m256i w0 = _mm256_and_si256(x0, low);
+            const __m256i w1 = _mm256_and_si256(x1, low);
+            const __m256i w2 = _mm256_and_si256(_mm256_srli_epi16(x0, 4), low);
+            const __m256i w3 = _mm256_and_si256(_mm256_srli_epi16(x1, 4), low);
+            const __m256  ws = _mm256_permutevar8x32_ps(d8, h == 0 ? pair0 : pair1);
+            for (int r = 0; r < R; ++r) {
+                const int8_t * q = a.qs(r, b);
+                __m256i i = dot_u8s8(_mm256_set1_epi32(bias[r * nb + b]), w0, _mm256_set1_epi64x(load8(q)));
+                i = dot_u8s8(i, w1, _mm256_set1_epi64x(load8(q + L::chunk_stride)));
+                i = dot_u8s8(i, w2, _mm256_set1_epi64x(load8(q + 2 * L::chunk_stride)));
+                i = dot_u8s8(i, w3, _mm256_set1_epi64x(load8(q + 3 * L::chunk_stride)));
+                acc[h][r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i), _mm256_mul_ps(ws, _mm256_set1_ps(da[r * nb + b])), acc[h][r]);
+            }
+        }
+    }
+    // hadd gives columns 0, 1, 4, 5 | 2, 3, 6, 7
+    const __m256i order = _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7);
+    for (int r = 0; r < R; ++r) {
+        _mm256_storeu_ps(s + r * bs, _mm256_permutevar8x32_ps(_mm256_hadd_ps(acc[0][r], acc[1][r]), order));
+    }
+}
+
+constexpr int group_pass = 1;
+
+#endif
+
+template <int R, typename L>
+void rows_x_slice(int nb, const block_q4_0x8 * w, const L & a, const float * da, const int32_t * bias, float * s, size_t bs, int nc) {
+    int x = 0;
+    for (; x + 8 * group_pass <= nc; x += 8 * group_pass) {
+        rows_x_columns<R, group_pass>(nb, w + (x / 8) * nb, a, da, bias, s + x, bs);
+    }
+    for (; x < nc; x += 8) {
+        rows_x_columns<R, 1>(nb, w + (x / 8) * nb, a, da, bias, s + x, bs);
+    }
+}
+
+template <typename L>
+void rows_x_slice(int rows, int nb, const block_q4_0x8 * w, const L & a, const float * da, const int32_t * bias, float * s, size_t bs, int nc) {
+    switch (rows) {
+        case 1: rows_x_slice<1>(nb, w, a, da, bias, s, bs, nc); break;
+        case 2: rows_x_slice<2>(nb, w, a, da, bias, s, bs, nc); break;
+        case 3: rows_x_slice<3>(nb, w, a, da, bias, s, bs, nc); break;
+        default: rows_x_slice<4>(nb, w, a, da, bias, s, bs, nc); break;
+    }
+}
+
+} // namespace
+
+bool flexi_gemm_q4_0_8x8_q8_0(int n, float * s, size_t bs, const void * vx, const void * vy, size_t row_size,
+                              int n_grouped, int n_plain, int nc) {
+    if (n % QK8_0 != 0 || nc % 8 != 0 || n_grouped % 4 != 0 || n_plain < 0 || n_plain > 3) {
+        return false;
+    }
+    const int                  nb = n / QK8_0;
+    const int                  nr = n_grouped + n_plain;
+    const block_q4_0x8 * const w  = (const block_q4_0x8 *) vx;
+    const rows_plain           plain{ (const char *) vy + (size_t) n_grouped * row_size, row_size };
+    static thread_local std::vector<float>   da;
+    static thread_local std::vector<int32_t> bias;
+    da.resize((size_t) nr * nb);
+    bias.resize((size_t) nr * nb);
+    for (int g = 0; g < n_grouped / 4; ++g) {
+        prepare_rows(4, nb, rows_grouped{ (const block_q8_0x4 *) vy + (size_t) g * nb }, da.data() + 4 * g * nb, bias.data() + 4 * g * nb);
+    }
+    prepare_rows(n_plain, nb, plain, da.data() + n_grouped * nb, bias.data() + n_grouped * nb);
+    // columns outermost, in slices whose weights stay in cache while every row group reads them
+    const int slice = 64;
+    for (int x = 0; x < nc; x += slice) {
+        const int ncs = nc - x < slice ? nc - x : slice;
+        for (int g = 0; g < n_grouped / 4; ++g) {
+            const rows_grouped a{ (const block_q8_0x4 *) vy + (size_t) g * nb };
+            rows_x_slice(4, nb, w + (x / 8) * nb, a, da.data() + 4 * g * nb, bias.data() + 4 * g * nb, s + (size_t) 4 * g * bs + x, bs, ncs);
+        }
+        if (n_plain > 0) {
+            rows_x_slice(n_plain, nb, w + (x / 8) * nb, plain, da.data() + n_grouped * nb, bias.data() + n_grouped * nb,
+                         s + (size_t) n_grouped * bs + x, bs, ncs);
+        }
+    }
+    return true;
+}
+
+bool flexi_gemm_q4_0_8x8_q8_0_available(void) {
+    return true;
+}
+
+#else
+
+bool flexi_gemm_q4_0_8x8_q8_0(int, float *, size_t, const void *, const void *, size_t, int, int, int) {
+    return false;
+}
+
+bool flexi_gemm_q4_0_8x8_q8_0_available(void) {
+    return false;
+}
+
+#endif
