@@ -1,38 +1,12 @@
 #include "gemm-q4_0-8x8.h"
 
-#include "repack.h"
-
-#include <cstring>
-#include <vector>
+#include "activation-rows.h"
 
 #if defined(__AVX2__) && defined(__F16C__) && defined(__FMA__)
-#include <immintrin.h>
 
 namespace {
 
-// Where a row's block of activations lies. Upstream's 4-row groups (block_q8_0x4) interleave
-// the rows by 8 bytes; the rows after the last group are plain block_q8_0.
-struct rows_grouped {
-    const block_q8_0x4 * g;
-    static constexpr int chunk_stride = 32;
-    const int8_t * qs(int r, int b) const { return g[b].qs + 8 * r; }
-    ggml_half d(int r, int b) const { return g[b].d[r]; }
-};
-
-struct rows_plain {
-    const char * p;
-    size_t row_size;
-    static constexpr int chunk_stride = 8;
-    const block_q8_0 & blk(int r, int b) const { return ((const block_q8_0 *) (p + r * row_size))[b]; }
-    const int8_t * qs(int r, int b) const { return blk(r, b).qs; }
-    ggml_half d(int r, int b) const { return blk(r, b).d; }
-};
-
-inline int64_t load8(const int8_t * p) {
-    int64_t v;
-    memcpy(&v, p, sizeof(v));
-    return v;
-}
+using namespace flexi_repack;
 
 // Each column's 32 products of a block are summed in a pair of 32-bit lanes (2c, 2c+1): the
 // repacked block holds, per column, 8-byte chunks whose low nibbles are elements 0-7 (or 8-15)
@@ -40,25 +14,6 @@ inline int64_t load8(const int8_t * p) {
 // 2c+1 elements 4-7 against the same 8 activation bytes broadcast. The nibbles (stored ^ 8) are
 // taken as unsigned 0..15, so each lane's dot is one u8 x s8 instruction, and Q4_0's offset of 8
 // comes back as -8 * the block's activation sum, -4 * that in each lane of the pair.
-
-// a's scales as floats and -4 * the sum of each block's activations, per row and block
-template <typename L>
-void prepare_rows(int rows, int nb, const L & a, float * da, int32_t * bias) {
-    for (int r = 0; r < rows; ++r) {
-        for (int b = 0; b < nb; ++b) {
-            const int8_t * q   = a.qs(r, b);
-            __m256i        sum = _mm256_setzero_si256();
-            for (int k = 0; k < 4; ++k) { // the block's 32 activations, in its 4 chunks of 8
-                sum = _mm256_add_epi32(sum, _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *) (q + k * L::chunk_stride))));
-            }
-            __m128i h = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
-            h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4E));
-            h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0xB1));
-            bias[r * nb + b] = -4 * _mm_cvtsi128_si32(h);
-            da[r * nb + b]   = _cvtsh_ss(a.d(r, b));
-        }
-    }
-}
 
 #if defined(__AVX512F__) && defined(__AVX512BW__)
 
@@ -217,31 +172,13 @@ bool flexi_gemm_q4_0_8x8_q8_0(int n, float * s, size_t bs, const void * vx, cons
     if (n % QK8_0 != 0 || nc % 8 != 0 || n_grouped % 4 != 0 || n_plain < 0 || n_plain > 3) {
         return false;
     }
-    const int                  nb = n / QK8_0;
-    const int                  nr = n_grouped + n_plain;
-    const block_q4_0x8 * const w  = (const block_q4_0x8 *) vx;
-    const rows_plain           plain{ (const char *) vy + (size_t) n_grouped * row_size, row_size };
-    static thread_local std::vector<float>   da;
-    static thread_local std::vector<int32_t> bias;
-    da.resize((size_t) nr * nb);
-    bias.resize((size_t) nr * nb);
-    for (int g = 0; g < n_grouped / 4; ++g) {
-        prepare_rows(4, nb, rows_grouped{ (const block_q8_0x4 *) vy + (size_t) g * nb }, da.data() + 4 * g * nb, bias.data() + 4 * g * nb);
-    }
-    prepare_rows(n_plain, nb, plain, da.data() + n_grouped * nb, bias.data() + n_grouped * nb);
-    // columns outermost, in slices whose weights stay in cache while every row group reads them
-    const int slice = 64;
-    for (int x = 0; x < nc; x += slice) {
-        const int ncs = nc - x < slice ? nc - x : slice;
-        for (int g = 0; g < n_grouped / 4; ++g) {
-            const rows_grouped a{ (const block_q8_0x4 *) vy + (size_t) g * nb };
-            rows_x_slice(4, nb, w + (x / 8) * nb, a, da.data() + 4 * g * nb, bias.data() + 4 * g * nb, s + (size_t) 4 * g * bs + x, bs, ncs);
-        }
-        if (n_plain > 0) {
-            rows_x_slice(n_plain, nb, w + (x / 8) * nb, plain, da.data() + n_grouped * nb, bias.data() + n_grouped * nb,
-                         s + (size_t) n_grouped * bs + x, bs, ncs);
-        }
-    }
+    const int nb = n / QK8_0;
+    const auto * w = (const block_q4_0x8 *) vx;
+    rows_times_columns(nb, vy, row_size, n_grouped, n_plain, -4, s, bs, nc, 64,
+                       [&](int x) { return w + (x / 8) * nb; },
+                       [&](int rows, const block_q4_0x8 * ws, const auto & a, const float * da, const int32_t * bias, float * out, int ncs) {
+                           rows_x_slice(rows, nb, ws, a, da, bias, out, bs, ncs);
+                       });
     return true;
 }
 

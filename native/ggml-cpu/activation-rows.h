@@ -1,0 +1,92 @@
+#pragma once
+
+// The activations of a repacked product as repack.cpp quantizes them to Q8_0, for the fork's
+// kernels beside this file: the first rows in 4-row groups (block_q8_0x4, the rows interleaved
+// by 8 bytes), the last rows (at most 3) plain block_q8_0. Internal to native/ggml-cpu.
+
+#include "repack.h"
+
+#include <cstring>
+#include <vector>
+
+#if defined(__AVX2__) && defined(__F16C__) && defined(__FMA__)
+#include <immintrin.h>
+
+namespace flexi_repack {
+
+// where row r's block b lies: its 8-byte chunks (elements 8k..8k+7) chunk_stride bytes apart
+struct rows_grouped {
+    const block_q8_0x4 * g;
+    static constexpr int chunk_stride = 32;
+    const int8_t * qs(int r, int b) const { return g[b].qs + 8 * r; }
+    ggml_half d(int r, int b) const { return g[b].d[r]; }
+};
+
+struct rows_plain {
+    const char * p;
+    size_t row_size;
+    static constexpr int chunk_stride = 8;
+    const block_q8_0 & blk(int r, int b) const { return ((const block_q8_0 *) (p + r * row_size))[b]; }
+    const int8_t * qs(int r, int b) const { return blk(r, b).qs; }
+    ggml_half d(int r, int b) const { return blk(r, b).d; }
+};
+
+inline int64_t load8(const int8_t * p) {
+    int64_t v;
+    memcpy(&v, p, sizeof(v));
+    return v;
+}
+
+// a's scales as floats, and bias_scale * the sum of each block's activations, per row and block:
+// the kernels take the weights as unsigned bytes and restore their offset from this sum
+template <typename L>
+void prepare_rows(int rows, int nb, const L & a, int32_t bias_scale, float * da, int32_t * bias) {
+    for (int r = 0; r < rows; ++r) {
+        for (int b = 0; b < nb; ++b) {
+            const int8_t * q   = a.qs(r, b);
+            __m256i        sum = _mm256_setzero_si256();
+            for (int k = 0; k < 4; ++k) {
+                sum = _mm256_add_epi32(sum, _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *) (q + k * L::chunk_stride))));
+            }
+            __m128i h = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
+            h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4E));
+            h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0xB1));
+            bias[r * nb + b] = bias_scale * _mm_cvtsi128_si32(h);
+            da[r * nb + b]   = _cvtsh_ss(a.d(r, b));
+        }
+    }
+}
+
+// out = every row of the activations times nc columns, by kernel(rows, a, da, bias, out, nc) for
+// each group of rows, with the columns outermost in slices whose weights stay in cache while every
+// row group reads them; weight_slice(x) is where column x's weights start
+template <typename Kernel, typename Weights>
+void rows_times_columns(int nb, const void * vy, size_t row_size, int n_grouped, int n_plain, int32_t bias_scale,
+                        float * s, size_t bs, int nc, int slice, Weights weight_slice, Kernel kernel) {
+    const int                                nr = n_grouped + n_plain;
+    const rows_plain                         plain{ (const char *) vy + (size_t) n_grouped * row_size, row_size };
+    static thread_local std::vector<float>   da;
+    static thread_local std::vector<int32_t> bias;
+    da.resize((size_t) nr * nb);
+    bias.resize((size_t) nr * nb);
+    for (int g = 0; g < n_grouped / 4; ++g) {
+        prepare_rows(4, nb, rows_grouped{ (const block_q8_0x4 *) vy + (size_t) g * nb }, bias_scale, da.data() + 4 * g * nb,
+                     bias.data() + 4 * g * nb);
+    }
+    prepare_rows(n_plain, nb, plain, bias_scale, da.data() + n_grouped * nb, bias.data() + n_grouped * nb);
+    for (int x = 0; x < nc; x += slice) {
+        const int ncs = nc - x < slice ? nc - x : slice;
+        for (int g = 0; g < n_grouped / 4; ++g) {
+            kernel(4, weight_slice(x), rows_grouped{ (const block_q8_0x4 *) vy + (size_t) g * nb }, da.data() + 4 * g * nb,
+                   bias.data() + 4 * g * nb, s + (size_t) 4 * g * bs + x, ncs);
+        }
+        if (n_plain > 0) {
+            kernel(n_plain, weight_slice(x), plain, da.data() + n_grouped * nb, bias.data() + n_grouped * nb,
+                   s + (size_t) n_grouped * bs + x, ncs);
+        }
+    }
+}
+
+} // namespace flexi_repack
+
+#endif
