@@ -132,6 +132,33 @@ bool compacts_batches(const ggml_tensor * w) {
     return w->buffer != nullptr && strcmp(ggml_backend_buft_name(ggml_backend_buffer_get_type(w->buffer)), "CPU_REPACK") == 0;
 }
 
+// The CPU's repacked buffer type where it computes MUL_MAT of a weight typed and shaped as ne (the
+// way upstream's weight placement asks), for a quantized adapter whose base weight is repacked
+// too: there it runs in the same kernels as the base weights and compacts masked batches (patch
+// 0012). nullptr where the base weight is elsewhere (a model loaded without repacking, another
+// device) or the layout has no such product. Repacked tensors cannot be read back, so only
+// adapters converted for inference go there.
+ggml_backend_buffer_type_t repacked_buft_for(const ggml_tensor * base, ggml_backend_dev_t dev, ggml_type type, const int64_t * ne) {
+    if (base == nullptr || !compacts_batches(base) || dev == nullptr || ggml_backend_dev_type(dev) != GGML_BACKEND_DEVICE_TYPE_CPU) {
+        return nullptr;
+    }
+    auto get_extra = (ggml_backend_dev_get_extra_bufts_t) ggml_backend_reg_get_proc_address(ggml_backend_dev_backend_reg(dev),
+                                                                                          "ggml_backend_dev_get_extra_bufts");
+    for (ggml_backend_buffer_type_t * b = get_extra ? get_extra(dev) : nullptr; b != nullptr && *b != nullptr; ++b) {
+        if (strcmp(ggml_backend_buft_name(*b), "CPU_REPACK") != 0) {
+            continue;
+        }
+        ggml_init_params params = { 3 * ggml_tensor_overhead(), nullptr, true };
+        ggml_context_ptr ctx(ggml_init(params));
+        ggml_tensor * w  = ggml_new_tensor_2d(ctx.get(), type, ne[0], ne[1]);
+        ggml_tensor * op = ggml_mul_mat(ctx.get(), w, ggml_new_tensor_2d(ctx.get(), GGML_TYPE_F32, ne[0], 2));
+        ggml_backend_buffer_ptr buf(ggml_backend_buft_alloc_buffer(*b, 0));
+        w->buffer = buf.get();
+        return buf && ggml_backend_dev_supports_op(dev, op) ? *b : nullptr;
+    }
+    return nullptr;
+}
+
 // A router tensor (F32 or F16) as F32 on the host.
 std::vector<float> host_f32(const ggml_tensor * t) {
     std::vector<float> out(ggml_nelements(t));
@@ -284,8 +311,7 @@ void load(llama_adapter_flexidepth & fd, const llama_model & model, const char *
 
     // Each layer's plug-in tensors live on the device of that base layer.
     std::map<ggml_backend_buffer_type_t, ggml_context *> ctx_for;
-    auto ctx_of = [&](int il) {
-        ggml_backend_buffer_type_t buft = ggml_backend_dev_buffer_type(model.dev_layer(il));
+    auto ctx_of = [&](ggml_backend_buffer_type_t buft) {
         auto it = ctx_for.find(buft);
         if (it != ctx_for.end()) {
             return it->second;
@@ -307,7 +333,7 @@ void load(llama_adapter_flexidepth & fd, const llama_model & model, const char *
         return t;
     };
     for (const auto & m : metas) {
-        ggml_context * c = ctx_of(m.il);
+        ggml_context * c = ctx_of(ggml_backend_dev_buffer_type(model.dev_layer(m.il)));
         fd.slot[m.il] = (int32_t) fd.layers.size();
         std::array<ggml_tensor *, std::size(TENSORS)> t = m.tensors();
         const llama_layer & base = model.layers[m.il];
@@ -315,8 +341,11 @@ void load(llama_adapter_flexidepth & fd, const llama_model & model, const char *
         const ggml_tensor * counterpart[std::size(TENSORS)] = {nullptr, nullptr, nullptr, nullptr, nullptr, base.ffn_gate, base.ffn_up, base.ffn_down};
         for (size_t k = 0; k < t.size(); ++k) {
             if (t[k] != nullptr) {
-                const bool convert = lp.adapters_in_base_type && TENSORS[k].adapter;
-                t[k] = dup(c, t[k], convert ? adapter_storage_type(t[k], counterpart[k]) : t[k]->type);
+                const bool      convert = lp.adapters_in_base_type && TENSORS[k].adapter;
+                const ggml_type type    = convert ? adapter_storage_type(t[k], counterpart[k]) : t[k]->type;
+                ggml_backend_buffer_type_t repacked =
+                    convert && ggml_is_quantized(type) ? repacked_buft_for(counterpart[k], model.dev_layer(m.il), type, t[k]->ne) : nullptr;
+                t[k] = dup(repacked ? ctx_of(repacked) : c, t[k], type);
             }
         }
         fd.layers.push_back({m.il, t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7]});
@@ -336,6 +365,12 @@ void load(llama_adapter_flexidepth & fd, const llama_model & model, const char *
         }
         ggml_backend_buffer_set_usage(buf, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
         fd.bufs.emplace_back(buf);
+    }
+    for (auto & L : fd.layers) {
+        L.adapter_batches_compact = L.adapter_up != nullptr;
+        for (const ggml_tensor * w : { L.adapter_gate, L.adapter_up, L.adapter_down }) {
+            L.adapter_batches_compact &= w != nullptr && compacts_batches(w) && runs_masked_mul_mat(w) == skip_support::all;
+        }
     }
 
     // Read the data; a truncated file fails here rather than computing with garbage.

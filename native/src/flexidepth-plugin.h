@@ -38,6 +38,9 @@ struct llama_flexidepth_layer {
     // and whether those products cost a batch what its running rows cost (a compacting GEMM,
     // patch 0012), so that AUTO masks prefill too
     bool masked_batches_compact = true;
+    // whether the adapter's own products do (quantized adapters in the CPU's repacked layouts):
+    // then large ubatches compute it for the skipped rows only, as single tokens do
+    bool adapter_batches_compact = false;
     // W_head W_up folded at load time ([d_r, 1], F32): with no nonlinearity between them it is the
     // same function for half the router's work (SPEC section 2); training keeps the two
     ggml_tensor * router_fused = nullptr;
