@@ -136,8 +136,8 @@ bool compacts_batches(const ggml_tensor * w) {
 // way upstream's weight placement asks), for a quantized adapter whose base weight is repacked
 // too: there it runs in the same kernels as the base weights and compacts masked batches (patch
 // 0012). nullptr where the base weight is elsewhere (a model loaded without repacking, another
-// device) or the layout has no such product. Repacked tensors cannot be read back, so only
-// adapters converted for inference go there.
+// device) or the layout has no such product. Repacked tensors cannot be read back; training,
+// which reads its adapters back, keeps them F32.
 ggml_backend_buffer_type_t repacked_buft_for(const ggml_tensor * base, ggml_backend_dev_t dev, ggml_type type, const int64_t * ne) {
     if (base == nullptr || !compacts_batches(base) || dev == nullptr || ggml_backend_dev_type(dev) != GGML_BACKEND_DEVICE_TYPE_CPU) {
         return nullptr;
@@ -344,7 +344,7 @@ void load(llama_adapter_flexidepth & fd, const llama_model & model, const char *
                 const bool      convert = lp.adapters_in_base_type && TENSORS[k].adapter;
                 const ggml_type type    = convert ? adapter_storage_type(t[k], counterpart[k]) : t[k]->type;
                 ggml_backend_buffer_type_t repacked =
-                    convert && ggml_is_quantized(type) ? repacked_buft_for(counterpart[k], model.dev_layer(m.il), type, t[k]->ne) : nullptr;
+                    TENSORS[k].adapter && ggml_is_quantized(type) ? repacked_buft_for(counterpart[k], model.dev_layer(m.il), type, t[k]->ne) : nullptr;
                 t[k] = dup(repacked ? ctx_of(repacked) : c, t[k], type);
             }
         }
