@@ -87,6 +87,45 @@ void rows_times_columns(int nb, const void * vy, size_t row_size, int n_grouped,
     }
 }
 
+// A kernel K's R rows times a slice of nc columns: passes of K::groups groups of K::cols columns,
+// then single groups. K names its weight block type (block) and K::columns<R, G> computes R rows
+// times G groups.
+template <typename K, int R, typename L>
+void rows_x_slice(int nb, const typename K::block * w, const L & a, const float * da, const int32_t * bias, float * s,
+                  size_t bs, int nc) {
+    int x = 0;
+    for (; x + K::cols * K::groups <= nc; x += K::cols * K::groups) {
+        K::template columns<R, K::groups>(nb, w + (x / K::cols) * nb, a, da, bias, s + x, bs);
+    }
+    for (; x < nc; x += K::cols) {
+        K::template columns<R, 1>(nb, w + (x / K::cols) * nb, a, da, bias, s + x, bs);
+    }
+}
+
+// The product of the gemm-*.h functions by kernel K (their arguments, returning false on ones
+// outside them), K::bias_scale per lane times each block's activation sum restoring the
+// weights' offset.
+template <typename K>
+bool gemm(int n, float * s, size_t bs, const void * vx, const void * vy, size_t row_size, int n_grouped, int n_plain, int nc) {
+    if (n % QK8_0 != 0 || nc % K::cols != 0 || n_grouped % 4 != 0 || n_plain < 0 || n_plain > 3) {
+        return false;
+    }
+    const int nb = n / QK8_0;
+    const auto * w = (const typename K::block *) vx;
+    rows_times_columns(nb, vy, row_size, n_grouped, n_plain, K::bias_scale, s, bs, nc, K::slice,
+                       [&](int x) { return w + (x / K::cols) * nb; },
+                       [&](int rows, const typename K::block * ws, const auto & a, const float * da, const int32_t * bias,
+                           float * out, int ncs) {
+                           switch (rows) {
+                               case 1: rows_x_slice<K, 1>(nb, ws, a, da, bias, out, bs, ncs); break;
+                               case 2: rows_x_slice<K, 2>(nb, ws, a, da, bias, out, bs, ncs); break;
+                               case 3: rows_x_slice<K, 3>(nb, ws, a, da, bias, out, bs, ncs); break;
+                               default: rows_x_slice<K, 4>(nb, ws, a, da, bias, out, bs, ncs); break;
+                           }
+                       });
+    return true;
+}
+
 } // namespace flexi_repack
 
 #endif

@@ -59,42 +59,25 @@ void rows_x_columns(int nb, const block_q8_0x4 * w, const L & a, const float * d
     }
 }
 
-template <int R, typename L>
-void rows_x_slice(int nb, const block_q8_0x4 * w, const L & a, const float * da, const int32_t * bias, float * s, size_t bs, int nc) {
-    int x = 0;
-    for (; x + 16 <= nc; x += 16) {
-        rows_x_columns<R, 4>(nb, w + (x / 4) * nb, a, da, bias, s + x, bs);
-    }
-    for (; x < nc; x += 4) {
-        rows_x_columns<R, 1>(nb, w + (x / 4) * nb, a, da, bias, s + x, bs);
-    }
-}
+// the kernel as activation-rows.h's gemm takes it
+struct kernel {
+    using block = block_q8_0x4;
+    static constexpr int     cols       = 4;
+    static constexpr int     groups     = 4;
+    static constexpr int32_t bias_scale = -32;
+    static constexpr int     slice      = 32; // columns whose weights stay in cache while every row group reads them
 
-template <typename L>
-void rows_x_slice(int rows, int nb, const block_q8_0x4 * w, const L & a, const float * da, const int32_t * bias, float * s, size_t bs, int nc) {
-    switch (rows) {
-        case 1: rows_x_slice<1>(nb, w, a, da, bias, s, bs, nc); break;
-        case 2: rows_x_slice<2>(nb, w, a, da, bias, s, bs, nc); break;
-        case 3: rows_x_slice<3>(nb, w, a, da, bias, s, bs, nc); break;
-        default: rows_x_slice<4>(nb, w, a, da, bias, s, bs, nc); break;
+    template <int R, int G, typename L>
+    static void columns(int nb, const block * w, const L & a, const float * da, const int32_t * bias, float * s, size_t bs) {
+        rows_x_columns<R, G>(nb, w, a, da, bias, s, bs);
     }
-}
+};
 
 } // namespace
 
 bool flexi_gemm_q8_0_4x8_q8_0(int n, float * s, size_t bs, const void * vx, const void * vy, size_t row_size,
                               int n_grouped, int n_plain, int nc) {
-    if (n % QK8_0 != 0 || nc % 4 != 0 || n_grouped % 4 != 0 || n_plain < 0 || n_plain > 3) {
-        return false;
-    }
-    const int nb = n / QK8_0;
-    const auto * w = (const block_q8_0x4 *) vx;
-    rows_times_columns(nb, vy, row_size, n_grouped, n_plain, -32, s, bs, nc, 32,
-                       [&](int x) { return w + (x / 4) * nb; },
-                       [&](int rows, const block_q8_0x4 * ws, const auto & a, const float * da, const int32_t * bias, float * out, int ncs) {
-                           rows_x_slice(rows, nb, ws, a, da, bias, out, bs, ncs);
-                       });
-    return true;
+    return gemm<kernel>(n, s, bs, vx, vy, row_size, n_grouped, n_plain, nc);
 }
 
 bool flexi_gemm_q8_0_4x8_q8_0_available(void) {
