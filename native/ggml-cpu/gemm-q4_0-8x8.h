@@ -1,8 +1,9 @@
 #pragma once
 
 // The products of Q4_0 weights in the CPU backend's repacked 8x8 layout (CPU_REPACK) on x86,
-// for every row count, in place of upstream's GEMM and GEMV for that layout (patch 0012 hooks it
-// into repack.cpp's MUL_MAT and one-expert MUL_MAT_ID). Upstream sign-extends the nibbles and
+// from two rows up, in place of upstream's GEMM for that layout (patch 0012 hooks it into
+// repack.cpp's MUL_MAT and one-expert MUL_MAT_ID; a single token stays with upstream's GEMV,
+// which decodes it 5-8 % faster here). Upstream sign-extends the nibbles and
 // multiplies signed by signed, which takes three extra instructions per integer dot; here the
 // nibbles stay unsigned against the signed activations (one dot instruction per 32 or 64
 // products, the offset of 8 restored from each block's activation sum), and each weight block
