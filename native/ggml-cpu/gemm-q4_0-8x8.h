@@ -8,7 +8,7 @@
 // nibbles stay unsigned against the signed activations (one dot instruction per 32 or 64
 // products, the offset of 8 restored from each block's activation sum), and each weight block
 // is read once for four rows. On the 2-core development machine (AVX512-VNNI) this made 4 rows
-// cost 1.3x one row instead of 2.3x (DMTD's refilling heads) and prefill 1.9x faster.
+// through DMTD's thinking layers cost 1.6x one row instead of 2.4x and prefill 1.9x faster.
 
 #include <cstddef>
 #include <cstdint>
