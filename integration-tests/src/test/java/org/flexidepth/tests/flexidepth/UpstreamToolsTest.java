@@ -33,6 +33,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.IntSummaryStatistics;
 import java.util.List;
+import java.util.Locale;
 import java.util.concurrent.CompletableFuture;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -214,12 +215,19 @@ class UpstreamToolsTest {
         Path exe = tool("llama-bench");
         Path model = RealModels.stories260K();
         Path plugin = storiesPlugin();
-        Process ok = new ProcessBuilder(exe.toString(), "-m", model.toString(), "--flexidepth", plugin.toString(), "--flexidepth-tau", "0.5",
+        Process ok = new ProcessBuilder(exe.toString(), "-m", model.toString(), "--flexidepth", plugin.toString(),
                 "-p", "16", "-n", "4", "-r", "1", "-t", "2", "-o", "json").redirectErrorStream(false).start();
         String out = new String(ok.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
         String err = new String(ok.getErrorStream().readAllBytes(), StandardCharsets.UTF_8);
         assertEquals(0, ok.waitFor(), err);
         assertEquals(2, JSON.readTree(out).size(), "a prompt and a generation test: " + out);
+        // without --flexidepth-tau and --flexidepth-mode: the plug-in's own threshold, AUTO
+        assertTrue(err.contains(String.format(Locale.ROOT, "threshold %.3f, mode auto", TAU)), err);
+        Process set = new ProcessBuilder(exe.toString(), "-m", model.toString(), "--flexidepth", plugin.toString(), "--flexidepth-tau", "0.25",
+                "--flexidepth-mode", "masked", "-p", "4", "-n", "0", "-r", "1", "-t", "2").redirectErrorStream(true).start();
+        String setOut = new String(set.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertEquals(0, set.waitFor(), setOut);
+        assertTrue(setOut.contains("threshold 0.250, mode masked"), setOut);
         // a plug-in built for another model is refused with the loader's reason
         Path other = dir.resolve("other.gguf");
         RandomFixtures.writePlugin(other, new RandomFixtures.Shape(5, 96, 8, 4, 172, 512, 512), 17, List.of(1, 2), 8, 16, TAU, null, GgmlType.F32);
