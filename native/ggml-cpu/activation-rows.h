@@ -31,6 +31,17 @@ struct rows_plain {
     ggml_half d(int r, int b) const { return blk(r, b).d; }
 };
 
+// where the product's rows go: row r to row map[r] of s (row r without a map), bs floats apart;
+// with a map the masked product writes its running rows straight to their tokens' rows
+struct out_rows {
+    float *         s;
+    size_t          bs;
+    const int64_t * map;
+    float * row(int r) const { return s + (size_t) (map ? map[r] : r) * bs; }
+    // rows r0.. from column x on
+    out_rows at(int r0, int x) const { return map ? out_rows{ s + x, bs, map + r0 } : out_rows{ s + (size_t) r0 * bs + x, bs, nullptr }; }
+};
+
 inline int64_t load8(const int8_t * p) {
     int64_t v;
     memcpy(&v, p, sizeof(v));
@@ -62,7 +73,7 @@ void prepare_rows(int rows, int nb, const L & a, int32_t bias_scale, float * da,
 // row group reads them; weight_slice(x) is where column x's weights start
 template <typename Kernel, typename Weights>
 void rows_times_columns(int nb, const void * vy, size_t row_size, int n_grouped, int n_plain, int32_t bias_scale,
-                        float * s, size_t bs, int nc, int slice, Weights weight_slice, Kernel kernel) {
+                        const out_rows & o, int nc, int slice, Weights weight_slice, Kernel kernel) {
     const int                                nr = n_grouped + n_plain;
     const rows_plain                         plain{ (const char *) vy + (size_t) n_grouped * row_size, row_size };
     static thread_local std::vector<float>   da;
@@ -78,11 +89,11 @@ void rows_times_columns(int nb, const void * vy, size_t row_size, int n_grouped,
         const int ncs = nc - x < slice ? nc - x : slice;
         for (int g = 0; g < n_grouped / 4; ++g) {
             kernel(4, weight_slice(x), rows_grouped{ (const block_q8_0x4 *) vy + (size_t) g * nb }, da.data() + 4 * g * nb,
-                   bias.data() + 4 * g * nb, s + (size_t) 4 * g * bs + x, ncs);
+                   bias.data() + 4 * g * nb, o.at(4 * g, x), ncs);
         }
         if (n_plain > 0) {
             kernel(n_plain, weight_slice(x), plain, da.data() + n_grouped * nb, bias.data() + n_grouped * nb,
-                   s + (size_t) n_grouped * bs + x, ncs);
+                   o.at(n_grouped, x), ncs);
         }
     }
 }
@@ -91,14 +102,14 @@ void rows_times_columns(int nb, const void * vy, size_t row_size, int n_grouped,
 // then single groups. K names its weight block type (block) and K::columns<R, G> computes R rows
 // times G groups.
 template <typename K, int R, typename L>
-void rows_x_slice(int nb, const typename K::block * w, const L & a, const float * da, const int32_t * bias, float * s,
-                  size_t bs, int nc) {
+void rows_x_slice(int nb, const typename K::block * w, const L & a, const float * da, const int32_t * bias,
+                  const out_rows & o, int nc) {
     int x = 0;
     for (; x + K::cols * K::groups <= nc; x += K::cols * K::groups) {
-        K::template columns<R, K::groups>(nb, w + (x / K::cols) * nb, a, da, bias, s + x, bs);
+        K::template columns<R, K::groups>(nb, w + (x / K::cols) * nb, a, da, bias, o.at(0, x));
     }
     for (; x < nc; x += K::cols) {
-        K::template columns<R, 1>(nb, w + (x / K::cols) * nb, a, da, bias, s + x, bs);
+        K::template columns<R, 1>(nb, w + (x / K::cols) * nb, a, da, bias, o.at(0, x));
     }
 }
 
@@ -106,21 +117,22 @@ void rows_x_slice(int nb, const typename K::block * w, const L & a, const float 
 // outside them), K::bias_scale per lane times each block's activation sum restoring the
 // weights' offset.
 template <typename K>
-bool gemm(int n, float * s, size_t bs, const void * vx, const void * vy, size_t row_size, int n_grouped, int n_plain, int nc) {
+bool gemm(int n, float * s, size_t bs, const int64_t * rows, const void * vx, const void * vy, size_t row_size, int n_grouped,
+          int n_plain, int nc) {
     if (n % QK8_0 != 0 || nc % K::cols != 0 || n_grouped % 4 != 0 || n_plain < 0 || n_plain > 3) {
         return false;
     }
     const int nb = n / QK8_0;
     const auto * w = (const typename K::block *) vx;
-    rows_times_columns(nb, vy, row_size, n_grouped, n_plain, K::bias_scale, s, bs, nc, K::slice,
+    rows_times_columns(nb, vy, row_size, n_grouped, n_plain, K::bias_scale, out_rows{ s, bs, rows }, nc, K::slice,
                        [&](int x) { return w + (x / K::cols) * nb; },
-                       [&](int rows, const typename K::block * ws, const auto & a, const float * da, const int32_t * bias,
-                           float * out, int ncs) {
-                           switch (rows) {
-                               case 1: rows_x_slice<K, 1>(nb, ws, a, da, bias, out, bs, ncs); break;
-                               case 2: rows_x_slice<K, 2>(nb, ws, a, da, bias, out, bs, ncs); break;
-                               case 3: rows_x_slice<K, 3>(nb, ws, a, da, bias, out, bs, ncs); break;
-                               default: rows_x_slice<K, 4>(nb, ws, a, da, bias, out, bs, ncs); break;
+                       [&](int n_rows, const typename K::block * ws, const auto & a, const float * da, const int32_t * bias,
+                           const out_rows & out, int ncs) {
+                           switch (n_rows) {
+                               case 1: rows_x_slice<K, 1>(nb, ws, a, da, bias, out, ncs); break;
+                               case 2: rows_x_slice<K, 2>(nb, ws, a, da, bias, out, ncs); break;
+                               case 3: rows_x_slice<K, 3>(nb, ws, a, da, bias, out, ncs); break;
+                               default: rows_x_slice<K, 4>(nb, ws, a, da, bias, out, ncs); break;
                            }
                        });
     return true;

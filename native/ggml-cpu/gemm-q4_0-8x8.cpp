@@ -30,7 +30,7 @@ inline __m512i dot_u8s8(__m512i acc, __m512i u, __m512i s) {
 // group's 16 lanes in one register
 template <int R, int G, typename L>
 void rows_x_columns(int nb, const block_q4_0x8 * w, const L & a, const float * da, const int32_t * bias,
-                    float * s, size_t bs) {
+                    const out_rows & o) {
     const __m512i low  = _mm512_set1_epi8(0x0F);
     const __m512i flip = _mm512_set1_epi8((char) 0x88);
     const __m512i pair = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
@@ -75,7 +75,7 @@ void rows_x_columns(int nb, const block_q4_0x8 * w, const L & a, const float * d
         for (int r = 0; r < R; ++r) {
             const __m256 v = _mm256_add_ps(_mm512_castps512_ps256(_mm512_permutexvar_ps(even, acc[g][r])),
                                            _mm512_castps512_ps256(_mm512_permutexvar_ps(odd, acc[g][r])));
-            _mm256_storeu_ps(s + r * bs + g * 8, v);
+            _mm256_storeu_ps(o.row(r) + g * 8, v);
         }
     }
 }
@@ -99,7 +99,7 @@ inline __m256i dot_u8s8(__m256i acc, __m256i u, __m256i s) {
 // and 64-95 of the repacked block) and 4-7 (bytes 32-63 and 96-127)
 template <int R, int G, typename L>
 void rows_x_columns(int nb, const block_q4_0x8 * w, const L & a, const float * da, const int32_t * bias,
-                    float * s, size_t bs) {
+                    const out_rows & o) {
     static_assert(G == 1, "one group of 8 columns per pass");
     const __m256i low   = _mm256_set1_epi8(0x0F);
     const __m256i flip  = _mm256_set1_epi8((char) 0x88);
@@ -135,7 +135,7 @@ void rows_x_columns(int nb, const block_q4_0x8 * w, const L & a, const float * d
     // hadd gives columns 0, 1, 4, 5 | 2, 3, 6, 7
     const __m256i order = _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7);
     for (int r = 0; r < R; ++r) {
-        _mm256_storeu_ps(s + r * bs, _mm256_permutevar8x32_ps(_mm256_hadd_ps(acc[0][r], acc[1][r]), order));
+        _mm256_storeu_ps(o.row(r), _mm256_permutevar8x32_ps(_mm256_hadd_ps(acc[0][r], acc[1][r]), order));
     }
 }
 
@@ -152,16 +152,16 @@ struct kernel {
     static constexpr int     slice      = 64; // columns whose weights stay in cache while every row group reads them
 
     template <int R, int G, typename L>
-    static void columns(int nb, const block * w, const L & a, const float * da, const int32_t * bias, float * s, size_t bs) {
-        rows_x_columns<R, G>(nb, w, a, da, bias, s, bs);
+    static void columns(int nb, const block * w, const L & a, const float * da, const int32_t * bias, const out_rows & o) {
+        rows_x_columns<R, G>(nb, w, a, da, bias, o);
     }
 };
 
 } // namespace
 
-bool flexi_gemm_q4_0_8x8_q8_0(int n, float * s, size_t bs, const void * vx, const void * vy, size_t row_size,
-                              int n_grouped, int n_plain, int nc) {
-    return gemm<kernel>(n, s, bs, vx, vy, row_size, n_grouped, n_plain, nc);
+bool flexi_gemm_q4_0_8x8_q8_0(int n, float * s, size_t bs, const int64_t * rows, const void * vx, const void * vy,
+                              size_t row_size, int n_grouped, int n_plain, int nc) {
+    return gemm<kernel>(n, s, bs, rows, vx, vy, row_size, n_grouped, n_plain, nc);
 }
 
 bool flexi_gemm_q4_0_8x8_q8_0_available(void) {
@@ -170,7 +170,7 @@ bool flexi_gemm_q4_0_8x8_q8_0_available(void) {
 
 #else
 
-bool flexi_gemm_q4_0_8x8_q8_0(int, float *, size_t, const void *, const void *, size_t, int, int, int) {
+bool flexi_gemm_q4_0_8x8_q8_0(int, float *, size_t, const int64_t *, const void *, const void *, size_t, int, int, int) {
     return false;
 }
 

@@ -16,8 +16,8 @@ using namespace flexi_repack;
 // as unsigned (w ^ 0x80 = w + 128), one dpbusd per 64 products, and -128 * the block's activation
 // sum, a quarter of it in each of the column's lanes, takes the 128 back.
 template <int R, int G, typename L>
-void rows_x_columns(int nb, const block_q8_0x4 * w, const L & a, const float * da, const int32_t * bias, float * s,
-                    size_t bs) {
+void rows_x_columns(int nb, const block_q8_0x4 * w, const L & a, const float * da, const int32_t * bias,
+                    const out_rows & o) {
     const __m512i flip = _mm512_set1_epi8((char) 0x80);
     const __m512i quad = _mm512_set_epi32(3, 3, 2, 2, 1, 1, 0, 0, 3, 3, 2, 2, 1, 1, 0, 0);
     __m512        acc[G][R];
@@ -54,7 +54,7 @@ void rows_x_columns(int nb, const block_q8_0x4 * w, const L & a, const float * d
         for (int r = 0; r < R; ++r) {
             const __m512 t = _mm512_add_ps(acc[g][r], _mm512_permute_ps(acc[g][r], 0xB1)); // pairs, in the even lanes
             const __m256 u = _mm256_add_ps(_mm512_castps512_ps256(t), _mm512_extractf32x8_ps(t, 1));
-            _mm_storeu_ps(s + r * bs + g * 4, _mm256_castps256_ps128(_mm256_permutevar8x32_ps(u, even)));
+            _mm_storeu_ps(o.row(r) + g * 4, _mm256_castps256_ps128(_mm256_permutevar8x32_ps(u, even)));
         }
     }
 }
@@ -68,16 +68,16 @@ struct kernel {
     static constexpr int     slice      = 32; // columns whose weights stay in cache while every row group reads them
 
     template <int R, int G, typename L>
-    static void columns(int nb, const block * w, const L & a, const float * da, const int32_t * bias, float * s, size_t bs) {
-        rows_x_columns<R, G>(nb, w, a, da, bias, s, bs);
+    static void columns(int nb, const block * w, const L & a, const float * da, const int32_t * bias, const out_rows & o) {
+        rows_x_columns<R, G>(nb, w, a, da, bias, o);
     }
 };
 
 } // namespace
 
-bool flexi_gemm_q8_0_4x8_q8_0(int n, float * s, size_t bs, const void * vx, const void * vy, size_t row_size,
-                              int n_grouped, int n_plain, int nc) {
-    return gemm<kernel>(n, s, bs, vx, vy, row_size, n_grouped, n_plain, nc);
+bool flexi_gemm_q8_0_4x8_q8_0(int n, float * s, size_t bs, const int64_t * rows, const void * vx, const void * vy,
+                              size_t row_size, int n_grouped, int n_plain, int nc) {
+    return gemm<kernel>(n, s, bs, rows, vx, vy, row_size, n_grouped, n_plain, nc);
 }
 
 bool flexi_gemm_q8_0_4x8_q8_0_available(void) {
@@ -86,7 +86,7 @@ bool flexi_gemm_q8_0_4x8_q8_0_available(void) {
 
 #else
 
-bool flexi_gemm_q8_0_4x8_q8_0(int, float *, size_t, const void *, const void *, size_t, int, int, int) {
+bool flexi_gemm_q8_0_4x8_q8_0(int, float *, size_t, const int64_t *, const void *, const void *, size_t, int, int, int) {
     return false;
 }
 

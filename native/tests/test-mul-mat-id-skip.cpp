@@ -77,7 +77,8 @@ static void run_case(ggml_backend_t backend, ggml_backend_buffer_type_t buft, co
     for (auto & v : x) v = dist(rng);
     std::vector<int32_t> ids(n_tokens);
     for (int t = 0; t < n_tokens; ++t) {
-        ids[t] = (t + 0.5) / n_tokens < skip_ratio ? -1 : 0; // deterministic share of skipped tokens
+        // a deterministic share of skipped tokens, scattered (5 is coprime with every n_tokens)
+        ids[t] = ((t * 5 + 2) % n_tokens + 0.5) / n_tokens < skip_ratio ? -1 : 0;
     }
 
     // weights in `buft` (possibly repacked), everything else in a plain CPU buffer

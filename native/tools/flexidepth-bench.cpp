@@ -2,7 +2,8 @@
 // plug-in, at forced skip patterns that override the routers (so that speed can be measured
 // independently of router weights), and with direct multi-token decoding at several cycles,
 // interleaved in one run. For each configuration it prints prefill and decode tokens/s, layers per
-// token, and the ideal decode speedup computed from the bytes of weights a token reads.
+// token, and the ideal speedups of a forced pattern: decode's from the bytes of weights a token
+// reads, prefill's from the elements of the weights its products multiply.
 //
 // usage: llama-flexidepth-bench -m MODEL [--flexidepth PLUGIN] [--tau 0.5] [--mode auto|masked|dense]
 //          [--skip-ratios 0,0.25,0.5,1] [--skip-layers L,L,...] [-p 128] [-n 64] [-r 3] [-t THREADS]
@@ -69,15 +70,17 @@ static void quiet(enum ggml_log_level level, const char * text, void *) {
     if (level == GGML_LOG_LEVEL_ERROR) fputs(text, stderr);
 }
 
-// Bytes of weights per layer that a token reads: [layer] -> (skippable: Wq, Wo, FFN; always: the
-// rest), and of the skippable the FFN's share (an attention-only family skips the rest of them)
+// Weights per layer that a token reads, in bytes (decode's cost) or in elements (the products'
+// work, prefill's cost): [layer] -> (skippable: Wq, Wo, FFN; always: the rest), of the skippable
+// the FFN's share (an attention-only family skips the rest of them), and the plug-in's router as
+// it runs (W_head W_up folded into one vector at load) and adapter as the file stores it
 struct weight_bytes {
     std::vector<double> skippable, always, ffn;
     double other = 0; // output head, norms: read once per token
-    std::map<int, double> plugin_router; // adapters: as loaded (llama_adapter_flexidepth_adapter_nbytes)
+    std::map<int, double> plugin_router, plugin_adapter;
 };
 
-static weight_bytes read_weight_bytes(const char * model, const char * plugin) {
+static weight_bytes read_weights(const char * model, const char * plugin, bool elements) {
     weight_bytes wb;
     auto scan = [&](const char * path, bool is_plugin) {
         gguf_init_params p = { true, nullptr };
@@ -85,14 +88,22 @@ static weight_bytes read_weight_bytes(const char * model, const char * plugin) {
         if (!g) { fprintf(stderr, "cannot read %s\n", path); exit(1); }
         for (int64_t i = 0; i < gguf_get_n_tensors(g); ++i) {
             const std::string name = gguf_get_tensor_name(g, i);
-            const double bytes = (double) gguf_get_tensor_size(g, i);
+            const ggml_type type = gguf_get_tensor_type(g, i);
+            const double bytes = (double) gguf_get_tensor_size(g, i) / (elements ? ggml_type_size(type) / (double) ggml_blck_size(type) : 1.0);
             int il = -1;
             char kind[64] = {0};
             if (sscanf(name.c_str(), "blk.%d.%63[^.]", &il, kind) == 2) {
                 if ((int) wb.skippable.size() <= il) { wb.skippable.resize(il + 1); wb.always.resize(il + 1); wb.ffn.resize(il + 1); }
                 const std::string k = kind;
                 if (is_plugin) {
-                    wb.plugin_router[il] += k.rfind("fd_router", 0) == 0 ? bytes : 0;
+                    if (k == "fd_router_norm") {
+                        // the folded vector has the norm's length, in F32
+                        wb.plugin_router[il] += bytes * (1 + (elements ? 1.0 : 4.0 / ggml_type_size(type)));
+                    } else if (k == "fd_router_down" || k == "fd_router_bias") {
+                        wb.plugin_router[il] += bytes;
+                    } else if (k.rfind("fd_adapter", 0) == 0) {
+                        wb.plugin_adapter[il] += bytes;
+                    }
                 } else if (k == "attn_q" || k == "attn_output" || k == "ffn_gate" || k == "ffn_up" || k == "ffn_down") {
                     wb.skippable[il] += bytes;
                     wb.ffn[il] += k.rfind("ffn_", 0) == 0 ? bytes : 0;
@@ -295,36 +306,47 @@ int main(int argc, char ** argv) {
         }
     }
 
-    const weight_bytes wb = read_weight_bytes(model_path.c_str(), fd ? plugin_path.c_str() : nullptr);
-    double full = wb.other;
-    for (int l = 0; l < n_layer; ++l) full += wb.skippable[l] + wb.always[l];
-    const double base_tg = mean(results[0].tg_tps);
+    const weight_bytes wb = read_weights(model_path.c_str(), fd ? plugin_path.c_str() : nullptr, false);
+    const weight_bytes we = read_weights(model_path.c_str(), fd ? plugin_path.c_str() : nullptr, true);
+    // what a token costs with every layer running, and with a forced skip pattern: decode by the
+    // bytes it reads (adapters as loaded), prefill by its products' elements (the output head
+    // once per prompt)
+    auto cost = [&](const weight_bytes & w, const config & cfg, bool bytes) {
+        double c = bytes ? w.other : w.other / std::max(n_prompt, 1);
+        for (int l = 0; l < n_layer; ++l) c += w.skippable[l] + w.always[l];
+        for (int r = 0; cfg.plugin && r < (int) cfg.forced.size(); ++r) {
+            const int l = llama_adapter_flexidepth_routed_layer(fd, r);
+            c += w.plugin_router.count(l) ? w.plugin_router.at(l) : 0;
+            if (cfg.forced[r] == 0) {
+                // what the plug-in's skip family leaves out (native/README.md)
+                const llama_flexidepth_skip family = llama_adapter_flexidepth_skip(fd);
+                c -= family == LLAMA_FLEXIDEPTH_SKIP_ATTENTION ? w.skippable[l] - w.ffn[l]
+                   : family == LLAMA_FLEXIDEPTH_SKIP_FFN ? w.ffn[l] : w.skippable[l];
+                c += bytes ? (double) llama_adapter_flexidepth_adapter_nbytes(cfg.stored_adapters ? fd_stored : fd, l)
+                           : (w.plugin_adapter.count(l) ? w.plugin_adapter.at(l) : 0);
+            }
+        }
+        return c;
+    };
+    const config none;
+    const double full = cost(wb, none, true), full_work = cost(we, none, false);
+    const double base_tg = mean(results[0].tg_tps), base_pp = mean(results[0].pp_tps);
     if (!json) {
         const ggml_type at = fd ? llama_adapter_flexidepth_adapter_type(fd, llama_adapter_flexidepth_routed_layer(fd, 0)) : GGML_TYPE_COUNT;
         printf("model %s, plug-in %s (skip %s, adapters %s), mode %s, %s weights, %d threads, prefill %d, decode %d, %d reps\n", model_path.c_str(),
                fd ? plugin_path.c_str() : "-", fd ? llama_flexidepth_skip_name(llama_adapter_flexidepth_skip(fd)) : "-",
                at == GGML_TYPE_COUNT ? "-" : ggml_type_name(at), mode.c_str(),
                repack ? "repacked" : "plain", threads, n_prompt, n_gen, reps);
-        printf("%-20s %14s %14s %8s %10s %10s %8s\n", "config", "prefill t/s", "decode t/s", "layers", "speedup", "ideal", "/ideal");
+        printf("%-20s %14s %8s %8s %14s %8s %8s %8s %7s\n", "config", "prefill t/s", "speedup", "ideal", "decode t/s", "layers",
+               "speedup", "ideal", "/ideal");
     }
     for (size_t c = 0; c < configs.size(); ++c) {
         const config & cfg = configs[c];
-        double ideal = 1.0;
+        // the ideals are those of a forced pattern (the routers' decisions vary per token)
+        double ideal = 1.0, ideal_pp = 1.0;
         if (cfg.plugin && !cfg.forced.empty()) {
-            double bytes = wb.other;
-            for (int l = 0; l < n_layer; ++l) bytes += wb.skippable[l] + wb.always[l];
-            for (int r = 0; r < n_routed; ++r) {
-                const int l = llama_adapter_flexidepth_routed_layer(fd, r);
-                bytes += wb.plugin_router.count(l) ? wb.plugin_router.at(l) : 0;
-                if (cfg.forced[r] == 0) {
-                    // what the plug-in's skip family leaves out (native/README.md)
-                    const llama_flexidepth_skip family = llama_adapter_flexidepth_skip(fd);
-                    bytes -= family == LLAMA_FLEXIDEPTH_SKIP_ATTENTION ? wb.skippable[l] - wb.ffn[l]
-                           : family == LLAMA_FLEXIDEPTH_SKIP_FFN ? wb.ffn[l] : wb.skippable[l];
-                    bytes += (double) llama_adapter_flexidepth_adapter_nbytes(cfg.stored_adapters ? fd_stored : fd, l);
-                }
-            }
-            ideal = full / bytes;
+            ideal = full / cost(wb, cfg, true);
+            ideal_pp = full_work / cost(we, cfg, false);
         }
         if (cfg.dmtd_cycle > 0) {
             // a cycle reads every layer once and the decoding layers tau-1 more times (SPEC section 6)
@@ -332,17 +354,18 @@ int main(int argc, char ** argv) {
             for (int l = dmtd_thinking; l < n_layer; ++l) mid += wb.skippable[l] + wb.always[l];
             ideal = full / ((full + (cfg.dmtd_cycle - 1) * mid) / cfg.dmtd_cycle);
         }
-        const double speedup = mean(results[c].tg_tps) / base_tg;
+        const double speedup = mean(results[c].tg_tps) / base_tg, speedup_pp = mean(results[c].pp_tps) / base_pp;
         if (json) {
             printf("{\"config\":\"%s\",\"mode\":\"%s\",\"skip_ratio\":%.3f,\"prefill_tps\":%.3f,\"prefill_sd\":%.3f,"
+                   "\"prefill_speedup\":%.4f,\"prefill_ideal_speedup\":%.4f,"
                    "\"decode_tps\":%.3f,\"decode_sd\":%.3f,\"layers_per_token\":%.3f,\"decode_speedup\":%.4f,\"ideal_speedup\":%.4f,\"full_step_ms\":%.3f,\"mid_step_ms\":%.3f}\n",
-                   cfg.name.c_str(), mode.c_str(), cfg.skip_ratio, mean(results[c].pp_tps), stdev(results[c].pp_tps),
+                   cfg.name.c_str(), mode.c_str(), cfg.skip_ratio, mean(results[c].pp_tps), stdev(results[c].pp_tps), speedup_pp, ideal_pp,
                    mean(results[c].tg_tps), stdev(results[c].tg_tps), mean(results[c].layers), speedup, ideal,
                    results[c].n_full ? results[c].full_ms / results[c].n_full : 0.0, results[c].n_mid ? results[c].mid_ms / results[c].n_mid : 0.0);
         } else {
-            printf("%-20s %8.1f ±%4.1f %8.2f ±%4.2f %8.2f %9.3fx %9.3fx %7.0f%%\n", cfg.name.c_str(),
-                   mean(results[c].pp_tps), stdev(results[c].pp_tps), mean(results[c].tg_tps), stdev(results[c].tg_tps),
-                   mean(results[c].layers), speedup, ideal, 100.0 * speedup / ideal);
+            printf("%-20s %8.1f ±%4.1f %7.3fx %7.3fx %8.2f ±%4.2f %8.2f %7.3fx %7.3fx %6.0f%%\n", cfg.name.c_str(),
+                   mean(results[c].pp_tps), stdev(results[c].pp_tps), speedup_pp, ideal_pp, mean(results[c].tg_tps),
+                   stdev(results[c].tg_tps), mean(results[c].layers), speedup, ideal, 100.0 * speedup / ideal);
             if (results[c].n_full > 0 && results[c].n_mid > 0) {
                 // where a cycle's time goes: a refilling head runs tau rows through the thinking layers
                 printf("%-20s full step %.2f ms, decoding-only step %.2f ms (no DMTD: %.2f ms a token)\n", "",
