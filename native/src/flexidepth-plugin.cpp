@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <set>
+#include <string>
 #include <vector>
 
 namespace {
@@ -87,15 +88,21 @@ ggml_tensor * expect_tensor(ggml_context * meta, int il, const flexidepth_format
 // tokens only); a backend without the feature would read out of bounds on an id of -1.
 enum class skip_support { none, single_token, all };
 
-skip_support declared_skip_support(ggml_backend_dev_t dev) {
-    ggml_backend_reg_t reg = ggml_backend_dev_backend_reg(dev);
+// the value of a feature the device's backend declares, nullptr where it declares none such
+const char * backend_feature(ggml_backend_dev_t dev, const char * name) {
+    ggml_backend_reg_t reg = dev ? ggml_backend_dev_backend_reg(dev) : nullptr;
     auto get_features = reg ? (ggml_backend_get_features_t) ggml_backend_reg_get_proc_address(reg, "ggml_backend_get_features") : nullptr;
     for (const ggml_backend_feature * f = get_features ? get_features(reg) : nullptr; f && f->name; ++f) {
-        if (strcmp(f->name, "MUL_MAT_ID_SKIP") == 0) {
-            return strcmp(f->value, "1") == 0 ? skip_support::all : skip_support::single_token;
+        if (strcmp(f->name, name) == 0) {
+            return f->value;
         }
     }
-    return skip_support::none;
+    return nullptr;
+}
+
+skip_support declared_skip_support(ggml_backend_dev_t dev) {
+    const char * v = backend_feature(dev, "MUL_MAT_ID_SKIP");
+    return v == nullptr ? skip_support::none : strcmp(v, "1") == 0 ? skip_support::all : skip_support::single_token;
 }
 
 // Whether the buffer holding w runs that product at all. Not every weight layout has it: the
@@ -127,9 +134,23 @@ skip_support runs_masked_mul_mat(const ggml_tensor * w) {
 }
 
 // Whether w's buffer computes a one-expert masked product over a batch as a GEMM of the running
-// rows only: the CPU's repacked layouts do (patch 0012); elsewhere a batch runs a product per row.
+// rows only: the CPU's repacked layouts do (patch 0012), and its plain buffer for the types its
+// backend lists as MUL_MAT_ID_GEMM (patch 0019); elsewhere a batch runs a product per row.
+bool in_buffer_named(const ggml_tensor * w, const char * name) {
+    return w->buffer != nullptr && strcmp(ggml_backend_buft_name(ggml_backend_buffer_get_type(w->buffer)), name) == 0;
+}
+
 bool compacts_batches(const ggml_tensor * w) {
-    return w->buffer != nullptr && strcmp(ggml_backend_buft_name(ggml_backend_buffer_get_type(w->buffer)), "CPU_REPACK") == 0;
+    if (in_buffer_named(w, "CPU_REPACK")) {
+        return true;
+    }
+    // the plain CPU buffer, allocated or mapped from the model file
+    const char * types = in_buffer_named(w, "CPU") || in_buffer_named(w, "CPU_Mapped") ? backend_feature(ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU), "MUL_MAT_ID_GEMM") : nullptr;
+    if (types == nullptr) {
+        return false;
+    }
+    const std::string list = std::string(",") + types + ",";
+    return list.find(std::string(",") + ggml_type_name(w->type) + ",") != std::string::npos;
 }
 
 // The CPU's repacked buffer type where it computes MUL_MAT of a weight typed and shaped as ne (the
@@ -139,7 +160,7 @@ bool compacts_batches(const ggml_tensor * w) {
 // device) or the layout has no such product. Repacked tensors cannot be read back; training,
 // which reads its adapters back, keeps them F32.
 ggml_backend_buffer_type_t repacked_buft_for(const ggml_tensor * base, ggml_backend_dev_t dev, ggml_type type, const int64_t * ne) {
-    if (base == nullptr || !compacts_batches(base) || dev == nullptr || ggml_backend_dev_type(dev) != GGML_BACKEND_DEVICE_TYPE_CPU) {
+    if (base == nullptr || !in_buffer_named(base, "CPU_REPACK") || dev == nullptr || ggml_backend_dev_type(dev) != GGML_BACKEND_DEVICE_TYPE_CPU) {
         return nullptr;
     }
     auto get_extra = (ggml_backend_dev_get_extra_bufts_t) ggml_backend_reg_get_proc_address(ggml_backend_dev_backend_reg(dev),

@@ -15,9 +15,10 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * Prefill and multi-sequence batches in AUTO mode on a Q4_0 model in the CPU's repacked layout:
- * ubatches above the decode size compute Wq, Wo and the FFN for the running rows only (one GEMM
- * over the compacted rows, patch 0012) and the adapter densely. They must compute what DENSE
+ * Prefill and multi-sequence batches in AUTO mode: ubatches above the decode size compute Wq, Wo
+ * and the FFN for the running rows only and the adapter for the skipped rows only, as one GEMM
+ * over the compacted rows, on a Q4_0 model in the CPU's repacked layout (patch 0012) and on an
+ * F32 model in its plain buffer (llamafile's GEMM, patch 0019). They must compute what DENSE
  * computes (the oracle, itself checked against the f64 reference by FlexiDepthReferenceTest):
  * the same decisions, gates and logits, with the masked products really in the graphs.
  */
@@ -28,12 +29,24 @@ class CompactPrefillTest {
     Path dir;
 
     @Test
-    void largeUbatchesComputeWhatDenseComputes() throws Exception {
-        Path f32 = dir.resolve("model.gguf"), q4 = dir.resolve("model-q4_0.gguf"), plugin = dir.resolve("plugin.gguf");
+    void largeUbatchesInRepackedQ4_0ComputeWhatDenseComputes() throws Exception {
+        Path f32 = dir.resolve("model.gguf"), q4 = dir.resolve("model-q4_0.gguf");
         RandomFixtures.writeModel(f32, SHAPE, 11, GgmlType.F32);
         Process quantize = new ProcessBuilder(ProjectPaths.nativeBuild().resolve("bin/llama-quantize").toString(),
                 f32.toString(), q4.toString(), "Q4_0").redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
         assertEquals(0, quantize.waitFor(), "llama-quantize");
+        checkAgainstDense(q4);
+    }
+
+    @Test
+    void largeUbatchesInPlainF32ComputeWhatDenseComputes() throws Exception {
+        Path f32 = dir.resolve("model.gguf");
+        RandomFixtures.writeModel(f32, SHAPE, 11, GgmlType.F32);
+        checkAgainstDense(f32);
+    }
+
+    void checkAgainstDense(Path model) throws Exception {
+        Path plugin = dir.resolve("plugin.gguf");
         RandomFixtures.writePlugin(plugin, SHAPE, 17, List.of(1, 2, 3), 8, 16, TAU, null, GgmlType.F32);
 
         SplittableRandom r = new SplittableRandom(5);
@@ -50,10 +63,10 @@ class CompactPrefillTest {
         script.add(two.toString());
         script.add("batch 0:300 1:301");
 
-        EvalDriver.Run dense = EvalDriver.runLogged(q4, plugin, TAU, script, dir, EvalDriver.Mode.DENSE, List.of());
-        EvalDriver.Run auto = EvalDriver.runLogged(q4, plugin, TAU, script, dir, EvalDriver.Mode.AUTO, List.of());
+        EvalDriver.Run dense = EvalDriver.runLogged(model, plugin, TAU, script, dir, EvalDriver.Mode.DENSE, List.of());
+        EvalDriver.Run auto = EvalDriver.runLogged(model, plugin, TAU, script, dir, EvalDriver.Mode.AUTO, List.of());
         assertEquals(0, dense.mulMatIdNodes(), "DENSE computes every branch");
-        EvalDriver.Run prefillOnly = EvalDriver.runLogged(q4, plugin, TAU, script.subList(0, 1), dir, EvalDriver.Mode.AUTO, List.of());
+        EvalDriver.Run prefillOnly = EvalDriver.runLogged(model, plugin, TAU, script.subList(0, 1), dir, EvalDriver.Mode.AUTO, List.of());
         assertTrue(prefillOnly.mulMatIdNodes() > 0, "AUTO masks a 48-token ubatch: " + prefillOnly.log());
         assertEquals(dense.outputs().size(), auto.outputs().size());
         int skipped = 0, ran = 0;
