@@ -62,9 +62,11 @@ void rows_x_columns(int nb, const block_q4_0x8 * w, const L & a, const float * d
             const __m512   d  = _mm512_set1_ps(da[r * nb + b]);
             const __m512i  i0 = _mm512_set1_epi32(bias[r * nb + b]);
             for (int g = 0; g < G; ++g) {
-                // two chains of two: the dot's latency, not its throughput, bounds a few rows
-                const __m512i i = _mm512_add_epi32(dot_u8s8(dot_u8s8(i0, w0[g], a0), w2[g], a2),
-                                                   dot_u8s8(dot_u8s8(_mm512_setzero_si512(), w1[g], a1), w3[g], a3));
+                // a few rows: two chains of two, since the dot's latency, not its throughput,
+                // bounds them; from 3 rows on, enough chains run side by side for one of four
+                const __m512i i = R >= 3 ? dot_u8s8(dot_u8s8(dot_u8s8(dot_u8s8(i0, w0[g], a0), w1[g], a1), w2[g], a2), w3[g], a3)
+                                         : _mm512_add_epi32(dot_u8s8(dot_u8s8(i0, w0[g], a0), w2[g], a2),
+                                                            dot_u8s8(dot_u8s8(_mm512_setzero_si512(), w1[g], a1), w3[g], a3));
                 acc[g][r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i), _mm512_mul_ps(ws[g], d), acc[g][r]);
             }
         }
