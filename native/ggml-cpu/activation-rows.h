@@ -42,6 +42,18 @@ struct out_rows {
     out_rows at(int r0, int x) const { return map ? out_rows{ s + x, bs, map + r0 } : out_rows{ s + (size_t) r0 * bs + x, bs, nullptr }; }
 };
 
+// The weights 16 blocks on (block_q4_0x8 and block_q8_0x4 span three cache lines), asked for
+// while this block computes: a few rows' products are about as fast as memory, and without it
+// their loads and their arithmetic took turns (a DMTD head's 4 rows through the Q4_0 thinking
+// layers went from 1.67x to 1.5x one row's time, and 4 cached rows ran 10 % faster too).
+template <typename Block>
+inline void prefetch_ahead(const Block * blk) {
+    const char * ahead = (const char *) (blk + 16);
+    _mm_prefetch(ahead, _MM_HINT_T0);
+    _mm_prefetch(ahead + 64, _MM_HINT_T0);
+    _mm_prefetch(ahead + 128, _MM_HINT_T0);
+}
+
 inline int64_t load8(const int8_t * p) {
     int64_t v;
     memcpy(&v, p, sizeof(v));

@@ -45,6 +45,7 @@ void rows_x_columns(int nb, const block_q4_0x8 * w, const L & a, const float * d
         __m512  ws[G];
         for (int g = 0; g < G; ++g) {
             const block_q4_0x8 & blk = w[g * nb + b];
+            prefetch_ahead(&blk);
             const __m512i x0 = _mm512_xor_si512(_mm512_loadu_si512(blk.qs), flip);
             const __m512i x1 = _mm512_xor_si512(_mm512_loadu_si512(blk.qs + 64), flip);
             w0[g] = _mm512_and_si512(x0, low);
@@ -115,6 +116,7 @@ void rows_x_columns(int nb, const block_q4_0x8 * w, const L & a, const float * d
     }
     for (int b = 0; b < nb; ++b) {
         const block_q4_0x8 & blk = w[b];
+        prefetch_ahead(&blk);
         const __m256 d8 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *) blk.d));
         for (int h = 0; h < 2; ++h) {
             const __m256i x0 = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *) (blk.qs + 32 * h)), flip);

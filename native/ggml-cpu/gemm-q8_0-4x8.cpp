@@ -31,6 +31,7 @@ void rows_x_columns(int nb, const block_q8_0x4 * w, const L & a, const float * d
         __m512  ws[G];
         for (int g = 0; g < G; ++g) {
             const block_q8_0x4 & blk = w[g * nb + b];
+            prefetch_ahead(&blk);
             w01[g] = _mm512_xor_si512(_mm512_loadu_si512(blk.qs), flip);
             w23[g] = _mm512_xor_si512(_mm512_loadu_si512(blk.qs + 64), flip);
             ws[g]  = _mm512_permutexvar_ps(quad, _mm512_castps128_ps512(_mm_cvtph_ps(_mm_loadl_epi64((const __m128i *) blk.d))));
