@@ -14,9 +14,10 @@
 #include <cstdint>
 
 // s[rows[r] * bs + c] (s[r * bs + c] where rows is NULL) = row r of the activations . column c of
-// the weights, for nc columns (a multiple of 8) of vx (block_q4_0x8, n / 32 blocks per group of 8 columns) and n_grouped + n_plain rows
-// of vy, as repack.cpp quantizes them: first n_grouped rows (a multiple of 4) in block_q8_0x4
-// groups, then n_plain (at most 3) rows of block_q8_0, row_size bytes each.
+// the weights, for nc columns (a multiple of 8) of vx (block_q4_0x8, n / 32 blocks per group of 8
+// columns) and n_grouped + n_plain rows of vy, as repack.cpp quantizes them: first n_grouped
+// rows (a multiple of 4) in block_q8_0x4 groups, then n_plain (at most 3) rows of block_q8_0,
+// row_size bytes each.
 // Returns false, writing nothing, where the arguments are outside that or this CPU variant has
 // no such kernel.
 bool flexi_gemm_q4_0_8x8_q8_0(int n, float * s, size_t bs, const int64_t * rows, const void * vx, const void * vy,

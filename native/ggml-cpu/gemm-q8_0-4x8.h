@@ -11,8 +11,9 @@
 #include <cstddef>
 #include <cstdint>
 
-// s[rows[r] * bs + c] (s[r * bs + c] where rows is NULL) = row r of the activations . column c of the weights, for nc columns (a multiple
-// of 4) of vx (block_q8_0x4, n / 32 blocks per group of 4 columns) and the rows of vy as in
+// s[rows[r] * bs + c] (s[r * bs + c] where rows is NULL) = row r of the activations . column c of
+// the weights, for nc columns (a multiple of 4) of vx (block_q8_0x4, n / 32 blocks per group of 4
+// columns) and the rows of vy as in
 // flexi_gemm_q4_0_8x8_q8_0 (gemm-q4_0-8x8.h). Returns false, writing nothing, where the arguments
 // are outside that or this CPU variant has no such kernel.
 bool flexi_gemm_q8_0_4x8_q8_0(int n, float * s, size_t bs, const int64_t * rows, const void * vx, const void * vy,

@@ -48,7 +48,7 @@ bool flexi_mul_mat_id_gemm(const ggml_compute_params * params, ggml_tensor * dst
     const int           nth  = params->nth;
     const int64_t       ne01 = src0->ne[1];
     // llamafile leaves single rows to the vec_dot path
-    if (n_rows < 2 || params->use_ref || ggml_type_size(vdt) == 0 || row_size % ggml_type_size(vdt) != 0) {
+    if (n_rows < 2 || params->use_ref) {
         return false;
     }
     char *  b = (char *) scratch;

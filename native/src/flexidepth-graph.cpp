@@ -235,8 +235,8 @@ ggml_tensor * llm_flexidepth_graph::mix_ffn(int il, ggml_tensor * ffn_out, ggml_
     ggml_context * ctx0 = g.ctx0;
     // Adapter(u) = down(silu(gate u) * up u); masked, it runs only for the skipped tokens
     // (ids 0 where run = 0, -1 where run = 1). In a large ubatch it runs densely unless its weights
-    // sit in a compacting layout (quantized adapters in the CPU's repacked buffer): in a plain
-    // buffer a masked batch would cost a product per row.
+    // sit where a masked batch is one GEMM of its rows (compacts_batches in flexidepth-plugin.cpp);
+    // elsewhere a masked batch would cost a product per row.
     const bool adapter_masked = rows != nullptr && (!large_dense || L->adapter_batches_compact);
     ggml_tensor * ids_skip = adapter_masked ? ggml_cast(ctx0, ggml_scale(ctx0, run, -1.0f), GGML_TYPE_I32) : nullptr;
     auto mm = [&](ggml_tensor * w, ggml_tensor * x) {

@@ -133,13 +133,13 @@ skip_support runs_masked_mul_mat(const ggml_tensor * w) {
     return ggml_backend_dev_supports_op(dev, op) ? declared : skip_support::none;
 }
 
-// Whether w's buffer computes a one-expert masked product over a batch as a GEMM of the running
-// rows only: the CPU's repacked layouts do (patch 0012), and its plain buffer for the types its
-// backend lists as MUL_MAT_ID_GEMM (patch 0019); elsewhere a batch runs a product per row.
 bool in_buffer_named(const ggml_tensor * w, const char * name) {
     return w->buffer != nullptr && strcmp(ggml_backend_buft_name(ggml_backend_buffer_get_type(w->buffer)), name) == 0;
 }
 
+// Whether w's buffer computes a one-expert masked product over a batch as a GEMM of the running
+// rows only: the CPU's repacked layouts do (patch 0012), and its plain buffer for the types its
+// backend lists as MUL_MAT_ID_GEMM (patch 0019); elsewhere a batch runs a product per row.
 bool compacts_batches(const ggml_tensor * w) {
     if (in_buffer_named(w, "CPU_REPACK")) {
         return true;

@@ -35,11 +35,12 @@ struct llama_flexidepth_layer {
     // feature, patch 0004); a layer that cannot stays DENSE
     bool maskable = true;
     bool maskable_batched = true;
-    // and whether those products cost a batch what its running rows cost (a compacting GEMM,
-    // patch 0012), so that AUTO masks prefill too
+    // and whether those products cost a batch what its running rows cost (a compacting GEMM:
+    // the CPU's repacked layouts, patch 0012, or its plain buffer, patch 0019), so that AUTO masks
+    // prefill too
     bool masked_batches_compact = true;
-    // whether the adapter's own products do (quantized adapters in the CPU's repacked layouts):
-    // then large ubatches compute it for the skipped rows only, as single tokens do
+    // whether the adapter's own products do: then large ubatches compute it for the skipped rows
+    // only, as single tokens do
     bool adapter_batches_compact = false;
     // W_head W_up folded at load time ([d_r, 1], F32): with no nonlinearity between them it is the
     // same function for half the router's work (SPEC section 2); training keeps the two

@@ -75,6 +75,7 @@ static void quiet(enum ggml_log_level level, const char * text, void *) {
 // the FFN's share (an attention-only family skips the rest of them), and the plug-in's router as
 // it runs (W_head W_up folded into one vector at load) and adapter as the file stores it
 struct weight_bytes {
+    bool elements = false;
     std::vector<double> skippable, always, ffn;
     double other = 0; // output head, norms: read once per token
     std::map<int, double> plugin_router, plugin_adapter;
@@ -82,6 +83,7 @@ struct weight_bytes {
 
 static weight_bytes read_weights(const char * model, const char * plugin, bool elements) {
     weight_bytes wb;
+    wb.elements = elements;
     auto scan = [&](const char * path, bool is_plugin) {
         gguf_init_params p = { true, nullptr };
         gguf_context * g = gguf_init_from_file(path, p);
@@ -311,8 +313,8 @@ int main(int argc, char ** argv) {
     // what a token costs with every layer running, and with a forced skip pattern: decode by the
     // bytes it reads (adapters as loaded), prefill by its products' elements (the output head
     // once per prompt)
-    auto cost = [&](const weight_bytes & w, const config & cfg, bool bytes) {
-        double c = bytes ? w.other : w.other / std::max(n_prompt, 1);
+    auto cost = [&](const weight_bytes & w, const config & cfg) {
+        double c = w.elements ? w.other / std::max(n_prompt, 1) : w.other;
         for (int l = 0; l < n_layer; ++l) c += w.skippable[l] + w.always[l];
         for (int r = 0; cfg.plugin && r < (int) cfg.forced.size(); ++r) {
             const int l = llama_adapter_flexidepth_routed_layer(fd, r);
@@ -322,14 +324,14 @@ int main(int argc, char ** argv) {
                 const llama_flexidepth_skip family = llama_adapter_flexidepth_skip(fd);
                 c -= family == LLAMA_FLEXIDEPTH_SKIP_ATTENTION ? w.skippable[l] - w.ffn[l]
                    : family == LLAMA_FLEXIDEPTH_SKIP_FFN ? w.ffn[l] : w.skippable[l];
-                c += bytes ? (double) llama_adapter_flexidepth_adapter_nbytes(cfg.stored_adapters ? fd_stored : fd, l)
-                           : (w.plugin_adapter.count(l) ? w.plugin_adapter.at(l) : 0);
+                c += w.elements ? (w.plugin_adapter.count(l) ? w.plugin_adapter.at(l) : 0)
+                                : (double) llama_adapter_flexidepth_adapter_nbytes(cfg.stored_adapters ? fd_stored : fd, l);
             }
         }
         return c;
     };
     const config none;
-    const double full = cost(wb, none, true), full_work = cost(we, none, false);
+    const double full = cost(wb, none), full_work = cost(we, none);
     const double base_tg = mean(results[0].tg_tps), base_pp = mean(results[0].pp_tps);
     if (!json) {
         const ggml_type at = fd ? llama_adapter_flexidepth_adapter_type(fd, llama_adapter_flexidepth_routed_layer(fd, 0)) : GGML_TYPE_COUNT;
@@ -345,8 +347,8 @@ int main(int argc, char ** argv) {
         // the ideals are those of a forced pattern (the routers' decisions vary per token)
         double ideal = 1.0, ideal_pp = 1.0;
         if (cfg.plugin && !cfg.forced.empty()) {
-            ideal = full / cost(wb, cfg, true);
-            ideal_pp = full_work / cost(we, cfg, false);
+            ideal = full / cost(wb, cfg);
+            ideal_pp = full_work / cost(we, cfg);
         }
         if (cfg.dmtd_cycle > 0) {
             // a cycle reads every layer once and the decoding layers tau-1 more times (SPEC section 6)
