@@ -51,6 +51,23 @@ bool flexi_mul_mat_id_gemm(const ggml_compute_params * params, ggml_tensor * dst
     if (n_rows < 2 || params->use_ref) {
         return false;
     }
+    // every token of one expert slot, in order (prefill where the whole batch runs the layer):
+    // the product reads src1 and writes dst where they are, nothing to gather or scatter
+    bool identity = n_rows == dst->ne[2] && src1->ne[1] == 1;
+    for (int64_t r = 0; identity && r < n_rows; ++r) {
+        identity = rows[2 * r] == 0 && rows[2 * r + 1] == r;
+    }
+    const size_t  vdt_size = ggml_type_size(vdt);
+    const size_t  b_stride = src1_packed ? row_size : src1->nb[2];
+    if (identity && b_stride % vdt_size == 0 && dst->nb[2] % sizeof(float) == 0) {
+        if (!llamafile_sgemm(params, ne01, n_rows, src0->ne[0] / ggml_blck_size(src0->type), src0_cur,
+                             src0->nb[1] / ggml_type_size(src0->type), src1_rows, b_stride / vdt_size, dst->data,
+                             dst->nb[2] / sizeof(float), src0->type, vdt, GGML_TYPE_F32)) {
+            return false;
+        }
+        ggml_barrier(params->threadpool);
+        return true;
+    }
     char *  b = (char *) scratch;
     float * c = (float *) (b + GGML_PAD(n_rows * row_size, 64));
     for (int64_t r = ith; r < n_rows; r += nth) {

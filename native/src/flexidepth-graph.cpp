@@ -1,5 +1,7 @@
 #include "flexidepth-graph.h"
 
+#include "flexidepth-fused-ops.h"
+
 #include "llama-batch.h"
 #include "llama-model.h"
 
@@ -136,10 +138,15 @@ ggml_tensor * flexidepth_attention_mask(const llm_graph_context & g, int il, ggm
                 return kq_mask; // the attention output of skipped rows must stay finite: keep reading
             }
             ggml_context * ctx0 = g.ctx0;
-            // log(1) = 0 keeps a run row, log(0) = -inf masks a skipped row; padding rows stay 0
-            ggml_tensor * bias = ggml_log(ctx0, rows->run);
-            bias = ggml_pad(ctx0, bias, 0, (int) (kq_mask->ne[1] - rows->run->ne[1]), 0, 0);
-            ggml_tensor * masked = ggml_add(ctx0, kq_mask, ggml_cast(ctx0, bias, kq_mask->type));
+            ggml_tensor * masked;
+            if (rows->kq_bias != nullptr && rows->kq_bias->ne[1] == kq_mask->ne[1]) {
+                masked = ggml_add(ctx0, kq_mask, rows->kq_bias); // the CPU adds F32 to F16
+            } else {
+                // log(1) = 0 keeps a run row, log(0) = -inf masks a skipped row; padding rows stay 0
+                ggml_tensor * bias = ggml_log(ctx0, rows->run);
+                bias = ggml_pad(ctx0, bias, 0, (int) (kq_mask->ne[1] - rows->run->ne[1]), 0, 0);
+                masked = ggml_add(ctx0, kq_mask, ggml_cast(ctx0, bias, kq_mask->type));
+            }
             // the CUDA backend scans a mask with this flag (patch 0004) at decode too
             masked->flags |= GGML_TENSOR_FLAG_MASK_SKIPS_ROWS;
             ggml_format_name(masked, "fd_kq_mask-%d", il);
@@ -152,32 +159,43 @@ ggml_tensor * flexidepth_attention_mask(const llm_graph_context & g, int il, ggm
 }
 
 void llm_flexidepth_graph::route(int il, ggml_tensor * z) {
-    gate = run = nullptr;
+    gate = run = ids_skip = nullptr;
     const llama_flexidepth_layer * L = fd ? fd->layer(il) : nullptr;
     if (L == nullptr) {
         return;
     }
     ggml_context * ctx0 = g.ctx0;
+    const size_t r_idx = inp->gates.size();
+    ggml_tensor * tau = ggml_view_2d(ctx0, inp->taus, 1, z->ne[1], sizeof(float), r_idx * inp->taus->nb[1]); // [1, n]
     ggml_tensor * r = ggml_mul_mat(ctx0, L->router_down, z);                 // [d_r, n]
-    r = ggml_rms_norm(ctx0, r, g.hparams.f_norm_rms_eps);
-    r = ggml_mul(ctx0, r, L->router_norm);
-    r = ggml_tanh(ctx0, r);
-    if (inp->binding->training) {
-        r = ggml_mul_mat(ctx0, L->router_up, r);                             // [d, n]
-        r = ggml_mul_mat(ctx0, L->router_head, r);                           // [1, n]
+    fused = masked && L->routes_fused;
+    flexidepth_fused_route f;
+    if (fused) {
+        f = flexidepth_fuse_route(ctx0, *L, r, tau, &model.hparams.f_norm_rms_eps);
+        gate = f.gate;
+        run = f.run;
+        ids_skip = f.ids_skip;
+        ggml_set_output(f.decision); // its gates are read back after compute
+        inp->gates.push_back(f.decision);
     } else {
-        r = ggml_mul_mat(ctx0, L->router_fused, r);                          // [1, n]: W_head W_up
+        r = ggml_rms_norm(ctx0, r, g.hparams.f_norm_rms_eps);
+        r = ggml_mul(ctx0, r, L->router_norm);
+        r = ggml_tanh(ctx0, r);
+        if (inp->binding->training) {
+            r = ggml_mul_mat(ctx0, L->router_up, r);                         // [d, n]
+            r = ggml_mul_mat(ctx0, L->router_head, r);                       // [1, n]
+        } else {
+            r = ggml_mul_mat(ctx0, L->router_fused, r);                      // [1, n]: W_head W_up
+        }
+        if (L->router_bias != nullptr) {
+            r = ggml_add(ctx0, r, L->router_bias);
+        }
+        gate = ggml_sigmoid(ctx0, r);
+        ggml_set_output(gate); // read back after compute: must not share memory with later nodes
+        inp->gates.push_back(gate);
+        run = ggml_step(ctx0, ggml_sub(ctx0, gate, tau)); // g > tau
     }
-    if (L->router_bias != nullptr) {
-        r = ggml_add(ctx0, r, L->router_bias);
-    }
-    gate = ggml_sigmoid(ctx0, r);
     g.cb(gate, "fd_gate", il);
-    ggml_set_output(gate); // read back after compute: must not share memory with later nodes
-    inp->gates.push_back(gate);
-    const size_t r_idx = inp->gates.size() - 1;
-    ggml_tensor * tau = ggml_view_2d(ctx0, inp->taus, 1, gate->ne[1], sizeof(float), r_idx * inp->taus->nb[1]); // [1, n]
-    run = ggml_step(ctx0, ggml_sub(ctx0, gate, tau)); // g > tau
     g.cb(run, "fd_run", il);
     inp->runs[il] = run;
     rows = nullptr;
@@ -189,7 +207,8 @@ void llm_flexidepth_graph::route(int il, ggml_tensor * z) {
         rows->il = il;
         rows->run = run;
         rows->exact_zeros = flexidepth_skips_attention(fd->skip) && model.layers[il].wo != nullptr && model.layers[il].wo_b == nullptr;
-        rows->ids_all = ids_where(ctx0, run);
+        rows->ids_all = fused ? f.ids_run : ids_where(ctx0, run);
+        rows->kq_bias = f.kq_bias;
         for (ggml_tensor * w : flexidepth_masked_weights(model.layers[il], fd->skip)) {
             if (w != nullptr) {
                 inp->masked_weights.emplace_back(w, rows);
@@ -205,6 +224,7 @@ ggml_tensor * llm_flexidepth_graph::mask_attention(int il, ggml_tensor * attn_ou
     if (out_ids != nullptr) {
         gate = ggml_get_rows(g.ctx0, gate, out_ids);
         run  = ggml_get_rows(g.ctx0, run,  out_ids);
+        ids_skip = nullptr; // the fused route's are for every row
         if (rows != nullptr) {
             rows->ids_out = ids_where(g.ctx0, run);
         }
@@ -238,16 +258,18 @@ ggml_tensor * llm_flexidepth_graph::mix_ffn(int il, ggml_tensor * ffn_out, ggml_
     // sit where a masked batch is one GEMM of its rows (compacts_batches in flexidepth-plugin.cpp);
     // elsewhere a masked batch would cost a product per row.
     const bool adapter_masked = rows != nullptr && (!large_dense || L->adapter_batches_compact);
-    ggml_tensor * ids_skip = adapter_masked ? ggml_cast(ctx0, ggml_scale(ctx0, run, -1.0f), GGML_TYPE_I32) : nullptr;
+    ggml_tensor * ids = !adapter_masked ? nullptr : ids_skip ? ids_skip : ggml_cast(ctx0, ggml_scale(ctx0, run, -1.0f), GGML_TYPE_I32);
     auto mm = [&](ggml_tensor * w, ggml_tensor * x) {
-        return ids_skip ? mul_mat_rows(ctx0, w, x, ids_skip) : ggml_mul_mat(ctx0, w, x);
+        return ids ? mul_mat_rows(ctx0, w, x, ids) : ggml_mul_mat(ctx0, w, x);
     };
     ggml_tensor * adapter = mm(L->adapter_down, ggml_swiglu_split(ctx0, mm(L->adapter_gate, u), mm(L->adapter_up, u)));
     g.cb(adapter, "fd_adapter_out", il);
     const llama_layer & layer = model.layers[il];
     const bool exact_zeros = adapter_masked && !layer.ffn_up_b && !layer.ffn_gate_b && !layer.ffn_down_b;
     ggml_tensor * mixed;
-    if (exact_zeros) {
+    if (fused) {
+        mixed = flexidepth_fuse_mix(ctx0, ffn_out, adapter, gate, run);
+    } else if (exact_zeros) {
         // masked: the FFN is exactly 0 for skipped tokens and the adapter for the others
         mixed = ggml_add(ctx0, ggml_mul(ctx0, ffn_out, gate), ggml_mul(ctx0, adapter, ggml_scale_bias(ctx0, gate, -1.0f, 1.0f)));
     } else {
@@ -262,7 +284,8 @@ ggml_tensor * llm_flexidepth_graph::mix_ffn(int il, ggml_tensor * ffn_out, ggml_
 }
 
 void llm_flexidepth_graph::finish_layer() {
-    gate = run = nullptr;
+    gate = run = ids_skip = nullptr;
+    fused = false;
     rows = nullptr;
     if (inp->binding->training && inp->gates.size() == fd->layers.size()) {
         add_skip_loss();
@@ -338,7 +361,7 @@ void flexidepth_collect(llama_flexidepth_binding * b, ggml_backend_sched_t sched
     GGML_ASSERT(token_offset + n <= b->capacity);
     for (size_t r = 0; r < inp->gates.size(); ++r) {
         ggml_tensor * t = inp->gates[r];
-        GGML_ASSERT(ggml_nelements(t) == n);
+        GGML_ASSERT(t->ne[0] == n || ggml_nelements(t) == n);
         ggml_backend_t backend = ggml_backend_sched_get_tensor_backend(sched, t);
         ggml_backend_tensor_get_async(backend, t, b->gates.data() + r * b->capacity + token_offset, 0, n * sizeof(float));
     }

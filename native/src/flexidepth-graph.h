@@ -105,7 +105,9 @@ public:
     llama_flexidepth_binding * binding;
     ggml_tensor * taus = nullptr;         // F32 [n_tokens, n_routed]: each token's threshold at each routed layer
     std::vector<float> taus_host;          // staging for set_input
-    std::vector<ggml_tensor *> gates;     // per routed layer: F32 [1, n_tokens], graph outputs
+    // per routed layer, graph outputs whose first n_tokens values are the gates: F32 [1, n_tokens],
+    // or a fused layer's decision [n_tokens, 3] (flexidepth-fused-ops.h)
+    std::vector<ggml_tensor *> gates;
     std::unordered_map<int, ggml_tensor *> runs; // model layer -> F32 [1, n_tokens] decisions (1 = run), every mode
 
     // masked mode: base weights whose products skip the skipped tokens, with the ids to use
@@ -115,6 +117,7 @@ public:
         ggml_tensor * run = nullptr;      // F32 [1, n_tokens]: 1 = run, 0 = skip
         ggml_tensor * ids_all = nullptr;  // I32 [1, n_tokens]: 0 = run, -1 = skip
         ggml_tensor * ids_out = nullptr;  // the same for the output rows of the last layer
+        ggml_tensor * kq_bias = nullptr;  // F32 [1, n_tokens] of a fused route: 0 = run, -inf = skip
     };
     std::vector<std::pair<const ggml_tensor *, masked_rows *>> masked_weights;
     std::vector<std::unique_ptr<masked_rows>> rows;
@@ -169,4 +172,8 @@ private:
     llm_graph_input_flexidepth * inp = nullptr;
     ggml_tensor * gate = nullptr; // of the layer being built
     ggml_tensor * run  = nullptr;
+    // the layer routes and mixes in the fork's fused CPU ops (MASKED and AUTO; DENSE, the
+    // oracle, keeps ggml's); then its route made the adapter's ids too
+    bool fused = false;
+    ggml_tensor * ids_skip = nullptr;
 };

@@ -1,5 +1,7 @@
 #include "flexidepth-plugin.h"
 
+#include "flexidepth-fused-ops.h"
+
 #include "llama-impl.h"
 #include "llama-model.h"
 
@@ -388,6 +390,7 @@ void load(llama_adapter_flexidepth & fd, const llama_model & model, const char *
         fd.bufs.emplace_back(buf);
     }
     for (auto & L : fd.layers) {
+        L.routes_fused = flexidepth_fused_route_supported(L);
         L.adapter_batches_compact = L.adapter_up != nullptr;
         for (const ggml_tensor * w : { L.adapter_gate, L.adapter_up, L.adapter_down }) {
             L.adapter_batches_compact &= w != nullptr && compacts_batches(w) && runs_masked_mul_mat(w) == skip_support::all;

@@ -66,6 +66,17 @@ static double stdev(const std::vector<double> & v) {
     return std::sqrt(s / (v.size() - 1));
 }
 
+// The median over reps of a configuration's rate over the base's in the same rep: the reps run
+// the configurations in turn, so a burst of the machine's other load slows one rep of each
+// rather than one configuration, and the median leaves out the reps it hit.
+static double paired_speedup(const std::vector<double> & v, const std::vector<double> & base) {
+    std::vector<double> r;
+    for (size_t i = 0; i < v.size() && i < base.size(); ++i) r.push_back(v[i] / base[i]);
+    if (r.empty()) return 0;
+    std::sort(r.begin(), r.end());
+    return r.size() % 2 ? r[r.size() / 2] : 0.5 * (r[r.size() / 2 - 1] + r[r.size() / 2]);
+}
+
 static void quiet(enum ggml_log_level level, const char * text, void *) {
     if (level == GGML_LOG_LEVEL_ERROR) fputs(text, stderr);
 }
@@ -332,7 +343,7 @@ int main(int argc, char ** argv) {
     };
     const config none;
     const double full = cost(wb, none), full_work = cost(we, none);
-    const double base_tg = mean(results[0].tg_tps), base_pp = mean(results[0].pp_tps);
+    const double base_tg = mean(results[0].tg_tps);
     if (!json) {
         const ggml_type at = fd ? llama_adapter_flexidepth_adapter_type(fd, llama_adapter_flexidepth_routed_layer(fd, 0)) : GGML_TYPE_COUNT;
         printf("model %s, plug-in %s (skip %s, adapters %s), mode %s, %s weights, %d threads, prefill %d, decode %d, %d reps\n", model_path.c_str(),
@@ -356,7 +367,8 @@ int main(int argc, char ** argv) {
             for (int l = dmtd_thinking; l < n_layer; ++l) mid += wb.skippable[l] + wb.always[l];
             ideal = full / ((full + (cfg.dmtd_cycle - 1) * mid) / cfg.dmtd_cycle);
         }
-        const double speedup = mean(results[c].tg_tps) / base_tg, speedup_pp = mean(results[c].pp_tps) / base_pp;
+        const double speedup = paired_speedup(results[c].tg_tps, results[0].tg_tps);
+        const double speedup_pp = paired_speedup(results[c].pp_tps, results[0].pp_tps);
         if (json) {
             printf("{\"config\":\"%s\",\"mode\":\"%s\",\"skip_ratio\":%.3f,\"prefill_tps\":%.3f,\"prefill_sd\":%.3f,"
                    "\"prefill_speedup\":%.4f,\"prefill_ideal_speedup\":%.4f,"

@@ -1,0 +1,141 @@
+#include "flexidepth-fused-ops.h"
+
+#include "flexidepth-plugin.h"
+
+#include "ggml-backend.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+namespace {
+
+// rows [begin, end) of n for thread ith of nth
+void thread_range(int64_t n, int ith, int nth, int64_t & begin, int64_t & end) {
+    const int64_t per = (n + nth - 1) / nth;
+    begin = std::min<int64_t>(n, per * ith);
+    end   = std::min<int64_t>(n, begin + per);
+}
+
+const float * column(const ggml_tensor * t, int64_t i) {
+    return (const float *) ((const char *) t->data + i * t->nb[1]);
+}
+
+// The same arithmetic as ggml-cpu's RMS_NORM, MUL, TANH, MUL_MAT, ADD, SIGMOID, SUB and STEP,
+// so that a fused layer decides as the oracle's ggml ops do up to the summation order.
+void route_rows(ggml_tensor * dst, int ith, int nth, void * userdata) {
+    const ggml_tensor * r_down = dst->src[0];
+    const float * norm  = (const float *) dst->src[1]->data;
+    const float * fused = (const float *) dst->src[2]->data;
+    const ggml_tensor * tau = dst->src[3];
+    const float bias = dst->src[4] ? *(const float *) dst->src[4]->data : 0.0f;
+    const float eps  = *(const float *) userdata;
+    const int64_t d_r = r_down->ne[0];
+    const int64_t n   = r_down->ne[1];
+    float * gate    = (float *) dst->data;
+    float * run     = gate + n;
+    float * kq_bias = gate + 2 * n;
+    int64_t begin, end;
+    thread_range(n, ith, nth, begin, end);
+    for (int64_t i = begin; i < end; ++i) {
+        const float * r = column(r_down, i);
+        double sum = 0.0;
+        for (int64_t k = 0; k < d_r; ++k) {
+            sum += (double) r[k] * r[k];
+        }
+        const float scale = 1.0f / sqrtf((float) (sum / d_r) + eps);
+        float logit = 0.0f;
+        for (int64_t k = 0; k < d_r; ++k) {
+            logit += tanhf(r[k] * scale * norm[k]) * fused[k];
+        }
+        const float g = 1.0f / (1.0f + expf(-(logit + bias)));
+        const bool runs = g - column(tau, i)[0] > 0.0f;
+        gate[i]    = g;
+        run[i]     = runs ? 1.0f : 0.0f;
+        kq_bias[i] = runs ? 0.0f : -INFINITY;
+    }
+}
+
+void route_ids(ggml_tensor * dst, int ith, int nth, void *) {
+    const int64_t n = dst->ne[0];
+    const float * run = (const float *) dst->src[0]->data + n;
+    int32_t * ids_run  = (int32_t *) dst->data;
+    int32_t * ids_skip = ids_run + n;
+    int64_t begin, end;
+    thread_range(n, ith, nth, begin, end);
+    for (int64_t i = begin; i < end; ++i) {
+        ids_run[i]  = run[i] > 0.0f ? 0 : -1;
+        ids_skip[i] = run[i] > 0.0f ? -1 : 0;
+    }
+}
+
+void mix_rows(ggml_tensor * dst, int ith, int nth, void *) {
+    const ggml_tensor * ffn     = dst->src[0];
+    const ggml_tensor * adapter = dst->src[1];
+    const ggml_tensor * gate    = dst->src[2];
+    const ggml_tensor * run     = dst->src[3];
+    const int64_t d = dst->ne[0];
+    const int64_t n = dst->ne[1];
+    // elements, not rows: a single decode row is split over the threads too
+    int64_t begin, end;
+    thread_range(d * n, ith, nth, begin, end);
+    while (begin < end) {
+        const int64_t i  = begin / d;
+        const int64_t k0 = begin % d;
+        const int64_t k1 = std::min(d, k0 + (end - begin));
+        const bool  runs = column(run, i)[0] > 0.0f;
+        const float g    = column(gate, i)[0];
+        const float w    = runs ? g : 1.0f - g;
+        const float * src = column(runs ? ffn : adapter, i);
+        float * out = (float *) ((char *) dst->data + i * dst->nb[1]);
+        for (int64_t k = k0; k < k1; ++k) {
+            out[k] = src[k] * w;
+        }
+        begin += k1 - k0;
+    }
+}
+
+bool is_f32_vector(const ggml_tensor * t) {
+    return t != nullptr && t->type == GGML_TYPE_F32 && ggml_is_contiguous(t);
+}
+
+// the CPU's plain buffer: allocated, or mapped from the file
+bool in_cpu_buffer(const ggml_tensor * t) {
+    if (t->buffer == nullptr) {
+        return false;
+    }
+    const char * name = ggml_backend_buft_name(ggml_backend_buffer_get_type(t->buffer));
+    return strcmp(name, "CPU") == 0 || strcmp(name, "CPU_Mapped") == 0;
+}
+
+} // namespace
+
+bool flexidepth_fused_route_supported(const llama_flexidepth_layer & L) {
+    return in_cpu_buffer(L.router_down) && in_cpu_buffer(L.router_fused) && is_f32_vector(L.router_norm) &&
+           is_f32_vector(L.router_fused) && (L.router_bias == nullptr || is_f32_vector(L.router_bias));
+}
+
+flexidepth_fused_route flexidepth_fuse_route(ggml_context * ctx, const llama_flexidepth_layer & L, ggml_tensor * r_down,
+                                             ggml_tensor * tau, const float * eps) {
+    GGML_ASSERT(r_down->type == GGML_TYPE_F32 && r_down->nb[0] == sizeof(float) && ggml_is_contiguous(tau));
+    const int64_t n = r_down->ne[1];
+    ggml_tensor * args[] = { r_down, L.router_norm, L.router_fused, tau, L.router_bias };
+    flexidepth_fused_route f;
+    f.decision = ggml_custom_4d(ctx, GGML_TYPE_F32, n, 3, 1, 1, args, L.router_bias ? 5 : 4, route_rows, GGML_N_TASKS_MAX,
+                                const_cast<float *>(eps));
+    ggml_tensor * ids = ggml_custom_4d(ctx, GGML_TYPE_I32, n, 2, 1, 1, &f.decision, 1, route_ids, GGML_N_TASKS_MAX, nullptr);
+    const size_t row = n * sizeof(float);
+    f.gate     = ggml_view_2d(ctx, f.decision, 1, n, sizeof(float), 0);
+    f.run      = ggml_view_2d(ctx, f.decision, 1, n, sizeof(float), row);
+    f.kq_bias  = ggml_view_2d(ctx, f.decision, 1, n, sizeof(float), 2 * row);
+    f.ids_run  = ggml_view_2d(ctx, ids, 1, n, sizeof(int32_t), 0);
+    f.ids_skip = ggml_view_2d(ctx, ids, 1, n, sizeof(int32_t), n * sizeof(int32_t));
+    return f;
+}
+
+ggml_tensor * flexidepth_fuse_mix(ggml_context * ctx, ggml_tensor * ffn_out, ggml_tensor * adapter, ggml_tensor * gate, ggml_tensor * run) {
+    GGML_ASSERT(ggml_are_same_shape(ffn_out, adapter) && ffn_out->nb[0] == sizeof(float) && adapter->nb[0] == sizeof(float));
+    GGML_ASSERT(ffn_out->type == GGML_TYPE_F32 && adapter->type == GGML_TYPE_F32 && gate->ne[1] == ffn_out->ne[1] && run->ne[1] == ffn_out->ne[1]);
+    ggml_tensor * args[] = { ffn_out, adapter, gate, run };
+    return ggml_custom_4d(ctx, GGML_TYPE_F32, ffn_out->ne[0], ffn_out->ne[1], 1, 1, args, 4, mix_rows, GGML_N_TASKS_MAX, nullptr);
+}
