@@ -2,8 +2,9 @@
 
 // A one-expert MUL_MAT_ID on a plain CPU buffer (FlexiDepth's masked products of F32, F16 and
 // plain quantized weights) as one llamafile GEMM over the running rows, gathered and scattered
-// back (read and written in place when every token runs), where upstream computes a vec_dot per row and column: a masked batch then costs what its
-// running rows cost in MUL_MAT. Patch 0019 hooks it into ggml-cpu.c's MUL_MAT_ID.
+// back (read and written in place when every token runs), where upstream computes a vec_dot per
+// row and column: a masked batch then costs what its running rows cost in MUL_MAT. Patch 0019
+// hooks it into ggml-cpu.c's MUL_MAT_ID.
 
 #include "ggml.h"
 

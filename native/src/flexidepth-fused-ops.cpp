@@ -2,11 +2,8 @@
 
 #include "flexidepth-plugin.h"
 
-#include "ggml-backend.h"
-
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 
 namespace {
 
@@ -99,20 +96,11 @@ bool is_f32_vector(const ggml_tensor * t) {
     return t != nullptr && t->type == GGML_TYPE_F32 && ggml_is_contiguous(t);
 }
 
-// the CPU's plain buffer: allocated, or mapped from the file
-bool in_cpu_buffer(const ggml_tensor * t) {
-    if (t->buffer == nullptr) {
-        return false;
-    }
-    const char * name = ggml_backend_buft_name(ggml_backend_buffer_get_type(t->buffer));
-    return strcmp(name, "CPU") == 0 || strcmp(name, "CPU_Mapped") == 0;
-}
-
 } // namespace
 
 bool flexidepth_fused_route_supported(const llama_flexidepth_layer & L) {
-    return in_cpu_buffer(L.router_down) && in_cpu_buffer(L.router_fused) && is_f32_vector(L.router_norm) &&
-           is_f32_vector(L.router_fused) && (L.router_bias == nullptr || is_f32_vector(L.router_bias));
+    return flexidepth_in_plain_cpu_buffer(L.router_down) && flexidepth_in_plain_cpu_buffer(L.router_fused) &&
+           is_f32_vector(L.router_norm) && is_f32_vector(L.router_fused) && (L.router_bias == nullptr || is_f32_vector(L.router_bias));
 }
 
 flexidepth_fused_route flexidepth_fuse_route(ggml_context * ctx, const llama_flexidepth_layer & L, ggml_tensor * r_down,

@@ -146,8 +146,7 @@ bool compacts_batches(const ggml_tensor * w) {
     if (in_buffer_named(w, "CPU_REPACK")) {
         return true;
     }
-    // the plain CPU buffer, allocated or mapped from the model file
-    const char * types = in_buffer_named(w, "CPU") || in_buffer_named(w, "CPU_Mapped") ? backend_feature(ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU), "MUL_MAT_ID_GEMM") : nullptr;
+    const char * types = flexidepth_in_plain_cpu_buffer(w) ? backend_feature(ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU), "MUL_MAT_ID_GEMM") : nullptr;
     if (types == nullptr) {
         return false;
     }
@@ -427,6 +426,10 @@ void load(llama_adapter_flexidepth & fd, const llama_model & model, const char *
 }
 
 } // namespace
+
+bool flexidepth_in_plain_cpu_buffer(const ggml_tensor * t) {
+    return in_buffer_named(t, "CPU") || in_buffer_named(t, "CPU_Mapped");
+}
 
 void flexidepth_check_routed(const std::vector<int32_t> & routed, int32_t n_layer, int32_t status) {
     if (routed.empty()) {
