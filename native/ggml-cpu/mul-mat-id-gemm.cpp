@@ -38,6 +38,22 @@ const char * flexi_mul_mat_id_gemm_types(void) {
 #endif
 }
 
+bool flexi_mul_mat_id_none_run(const ggml_compute_params * params, ggml_tensor * dst) {
+    const ggml_tensor * ids = dst->src[2];
+    for (int64_t t = 0; t < ids->ne[1]; ++t) {
+        for (int64_t s = 0; s < ids->ne[0]; ++s) {
+            if (*(const int32_t *) ((const char *) ids->data + s * ids->nb[0] + t * ids->nb[1]) >= 0) {
+                return false;
+            }
+        }
+    }
+    const int64_t n_rows = dst->ne[1] * dst->ne[2];
+    for (int64_t r = params->ith; r < n_rows; r += params->nth) {
+        memset((char *) dst->data + (r % dst->ne[1]) * dst->nb[1] + (r / dst->ne[1]) * dst->nb[2], 0, dst->ne[0] * sizeof(float));
+    }
+    return true;
+}
+
 bool flexi_mul_mat_id_gemm(const ggml_compute_params * params, ggml_tensor * dst, const char * src0_cur, const int32_t * rows,
                            int64_t n_rows, const void * src1_rows, size_t row_size, bool src1_packed, void * scratch) {
 #if defined(GGML_USE_LLAMAFILE)

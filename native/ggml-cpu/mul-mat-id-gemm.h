@@ -26,6 +26,10 @@ size_t flexi_mul_mat_id_gemm_work_size(const struct ggml_tensor * dst);
 // ubatches in layers whose weights have them.
 const char * flexi_mul_mat_id_gemm_types(void);
 
+// True, with dst all zeros, where a one-expert MUL_MAT_ID's ids skip every (slot, token), every
+// thread calling: each reads the ids and zeros its share of dst, so none waits for another.
+bool flexi_mul_mat_id_none_run(const struct ggml_compute_params * params, struct ggml_tensor * dst);
+
 // dst's rows (slot, token) = rows[2 r], rows[2 r + 1] for r < n_rows, every thread calling:
 // src0_cur (the expert's weights) times those rows of src1, found at src1_rows (row_size bytes of
 // src1's vec_dot type each, packed when src1_packed, else at src1's strides). False, with dst

@@ -18,24 +18,60 @@ const float * column(const ggml_tensor * t, int64_t i) {
     return (const float *) ((const char *) t->data + i * t->nb[1]);
 }
 
-// The same arithmetic as ggml-cpu's RMS_NORM, MUL, TANH, MUL_MAT, ADD, SIGMOID, SUB and STEP,
-// so that a fused layer decides as the oracle's ggml ops do up to the summation order.
+// Routers this small (d x d_r per row, in a ubatch of up to this many rows) have their down
+// product computed in the route op too: on flexi-demo-12L (192 x 12) the product is a fraction of
+// a microsecond, less than the barrier of its own graph node.
+constexpr int64_t SMALL_ROUTER_MACS = 1 << 15;
+constexpr int64_t SMALL_ROUTER_MAX  = 64;
+
+// r = W_down z for column i of z [d, n], W_down [d, d_r] F32.
+void router_down_product(const ggml_tensor * w, const ggml_tensor * z, int64_t i, float * r) {
+    const int64_t d = w->ne[0];
+    const float * x = column(z, i);
+    for (int64_t j = 0; j < w->ne[1]; ++j) {
+        const float * wj = column(w, j);
+        float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        int64_t k = 0;
+        for (; k + 4 <= d; k += 4) {
+            for (int l = 0; l < 4; ++l) {
+                acc[l] += wj[k + l] * x[k + l];
+            }
+        }
+        for (; k < d; ++k) {
+            acc[0] += wj[k] * x[k];
+        }
+        r[j] = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+    }
+}
+
+// The same arithmetic as ggml-cpu's MUL_MAT, RMS_NORM, MUL, TANH, MUL_MAT, ADD, SIGMOID, SUB and
+// STEP, so that a fused layer decides as the oracle's ggml ops do up to the summation order.
+// src[0] is r_down = W_down z, or W_down itself with z in src[5] (a small router).
 void route_rows(ggml_tensor * dst, int ith, int nth, void * userdata) {
+    const ggml_tensor * z = dst->src[5];
     const ggml_tensor * r_down = dst->src[0];
     const float * norm  = (const float *) dst->src[1]->data;
     const float * fused = (const float *) dst->src[2]->data;
     const ggml_tensor * tau = dst->src[3];
     const float bias = dst->src[4] ? *(const float *) dst->src[4]->data : 0.0f;
     const float eps  = *(const float *) userdata;
-    const int64_t d_r = r_down->ne[0];
-    const int64_t n   = r_down->ne[1];
-    float * gate    = (float *) dst->data;
-    float * run     = gate + n;
-    float * kq_bias = gate + 2 * n;
+    const int64_t d_r = z ? r_down->ne[1] : r_down->ne[0];
+    const int64_t n   = dst->ne[0];
+    float small[SMALL_ROUTER_MAX];
+    float *   gate     = (float *) dst->data;
+    float *   run      = gate + n;
+    float *   kq_bias  = gate + 2 * n;
+    int32_t * ids_run  = (int32_t *) (gate + 3 * n);
+    int32_t * ids_skip = ids_run + n;
     int64_t begin, end;
     thread_range(n, ith, nth, begin, end);
     for (int64_t i = begin; i < end; ++i) {
-        const float * r = column(r_down, i);
+        const float * r = small;
+        if (z) {
+            router_down_product(r_down, z, i, small);
+        } else {
+            r = column(r_down, i);
+        }
         double sum = 0.0;
         for (int64_t k = 0; k < d_r; ++k) {
             sum += (double) r[k] * r[k];
@@ -50,20 +86,18 @@ void route_rows(ggml_tensor * dst, int ith, int nth, void * userdata) {
         gate[i]    = g;
         run[i]     = runs ? 1.0f : 0.0f;
         kq_bias[i] = runs ? 0.0f : -INFINITY;
+        ids_run[i]  = runs ? 0 : -1;
+        ids_skip[i] = runs ? -1 : 0;
     }
 }
 
-void route_ids(ggml_tensor * dst, int ith, int nth, void *) {
-    const int64_t n = dst->ne[0];
-    const float * run = (const float *) dst->src[0]->data + n;
-    int32_t * ids_run  = (int32_t *) dst->data;
-    int32_t * ids_skip = ids_run + n;
-    int64_t begin, end;
-    thread_range(n, ith, nth, begin, end);
-    for (int64_t i = begin; i < end; ++i) {
-        ids_run[i]  = run[i] > 0.0f ? 0 : -1;
-        ids_skip[i] = run[i] > 0.0f ? -1 : 0;
-    }
+// A view of t's rows [row, row + 1) read as I32: ggml has no bitcast, and the ids share the
+// decision's buffer so that one node (one barrier of the threads) computes both.
+ggml_tensor * ids_view(ggml_context * ctx, ggml_tensor * t, int64_t row) {
+    static_assert(sizeof(float) == sizeof(int32_t), "ids and floats share rows");
+    ggml_tensor * v = ggml_view_2d(ctx, t, 1, t->ne[0], sizeof(int32_t), row * t->nb[1]);
+    v->type = GGML_TYPE_I32;
+    return v;
 }
 
 void mix_rows(ggml_tensor * dst, int ith, int nth, void *) {
@@ -103,21 +137,26 @@ bool flexidepth_fused_route_supported(const llama_flexidepth_layer & L) {
            is_f32_vector(L.router_norm) && is_f32_vector(L.router_fused) && (L.router_bias == nullptr || is_f32_vector(L.router_bias));
 }
 
-flexidepth_fused_route flexidepth_fuse_route(ggml_context * ctx, const llama_flexidepth_layer & L, ggml_tensor * r_down,
+flexidepth_fused_route flexidepth_fuse_route(ggml_context * ctx, const llama_flexidepth_layer & L, ggml_tensor * z,
                                              ggml_tensor * tau, const float * eps) {
-    GGML_ASSERT(r_down->type == GGML_TYPE_F32 && r_down->nb[0] == sizeof(float) && ggml_is_contiguous(tau));
-    const int64_t n = r_down->ne[1];
-    ggml_tensor * args[] = { r_down, L.router_norm, L.router_fused, tau, L.router_bias };
+    const ggml_tensor * w = L.router_down;
+    const int64_t       n = z->ne[1];
+    GGML_ASSERT(ggml_is_contiguous(tau) && tau->ne[1] == n);
+    const bool small = w->type == GGML_TYPE_F32 && ggml_is_contiguous(w) && z->type == GGML_TYPE_F32 && z->nb[0] == sizeof(float) &&
+                       z->ne[2] == 1 && z->ne[3] == 1 && w->ne[1] <= SMALL_ROUTER_MAX && n * w->ne[0] * w->ne[1] <= SMALL_ROUTER_MACS;
+    ggml_tensor * r_down = small ? L.router_down : ggml_mul_mat(ctx, L.router_down, z); // [d_r, n]
+    GGML_ASSERT(r_down->type == GGML_TYPE_F32 && r_down->nb[0] == sizeof(float));
+    // a small router's bias slot holds null where it has none: the op reads a null source as no bias
+    ggml_tensor * args[] = { r_down, L.router_norm, L.router_fused, tau, L.router_bias, small ? z : nullptr };
     flexidepth_fused_route f;
-    f.decision = ggml_custom_4d(ctx, GGML_TYPE_F32, n, 3, 1, 1, args, L.router_bias ? 5 : 4, route_rows, GGML_N_TASKS_MAX,
-                                const_cast<float *>(eps));
-    ggml_tensor * ids = ggml_custom_4d(ctx, GGML_TYPE_I32, n, 2, 1, 1, &f.decision, 1, route_ids, GGML_N_TASKS_MAX, nullptr);
+    f.decision = ggml_custom_4d(ctx, GGML_TYPE_F32, n, 5, 1, 1, args, small ? 6 : L.router_bias ? 5 : 4, route_rows,
+                                GGML_N_TASKS_MAX, const_cast<float *>(eps));
     const size_t row = n * sizeof(float);
     f.gate     = ggml_view_2d(ctx, f.decision, 1, n, sizeof(float), 0);
     f.run      = ggml_view_2d(ctx, f.decision, 1, n, sizeof(float), row);
     f.kq_bias  = ggml_view_2d(ctx, f.decision, 1, n, sizeof(float), 2 * row);
-    f.ids_run  = ggml_view_2d(ctx, ids, 1, n, sizeof(int32_t), 0);
-    f.ids_skip = ggml_view_2d(ctx, ids, 1, n, sizeof(int32_t), n * sizeof(int32_t));
+    f.ids_run  = ids_view(ctx, f.decision, 3);
+    f.ids_skip = ids_view(ctx, f.decision, 4);
     return f;
 }
 

@@ -1,6 +1,6 @@
 #pragma once
 
-// A routed layer's routing and mixing as three CPU ops (ggml custom ops) where ggml's own take
+// A routed layer's routing and mixing as two CPU ops (ggml custom ops) where ggml's own take
 // about twenty: the CPU backend ends every graph node with a barrier of its threads, and at decode
 // on a small model (d = 192) a routed layer's twenty-odd extra nodes cost about what its FFN does.
 // For inference on the CPU backend only: custom ops run on no other backend and have no backward
@@ -10,10 +10,10 @@
 
 struct llama_flexidepth_layer;
 
-// One routed layer's decision for every row of a ubatch: views of one F32 [n, 3] tensor (gate,
-// run, kq_bias) and of one I32 [n, 2] tensor (ids_run, ids_skip), each [1, n].
+// One routed layer's decision for every row of a ubatch: views [1, n] of the rows of one [n, 5]
+// tensor, three F32 (gate, run, kq_bias) and two I32 (ids_run, ids_skip).
 struct flexidepth_fused_route {
-    ggml_tensor * decision = nullptr; // F32 [n, 3]: the graph output the gates are read from
+    ggml_tensor * decision = nullptr; // [n, 5]: the graph output the gates are read from
     ggml_tensor * gate     = nullptr; // g = sigmoid(router logit)
     ggml_tensor * run      = nullptr; // 1 where g > tau, else 0
     ggml_tensor * kq_bias  = nullptr; // 0 where the row runs, -inf where it skips
@@ -24,7 +24,7 @@ struct flexidepth_fused_route {
 // Whether L's router can be fused: its weights in the CPU's plain buffer, the vectors F32.
 bool flexidepth_fused_route_supported(const llama_flexidepth_layer & L);
 
-// From r_down = W_down z ([d_r, n] F32): g = sigmoid(W_fused tanh(RMSNorm(r_down) * norm) + bias)
+// From the router's input z [d, n]: g = sigmoid(W_fused tanh(RMSNorm(W_down z) * norm) + bias)
 // and the decision g > tau, tau [1, n] the rows' thresholds. eps must outlive the graph.
 flexidepth_fused_route flexidepth_fuse_route(ggml_context * ctx, const llama_flexidepth_layer & L, ggml_tensor * r_down,
                                              ggml_tensor * tau, const float * eps);

@@ -167,17 +167,17 @@ void llm_flexidepth_graph::route(int il, ggml_tensor * z) {
     ggml_context * ctx0 = g.ctx0;
     const size_t r_idx = inp->gates.size();
     ggml_tensor * tau = ggml_view_2d(ctx0, inp->taus, 1, z->ne[1], sizeof(float), r_idx * inp->taus->nb[1]); // [1, n]
-    ggml_tensor * r = ggml_mul_mat(ctx0, L->router_down, z);                 // [d_r, n]
     fused = masked && L->routes_fused;
     flexidepth_fused_route f;
     if (fused) {
-        f = flexidepth_fuse_route(ctx0, *L, r, tau, &model.hparams.f_norm_rms_eps);
+        f = flexidepth_fuse_route(ctx0, *L, z, tau, &model.hparams.f_norm_rms_eps);
         gate = f.gate;
         run = f.run;
         ids_skip = f.ids_skip;
         ggml_set_output(f.decision); // its gates are read back after compute
         inp->gates.push_back(f.decision);
     } else {
+        ggml_tensor * r = ggml_mul_mat(ctx0, L->router_down, z);             // [d_r, n]
         r = ggml_rms_norm(ctx0, r, g.hparams.f_norm_rms_eps);
         r = ggml_mul(ctx0, r, L->router_norm);
         r = ggml_tanh(ctx0, r);
@@ -262,7 +262,11 @@ ggml_tensor * llm_flexidepth_graph::mix_ffn(int il, ggml_tensor * ffn_out, ggml_
     auto mm = [&](ggml_tensor * w, ggml_tensor * x) {
         return ids ? mul_mat_rows(ctx0, w, x, ids) : ggml_mul_mat(ctx0, w, x);
     };
-    ggml_tensor * adapter = mm(L->adapter_down, ggml_swiglu_split(ctx0, mm(L->adapter_gate, u), mm(L->adapter_up, u)));
+    // training's graph multiplies by gate and up apart: they are its parameters
+    ggml_tensor * act = L->adapter_gate_up && !inp->binding->training
+                            ? ggml_swiglu(ctx0, mm(L->adapter_gate_up, u))
+                            : ggml_swiglu_split(ctx0, mm(L->adapter_gate, u), mm(L->adapter_up, u));
+    ggml_tensor * adapter = mm(L->adapter_down, act);
     g.cb(adapter, "fd_adapter_out", il);
     const llama_layer & layer = model.layers[il];
     const bool exact_zeros = adapter_masked && !layer.ffn_up_b && !layer.ffn_gate_b && !layer.ffn_down_b;

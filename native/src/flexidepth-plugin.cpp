@@ -354,6 +354,8 @@ void load(llama_adapter_flexidepth & fd, const llama_model & model, const char *
         copies.emplace_back(m, t);
         return t;
     };
+    // the adapters' gate and up placed in their layer's adapter_gate_up after allocation
+    ggml_context * placed = nullptr;
     for (const auto & m : metas) {
         ggml_context * c = ctx_of(ggml_backend_dev_buffer_type(model.dev_layer(m.il)));
         fd.slot[m.il] = (int32_t) fd.layers.size();
@@ -361,16 +363,39 @@ void load(llama_adapter_flexidepth & fd, const llama_model & model, const char *
         const llama_layer & base = model.layers[m.il];
         // what each adapter projection stands in for, in TENSORS order
         const ggml_tensor * counterpart[std::size(TENSORS)] = {nullptr, nullptr, nullptr, nullptr, nullptr, base.ffn_gate, base.ffn_up, base.ffn_down};
+        ggml_type                  type[std::size(TENSORS)]     = {};
+        ggml_backend_buffer_type_t repacked[std::size(TENSORS)] = {};
         for (size_t k = 0; k < t.size(); ++k) {
             if (t[k] != nullptr) {
-                const bool      convert = lp.adapters_in_base_type && TENSORS[k].adapter;
-                const ggml_type type    = convert ? adapter_storage_type(t[k], counterpart[k]) : t[k]->type;
-                ggml_backend_buffer_type_t repacked =
-                    TENSORS[k].adapter && ggml_is_quantized(type) ? repacked_buft_for(counterpart[k], model.dev_layer(m.il), type, t[k]->ne) : nullptr;
-                t[k] = dup(repacked ? ctx_of(repacked) : c, t[k], type);
+                const bool convert = lp.adapters_in_base_type && TENSORS[k].adapter;
+                type[k] = convert ? adapter_storage_type(t[k], counterpart[k]) : t[k]->type;
+                repacked[k] = TENSORS[k].adapter && ggml_is_quantized(type[k])
+                                  ? repacked_buft_for(counterpart[k], model.dev_layer(m.il), type[k], t[k]->ne) : nullptr;
+            }
+        }
+        // Gate and up side by side in one [d, 2 d_a] tensor, so that inference multiplies u by
+        // both in one product (one graph node fewer per routed layer); the two stay tensors of
+        // their own, which training updates. Not in a repacked layout, which is per tensor.
+        constexpr size_t GATE = 5, UP = 6;
+        ggml_tensor * gate_up = nullptr;
+        if (t[GATE] != nullptr && t[UP] != nullptr && type[GATE] == type[UP] && !repacked[GATE] && !repacked[UP]) {
+            if (placed == nullptr) {
+                ggml_init_params ip = { 2 * ggml_tensor_overhead() * n_routed, nullptr, true };
+                fd.ctxs.emplace_back(placed = ggml_init(ip));
+                if (!placed) {
+                    flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_ALLOC, "cannot create a ggml context");
+                }
+            }
+            gate_up = ggml_new_tensor_2d(c, type[GATE], d, 2 * da);
+            ggml_format_name(gate_up, "blk.%d.fd_adapter_gate_up", m.il);
+        }
+        for (size_t k = 0; k < t.size(); ++k) {
+            if (t[k] != nullptr) {
+                t[k] = dup(gate_up && (k == GATE || k == UP) ? placed : repacked[k] ? ctx_of(repacked[k]) : c, t[k], type[k]);
             }
         }
         fd.layers.push_back({m.il, t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7]});
+        fd.layers.back().adapter_gate_up = gate_up;
         fd.layers.back().router_fused = ggml_new_tensor_2d(c, GGML_TYPE_F32, dr, 1);
         ggml_format_name(fd.layers.back().router_fused, "blk.%d.fd_router_fused", m.il);
         for (const ggml_tensor * w : flexidepth_masked_weights(model.layers[m.il], fd.skip)) {
@@ -387,6 +412,15 @@ void load(llama_adapter_flexidepth & fd, const llama_model & model, const char *
         }
         ggml_backend_buffer_set_usage(buf, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
         fd.bufs.emplace_back(buf);
+    }
+    for (auto & L : fd.layers) {
+        if (L.adapter_gate_up != nullptr) {
+            char * at = (char *) L.adapter_gate_up->data;
+            if (ggml_backend_tensor_alloc(L.adapter_gate_up->buffer, L.adapter_gate, at) != GGML_STATUS_SUCCESS ||
+                ggml_backend_tensor_alloc(L.adapter_gate_up->buffer, L.adapter_up, at + ggml_nbytes(L.adapter_gate)) != GGML_STATUS_SUCCESS) {
+                flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_ALLOC, "cannot place the adapter of layer " + std::to_string(L.il));
+            }
+        }
     }
     for (auto & L : fd.layers) {
         L.routes_fused = flexidepth_fused_route_supported(L);

@@ -45,6 +45,9 @@ struct llama_flexidepth_layer {
     // W_head W_up folded at load time ([d_r, 1], F32): with no nonlinearity between them it is the
     // same function for half the router's work (SPEC section 2); training keeps the two
     ggml_tensor * router_fused = nullptr;
+    // adapter_gate and adapter_up as one [d, 2 d_a] tensor, the two placed in it at load (gate's
+    // rows first, as ggml_swiglu takes them), or nullptr where they cannot share a buffer
+    ggml_tensor * adapter_gate_up = nullptr;
     // whether inference routes and mixes this layer in the fork's fused CPU ops
     // (flexidepth-fused-ops.h): its router sits in the CPU's plain buffer
     bool routes_fused = false;
