@@ -18,9 +18,9 @@ const float * column(const ggml_tensor * t, int64_t i) {
     return (const float *) ((const char *) t->data + i * t->nb[1]);
 }
 
-// Routers this small (d x d_r per row, in a ubatch of up to this many rows) have their down
-// product computed in the route op too: on flexi-demo-12L (192 x 12) the product is a fraction of
-// a microsecond, less than the barrier of its own graph node.
+// A router this small (d_r up to SMALL_ROUTER_MAX, d x d_r x rows multiply-adds up to
+// SMALL_ROUTER_MACS) has its down product computed in the route op too: on flexi-demo-12L
+// (192 x 12, one row) that takes less than the barrier of a graph node of its own.
 constexpr int64_t SMALL_ROUTER_MACS = 1 << 15;
 constexpr int64_t SMALL_ROUTER_MAX  = 64;
 
