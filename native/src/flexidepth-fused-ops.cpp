@@ -105,6 +105,7 @@ void mix_rows(ggml_tensor * dst, int ith, int nth, void *) {
     const ggml_tensor * adapter = dst->src[1];
     const ggml_tensor * gate    = dst->src[2];
     const ggml_tensor * run     = dst->src[3];
+    const ggml_tensor * res     = dst->src[4];
     const int64_t d = dst->ne[0];
     const int64_t n = dst->ne[1];
     // elements, not rows: a single decode row is split over the threads too
@@ -118,9 +119,10 @@ void mix_rows(ggml_tensor * dst, int ith, int nth, void *) {
         const float g    = column(gate, i)[0];
         const float w    = runs ? g : 1.0f - g;
         const float * src = column(runs ? ffn : adapter, i);
+        const float * r   = column(res, i);
         float * out = (float *) ((char *) dst->data + i * dst->nb[1]);
         for (int64_t k = k0; k < k1; ++k) {
-            out[k] = src[k] * w;
+            out[k] = src[k] * w + r[k];
         }
         begin += k1 - k0;
     }
@@ -160,9 +162,12 @@ flexidepth_fused_route flexidepth_fuse_route(ggml_context * ctx, const llama_fle
     return f;
 }
 
-ggml_tensor * flexidepth_fuse_mix(ggml_context * ctx, ggml_tensor * ffn_out, ggml_tensor * adapter, ggml_tensor * gate, ggml_tensor * run) {
-    GGML_ASSERT(ggml_are_same_shape(ffn_out, adapter) && ffn_out->nb[0] == sizeof(float) && adapter->nb[0] == sizeof(float));
-    GGML_ASSERT(ffn_out->type == GGML_TYPE_F32 && adapter->type == GGML_TYPE_F32 && gate->ne[1] == ffn_out->ne[1] && run->ne[1] == ffn_out->ne[1]);
-    ggml_tensor * args[] = { ffn_out, adapter, gate, run };
-    return ggml_custom_4d(ctx, GGML_TYPE_F32, ffn_out->ne[0], ffn_out->ne[1], 1, 1, args, 4, mix_rows, GGML_N_TASKS_MAX, nullptr);
+ggml_tensor * flexidepth_fuse_mix(ggml_context * ctx, ggml_tensor * ffn_out, ggml_tensor * adapter, ggml_tensor * gate, ggml_tensor * run,
+                                  ggml_tensor * residual) {
+    GGML_ASSERT(ggml_are_same_shape(ffn_out, adapter) && ggml_are_same_shape(ffn_out, residual));
+    GGML_ASSERT(ffn_out->nb[0] == sizeof(float) && adapter->nb[0] == sizeof(float) && residual->nb[0] == sizeof(float));
+    GGML_ASSERT(ffn_out->type == GGML_TYPE_F32 && adapter->type == GGML_TYPE_F32 && residual->type == GGML_TYPE_F32);
+    GGML_ASSERT(gate->ne[1] == ffn_out->ne[1] && run->ne[1] == ffn_out->ne[1]);
+    ggml_tensor * args[] = { ffn_out, adapter, gate, run, residual };
+    return ggml_custom_4d(ctx, GGML_TYPE_F32, ffn_out->ne[0], ffn_out->ne[1], 1, 1, args, 5, mix_rows, GGML_N_TASKS_MAX, nullptr);
 }

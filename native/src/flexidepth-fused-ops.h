@@ -29,6 +29,7 @@ bool flexidepth_fused_route_supported(const llama_flexidepth_layer & L);
 flexidepth_fused_route flexidepth_fuse_route(ggml_context * ctx, const llama_flexidepth_layer & L, ggml_tensor * r_down,
                                              ggml_tensor * tau, const float * eps);
 
-// run ? g * ffn_out : (1 - g) * adapter, row by row ([d, n]; gate and run [1, n]): the half not
-// taken is never read, so a row's masked-out product may hold anything.
-ggml_tensor * flexidepth_fuse_mix(ggml_context * ctx, ggml_tensor * ffn_out, ggml_tensor * adapter, ggml_tensor * gate, ggml_tensor * run);
+// residual + (run ? g * ffn_out : (1 - g) * adapter), row by row ([d, n]; gate and run [1, n]):
+// the half not taken is never read, so a row's masked-out product may hold anything.
+ggml_tensor * flexidepth_fuse_mix(ggml_context * ctx, ggml_tensor * ffn_out, ggml_tensor * adapter, ggml_tensor * gate, ggml_tensor * run,
+                                  ggml_tensor * residual);

@@ -243,7 +243,8 @@ ggml_tensor * llm_flexidepth_graph::mask_attention(int il, ggml_tensor * attn_ou
     return masked;
 }
 
-ggml_tensor * llm_flexidepth_graph::mix_ffn(int il, ggml_tensor * ffn_out, ggml_tensor * u) {
+ggml_tensor * llm_flexidepth_graph::mix_ffn(int il, ggml_tensor * ffn_out, ggml_tensor * u, ggml_tensor * residual) {
+    residual_added = false;
     if (gate == nullptr) {
         return ffn_out;
     }
@@ -272,7 +273,8 @@ ggml_tensor * llm_flexidepth_graph::mix_ffn(int il, ggml_tensor * ffn_out, ggml_
     const bool exact_zeros = adapter_masked && !layer.ffn_up_b && !layer.ffn_gate_b && !layer.ffn_down_b;
     ggml_tensor * mixed;
     if (fused) {
-        mixed = flexidepth_fuse_mix(ctx0, ffn_out, adapter, gate, run);
+        mixed = flexidepth_fuse_mix(ctx0, ffn_out, adapter, gate, run, residual);
+        residual_added = true;
     } else if (exact_zeros) {
         // masked: the FFN is exactly 0 for skipped tokens and the adapter for the others
         mixed = ggml_add(ctx0, ggml_mul(ctx0, ffn_out, gate), ggml_mul(ctx0, adapter, ggml_scale_bias(ctx0, gate, -1.0f, 1.0f)));
@@ -285,6 +287,14 @@ ggml_tensor * llm_flexidepth_graph::mix_ffn(int il, ggml_tensor * ffn_out, ggml_
     g.cb(mixed, "fd_ffn_out", il);
     finish_layer();
     return mixed;
+}
+
+ggml_tensor * llm_flexidepth_graph::add_residual(ggml_tensor * ffn_out, ggml_tensor * residual) {
+    if (residual_added) {
+        residual_added = false;
+        return ffn_out;
+    }
+    return ggml_add(g.ctx0, ffn_out, residual);
 }
 
 void llm_flexidepth_graph::finish_layer() {

@@ -154,8 +154,12 @@ public:
     ggml_tensor * mask_attention(int il, ggml_tensor * attn_out, ggml_tensor * out_ids);
 
     // run * g * FFN(u) + (1 - run) * (1 - g) * Adapter(u); u: the post-attention RMSNorm output.
-    // Unchanged for ATTENTION plug-ins, whose FFN always runs.
-    ggml_tensor * mix_ffn(int il, ggml_tensor * ffn_out, ggml_tensor * u);
+    // Unchanged for ATTENTION plug-ins, whose FFN always runs. The fused mix adds the layer's
+    // residual too (one node fewer), which add_residual then knows.
+    ggml_tensor * mix_ffn(int il, ggml_tensor * ffn_out, ggml_tensor * u, ggml_tensor * residual);
+
+    // ffn_out + residual, where mix_ffn has not added it already
+    ggml_tensor * add_residual(ggml_tensor * ffn_out, ggml_tensor * residual);
 
 private:
     // alpha * mean over tokens of (sum of g over routed layers)^2 (SPEC 4), flagged as a loss
@@ -176,4 +180,5 @@ private:
     // oracle, keeps ggml's); then its route made the adapter's ids too
     bool fused = false;
     ggml_tensor * ids_skip = nullptr;
+    bool residual_added = false; // by the last mix_ffn
 };
