@@ -26,7 +26,7 @@ bool flexidepth_fused_route_supported(const llama_flexidepth_layer & L);
 
 // From the router's input z [d, n]: g = sigmoid(W_fused tanh(RMSNorm(W_down z) * norm) + bias)
 // and the decision g > tau, tau [1, n] the rows' thresholds. eps must outlive the graph.
-flexidepth_fused_route flexidepth_fuse_route(ggml_context * ctx, const llama_flexidepth_layer & L, ggml_tensor * r_down,
+flexidepth_fused_route flexidepth_fuse_route(ggml_context * ctx, const llama_flexidepth_layer & L, ggml_tensor * z,
                                              ggml_tensor * tau, const float * eps);
 
 // residual + (run ? g * ffn_out : (1 - g) * adapter), row by row ([d, n]; gate and run [1, n]):

@@ -14,6 +14,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace {
@@ -377,6 +378,7 @@ void load(llama_adapter_flexidepth & fd, const llama_model & model, const char *
         // both in one product (one graph node fewer per routed layer); the two stay tensors of
         // their own, which training updates. Not in a repacked layout, which is per tensor.
         constexpr size_t GATE = 5, UP = 6;
+        static_assert(std::string_view(TENSORS[GATE].name) == "fd_adapter_gate" && std::string_view(TENSORS[UP].name) == "fd_adapter_up");
         ggml_tensor * gate_up = nullptr;
         if (t[GATE] != nullptr && t[UP] != nullptr && type[GATE] == type[UP] && !repacked[GATE] && !repacked[UP]) {
             if (placed == nullptr) {
@@ -421,8 +423,6 @@ void load(llama_adapter_flexidepth & fd, const llama_model & model, const char *
                 flexidepth_throw(LLAMA_FLEXIDEPTH_ERR_ALLOC, "cannot place the adapter of layer " + std::to_string(L.il));
             }
         }
-    }
-    for (auto & L : fd.layers) {
         L.routes_fused = flexidepth_fused_route_supported(L);
         L.adapter_batches_compact = L.adapter_up != nullptr;
         for (const ggml_tensor * w : { L.adapter_gate, L.adapter_up, L.adapter_down }) {

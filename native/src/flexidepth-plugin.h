@@ -144,11 +144,11 @@ namespace flexidepth_format {
     }
 }
 
-// The routed layers of a plug-in for a model of n_layer layers must be ascending, distinct and in
-// range; throws flexidepth_error with `status` otherwise.
 // Whether t sits in the CPU's plain buffer, allocated or mapped from the model file.
 bool flexidepth_in_plain_cpu_buffer(const ggml_tensor * t);
 
+// The routed layers of a plug-in for a model of n_layer layers must be ascending, distinct and in
+// range; throws flexidepth_error with `status` otherwise.
 void flexidepth_check_routed(const std::vector<int32_t> & routed, int32_t n_layer, int32_t status);
 
 // What a skip family leaves out for a skipped token, and whether an adapter replaces the FFN.
